@@ -17,9 +17,18 @@ setup(
         "keras>=3",
         "numpy",
         "absl-py",
+        "imageio",
+        "tensorflow-datasets>=4.9",
+        # The `tfds` command of tensorflow-datasets 4.9.10 imports these at start-up.
+        "apache-beam",
+        "mlcroissant",
+        "importlib_resources",
+        # Bundled sample photographs for the synthetic defocus dataset.
+        "scikit-image",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # dill: tensorflow-datasets' DatasetBuilderTestCase imports it.
+        "test": ["pytest>=7", "dill"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

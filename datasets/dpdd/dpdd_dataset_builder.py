@@ -1,0 +1,132 @@
+"""DPDD: the Dual-Pixel Defocus Deblurring dataset (Abuolaim & Brown, ECCV 2020)."""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from etils import epath
+
+_SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
+_VIEWS = {"image": ("c", "source"), "target": ("c", "target"),
+          "left": ("l", "source"), "right": ("r", "source")}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """DPDD for defocus deblurring: 350 / 74 / 76 scenes at 1680x1120, 16-bit."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release: 16-bit PNGs stored byte for byte."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    DPDD cannot be downloaded automatically.
+    1. Download `dd_dp_dataset_canon.zip` ("All images used for training/testing",
+       16-bit sRGB PNGs) from the links in the README of
+       https://github.com/Abdullah-Abuolaim/defocus-deblurring-dual-pixel
+    2. Unzip it: `unzip dd_dp_dataset_canon.zip -d ~/dpdd` (about 35 GB).
+    3. Check the layout: `~/dpdd/dd_dp_dataset_canon/{train,val,test}_{c,l,r}/`,
+       with `source/` in each and `target/` in the `_c` folders.
+    4. Build: `tfds build datasets/dpdd --manual_dir=~/dpdd --data_dir=DATA_DIR`
+       (`--manual_dir` may also point at `dd_dp_dataset_canon` itself).
+    """
+    BUILDER_CONFIGS = [
+        tfds.core.BuilderConfig(
+            name="single", description="Blurry centre image and sharp target."),
+        tfds.core.BuilderConfig(
+            name="dual", description="Centre, left and right dual-pixel views and "
+            "the sharp target."),
+    ]
+
+    def _views(self):
+        return ("image", "target", "left", "right") if self.builder_config.name == "dual" \
+            else ("image", "target")
+
+    def _info(self):
+        image = tfds.features.Image(shape=(None, None, 3), dtype=np.uint16,
+                                    encoding_format="png")
+        features = {view: image for view in self._views()}
+        features["name"] = tfds.features.Text()
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features),
+            supervised_keys=("image", "target"),
+            homepage="https://github.com/Abdullah-Abuolaim/defocus-deblurring-dual-pixel",
+        )
+
+    def _split_generators(self, dl_manager):
+        root = _find_root(epath.Path(dl_manager.manual_dir))
+        # List and pair every split before anything is written.
+        scenes = {split: _list_scenes(root, folder, self._views())
+                  for split, folder in _SPLIT_FOLDERS.items()}
+        return {split: self._generate_examples(pairs) for split, pairs in scenes.items()}
+
+    def _generate_examples(self, scenes):
+        for name, paths in scenes:
+            example = {view: _read_png(path) for view, path in paths.items()}
+            shapes = {view: _png_shape(data, paths[view]) for view, data in example.items()}
+            if len(set(shapes.values())) > 1:
+                listing = ", ".join(f"{paths[v]} {s[1]}x{s[0]}" for v, s in shapes.items())
+                raise ValueError(f"DPDD scene {name}: views differ in size: {listing}")
+            example["name"] = name
+            yield name, example
+
+
+def _find_root(manual_dir):
+    """The folder holding train_c/ etc.: `manual_dir` or its dd_dp_dataset_canon/."""
+    for candidate in (manual_dir, manual_dir / "dd_dp_dataset_canon"):
+        if (candidate / "train_c").exists():
+            return candidate
+    raise FileNotFoundError(
+        f"DPDD not found in --manual_dir={manual_dir}: expected train_c/, val_c/, "
+        "test_c/ (and _l/, _r/) there or in its dd_dp_dataset_canon/ folder. "
+        "See MANUAL_DOWNLOAD_INSTRUCTIONS in datasets/dpdd/README.md")
+
+
+def _scene_name(path, view):
+    """Scene id of a file: its stem without a trailing _L / _R for side views."""
+    stem = path.stem
+    if view in ("left", "right") and stem.upper().endswith(("_L", "_R")):
+        stem = stem[:-2]
+    return stem
+
+
+def _list_scenes(root, folder, views):
+    """[(scene name, {view: path})] of one split, sorted; every view is required."""
+    found = {}
+    for view in views:
+        side, kind = _VIEWS[view]
+        directory = root / f"{folder}_{side}" / kind
+        if not directory.exists():
+            raise FileNotFoundError(f"DPDD folder missing: {directory}")
+        found[view] = {_scene_name(p, view): p for p in directory.iterdir()
+                       if p.suffix.lower() == ".png"}
+        if not found[view]:
+            raise FileNotFoundError(f"DPDD folder has no PNG files: {directory}")
+    names = sorted(found["image"])
+    for view in views[1:]:
+        for name in names:
+            if name not in found[view]:
+                side, kind = _VIEWS[view]
+                raise FileNotFoundError(
+                    f"DPDD: {found['image'][name]} has no {view} view in "
+                    f"{root / f'{folder}_{side}' / kind}")
+        extra = sorted(set(found[view]) - set(names))
+        if extra:
+            raise FileNotFoundError(f"DPDD: {found[view][extra[0]]} has no blurry source "
+                                    f"image in {found['image'][names[0]].parent}")
+    return [(name, {view: found[view][name] for view in views}) for name in names]
+
+
+def _read_png(path):
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"DPDD: cannot read {path}: {e}") from None
+
+
+def _png_shape(data, path):
+    """(height, width) of a 3-channel PNG; raises ValueError naming `path` otherwise."""
+    try:
+        image = tf.io.decode_png(data, dtype=tf.uint16)
+    except (tf.errors.InvalidArgumentError, ValueError) as e:
+        reason = getattr(e, "message", str(e))
+        raise ValueError(f"DPDD: {path} is not a readable PNG ({reason})") from None
+    if image.shape[-1] != 3:
+        raise ValueError(f"DPDD: {path} has {image.shape[-1]} channels, expected RGB")
+    return tuple(image.shape[:2])

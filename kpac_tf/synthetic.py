@@ -1,0 +1,199 @@
+"""Synthetic defocus scenes: sharp content that ships with scikit-image, plus
+procedural textures, arranged in depth and blurred with `kpac_tf.defocus`.
+
+No download: every photograph comes from `skimage.data`'s bundled files. Train and
+test use disjoint photographs (`SOURCES`); procedural content is drawn from
+split-specific seeds.
+"""
+
+import zlib
+
+import numpy as np
+
+from kpac_tf.defocus import add_sensor_noise, render_defocus
+
+# Bundled scikit-image photographs per split; no photograph is in both.
+SOURCES = {
+    "train": ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry",
+              "retina", "coins", "moon", "brick", "grass", "page", "colorwheel",
+              "cell", "motorcycle"),
+    "test": ("chelsea", "coffee", "camera", "gravel", "text"),
+}
+MAX_RADIUS = 10.0
+
+
+def _load_photo(name):
+    """(image float32 (h, w, 3) in [0, 1], inverse depth (h, w) or None)."""
+    from skimage import data
+
+    if name == "motorcycle":  # Middlebury stereo pair with real disparity
+        left, _, disparity = data.stereo_motorcycle()
+        disparity = disparity.astype(np.float32)
+        valid = np.isfinite(disparity)
+        disparity[~valid] = disparity[valid].min()
+        return left.astype(np.float32) / 255, disparity
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    return image[..., :3].astype(np.float32) / 255, None
+
+
+class SourceBank:
+    """The photographs of one split, loaded once."""
+
+    def __init__(self, split):
+        if split not in SOURCES:
+            raise ValueError(f"split must be one of {sorted(SOURCES)}, got {split!r}")
+        self.split = split
+        self.photos = {name: _load_photo(name) for name in SOURCES[split]}
+        self.with_depth = [n for n, (_, depth) in self.photos.items() if depth is not None]
+
+
+def _resize(image, size):
+    from skimage.transform import resize
+
+    return resize(image, size, order=1, anti_aliasing=True, preserve_range=True
+                  ).astype(np.float32)
+
+
+def _random_crop(rng, image, size, depth=None):
+    """Crops a random square (scaled to `size`) from `image` (and `depth`)."""
+    height, width = image.shape[:2]
+    side = int(min(height, width) * rng.uniform(0.5, 1.0))
+    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    window = (slice(top, top + side), slice(left, left + side))
+    crop = _resize(image[window], (size, size))
+    if depth is None:
+        return crop
+    return crop, _resize(depth[window], (size, size))
+
+
+def _procedural_texture(rng, size):
+    """A random texture: smooth colour noise, stripes, checks or strokes, in [0, 1]."""
+    kind = rng.integers(4)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    colors = rng.uniform(0, 1, (2, 3)).astype(np.float32)
+    if kind == 0:  # multi-octave colour noise
+        out = np.zeros((size, size, 3), np.float32)
+        for octave in range(1, 5):
+            cells = 2 ** (octave + 1)
+            coarse = rng.uniform(-1, 1, (cells, cells, 3)).astype(np.float32)
+            out += _resize(coarse, (size, size)) / octave
+        return np.clip(0.5 + 0.35 * out, 0, 1)
+    if kind == 1:  # stripes
+        angle, freq = rng.uniform(0, np.pi), rng.uniform(4, 40)
+        t = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (x * np.cos(angle) + y * np.sin(angle)))
+    elif kind == 2:  # checks
+        freq = rng.integers(3, 24)
+        t = ((np.floor(x * freq) + np.floor(y * freq)) % 2).astype(np.float32)
+    else:  # random strokes, like text or twigs
+        t = np.zeros((size, size), np.float32)
+        for _ in range(rng.integers(20, 80)):
+            r0, c0 = rng.integers(0, size, 2)
+            length, width = rng.integers(4, size // 3), rng.integers(1, 4)
+            if rng.uniform() < 0.5:
+                t[r0:r0 + width, c0:c0 + length] = 1
+            else:
+                t[r0:r0 + length, c0:c0 + width] = 1
+    return colors[0] + (colors[1] - colors[0]) * t[..., None]
+
+
+def _texture(rng, bank, size):
+    if rng.uniform() < 0.7:
+        name = sorted(bank.photos)[rng.integers(len(bank.photos))]
+        return _random_crop(rng, bank.photos[name][0], size)
+    return _procedural_texture(rng, size)
+
+
+def _shape_mask(rng, size):
+    """A random ellipse, rectangle or polygon, boolean (size, size)."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    cy, cx = rng.uniform(0, size, 2)
+    ry, rx = rng.uniform(size / 10, size / 2.5, 2)
+    kind = rng.integers(3)
+    if kind == 0:
+        angle = rng.uniform(0, np.pi)
+        u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+        v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
+        return (u / rx) ** 2 + (v / ry) ** 2 <= 1
+    if kind == 1:
+        return (np.abs(y - cy) <= ry) & (np.abs(x - cx) <= rx)
+    sides = rng.integers(3, 8)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, sides))
+    radii = rng.uniform(0.5, 1.0, sides) * max(ry, rx)
+    px, py = cx + radii * np.cos(angles), cy + radii * np.sin(angles)
+    inside = np.zeros((size, size), bool)
+    for i in range(sides):  # even-odd rule
+        x0, y0, x1, y1 = px[i], py[i], px[i - 1], py[i - 1]
+        crosses = (y0 > y) != (y1 > y)
+        x_at = x0 + (y - y0) * (x1 - x0) / np.where(y1 == y0, 1e-9, y1 - y0)
+        inside ^= crosses & (x < x_at)
+    return inside
+
+
+def make_scene(rng, bank, size):
+    """A sharp image and its inverse depth (larger is nearer, in [0, 1]).
+
+    Kinds: layered planes (textured shapes at constant depths over a background),
+    a slanted background plane (a depth ramp) with shapes, or a photograph with its
+    real disparity (when the split has one).
+
+    Returns:
+        (sharp float32 (size, size, 3) in [0, 1], inverse_depth float32 (size, size)).
+    """
+    weights = {"layers": 0.45, "ramp": 0.4, "disparity": 0.15 if bank.with_depth else 0}
+    kinds, p = list(weights), np.array(list(weights.values()))
+    kind = kinds[rng.choice(len(kinds), p=p / p.sum())]
+    if kind == "disparity":
+        name = bank.with_depth[rng.integers(len(bank.with_depth))]
+        image, disparity = bank.photos[name]
+        sharp, depth = _random_crop(rng, image, size, disparity)
+        depth = (depth - depth.min()) / max(float(np.ptp(depth)), 1e-6)
+        return sharp, depth.astype(np.float32)
+    sharp = _texture(rng, bank, size)
+    if kind == "ramp":
+        angle = rng.uniform(0, 2 * np.pi)
+        y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        t = x * np.cos(angle) + y * np.sin(angle)
+        t = (t - t.min()) / np.ptp(t)
+        depth = rng.uniform(0, 0.3) + t * rng.uniform(0.3, 0.7)
+    else:
+        depth = np.full((size, size), rng.uniform(0, 0.3))
+    for object_depth in np.sort(rng.uniform(0.2, 1.0, rng.integers(1, 5))):
+        mask = _shape_mask(rng, size)
+        sharp = np.where(mask[..., None], _texture(rng, bank, size), sharp)
+        depth = np.where(mask, object_depth, depth)
+    return sharp.astype(np.float32), depth.astype(np.float32)
+
+
+def example_rng(seed, split, index):
+    """The random generator of example `index` of `split`: stable across runs."""
+    return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
+
+
+def make_example(seed, split, index, bank, size):
+    """One synthetic defocus example.
+
+    Returns:
+        dict with `blurry`, `sharp` uint8 (size, size, 3), `blur_radius` float32
+        (size, size) in pixels (the true circle-of-confusion radius of the sharp
+        image's pixels), and `name`.
+    """
+    rng = example_rng(seed, split, index)
+    sharp, depth = make_scene(rng, bank, size)
+    if rng.uniform() < 0.5:  # focus on something in the scene
+        focus = float(rng.choice(np.unique(np.round(depth, 3))))
+    else:
+        focus = rng.uniform(float(depth.min()), float(depth.max()))
+    spread = max(float(np.abs(depth - focus).max()), 1e-3)
+    pixels_per_unit = rng.uniform(1.5, MAX_RADIUS) / spread
+    blades = 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
+    blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
+                                    rotation=rng.uniform(0, np.pi))
+    blurry = add_sensor_noise(blurry, rng)
+
+    def to_uint8(image):
+        return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+    return {"blurry": to_uint8(blurry), "sharp": to_uint8(sharp),
+            "blur_radius": radius.astype(np.float32), "name": f"{split}_{index:05d}"}

@@ -1,0 +1,114 @@
+"""Defocus rendering: thin lens, aperture kernels, occlusion; synthetic examples."""
+
+import numpy as np
+import pytest
+
+from kpac_tf import defocus, synthetic
+
+
+def test_coc_is_linear_in_inverse_depth():
+    np.testing.assert_allclose(defocus.coc_radius(np.array([0.2, 0.5, 0.9]), 0.5, 10),
+                               [3, 0, 4], atol=1e-6)
+
+
+@pytest.mark.parametrize("radius,blades", [(3.0, 0), (5.5, 0), (4.0, 6), (7.0, 5)])
+def test_aperture_kernels(radius, blades):
+    kernel = defocus.aperture_kernel(radius, blades)
+    half = int(np.ceil(radius))
+    assert kernel.shape == (2 * half + 1, 2 * half + 1)
+    assert kernel.sum() == pytest.approx(1)
+    # Area of the support matches the disc / regular polygon.
+    area = np.count_nonzero(kernel / kernel.max() > 0.5)
+    expected = (np.pi * radius ** 2 if not blades
+                else 0.5 * blades * radius ** 2 * np.sin(2 * np.pi / blades))
+    assert area == pytest.approx(expected, rel=0.15)
+    if not blades:
+        np.testing.assert_allclose(kernel, kernel.T, atol=1e-12)
+        np.testing.assert_allclose(kernel, kernel[::-1], atol=1e-12)
+
+
+def test_small_radius_is_identity():
+    np.testing.assert_array_equal(defocus.aperture_kernel(0.3), [[1.0]])
+    with pytest.raises(ValueError, match="blades"):
+        defocus.aperture_kernel(3, blades=2)
+
+
+def test_all_in_focus_scene_is_unchanged(rng):
+    sharp = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)
+    depth = rng.uniform(0, 1, (32, 32)).astype(np.float32)
+    blurry, radius = defocus.render_defocus(sharp, depth, 0.5, pixels_per_unit=0.0)
+    np.testing.assert_allclose(blurry, sharp, atol=1e-5)
+    assert not radius.any()
+
+
+def test_uniform_depth_is_a_disc_convolution_in_linear_light(rng):
+    sharp = rng.uniform(0, 1, (40, 40, 3)).astype(np.float32)
+    depth = np.full((40, 40), 0.8, np.float32)
+    blurry, radius = defocus.render_defocus(sharp, depth, 0.5, pixels_per_unit=10.0)
+    np.testing.assert_allclose(radius, 3.0, atol=1e-5)
+    kernel = defocus.aperture_kernel(3.0)
+    linear = sharp ** defocus.GAMMA
+    expected = np.zeros_like(linear)
+    for dy in range(7):
+        for dx in range(7):
+            expected[3:-3, 3:-3] += kernel[dy, dx] * linear[6 - dy:40 - dy, 6 - dx:40 - dx]
+    expected = expected ** (1 / defocus.GAMMA)
+    np.testing.assert_allclose(blurry[3:-3, 3:-3], expected[3:-3, 3:-3], atol=2e-4)
+
+
+def test_occlusion_sharp_foreground_over_blurred_background():
+    sharp = np.zeros((40, 40, 3), np.float32)
+    sharp[:, :, 0] = (np.arange(40) % 2)[None, :]          # background: fine stripes
+    sharp[10:30, 10:30] = [0, 1, 0]                          # foreground: green square
+    depth = np.full((40, 40), 0.0, np.float32)
+    depth[10:30, 10:30] = 1.0
+    # Focus on the foreground: it stays exactly sharp, background stripes blur.
+    blurry, _ = defocus.render_defocus(sharp, depth, 1.0, pixels_per_unit=4.0)
+    np.testing.assert_allclose(blurry[10:30, 10:30], sharp[10:30, 10:30], atol=1e-5)
+    assert blurry[:8, :8, 0].std() < 0.1 * sharp[:8, :8, 0].std()
+    # Focus on the background: the blurred green square spills over it.
+    blurry, _ = defocus.render_defocus(sharp, depth, 0.0, pixels_per_unit=4.0)
+    assert blurry[20, 8, 1] > 0.2 and blurry[20, 2, 1] < 0.01
+    np.testing.assert_allclose(blurry[0:5, 0:5, 0], sharp[0:5, 0:5, 0], atol=1e-5)
+
+
+def test_sensor_noise_is_mild_and_signal_dependent():
+    rng = np.random.default_rng(0)
+    dark = defocus.add_sensor_noise(np.full((100, 100), 0.05), rng)
+    bright = defocus.add_sensor_noise(np.full((100, 100), 0.9), rng)
+    assert 0.001 < dark.std() < bright.std() < 0.02
+
+
+@pytest.fixture(scope="module")
+def banks():
+    return {split: synthetic.SourceBank(split) for split in ("train", "test")}
+
+
+def test_splits_share_no_photograph(banks):
+    assert not set(synthetic.SOURCES["train"]) & set(synthetic.SOURCES["test"])
+    assert banks["train"].with_depth == ["motorcycle"] and banks["test"].with_depth == []
+
+
+def test_examples_are_deterministic_and_varied(banks):
+    a = synthetic.make_example(0, "train", 3, banks["train"], 48)
+    b = synthetic.make_example(0, "train", 3, banks["train"], 48)
+    c = synthetic.make_example(0, "train", 4, banks["train"], 48)
+    for key in ("blurry", "sharp", "blur_radius"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["sharp"], c["sharp"])
+    assert a["blurry"].dtype == np.uint8 and a["blurry"].shape == (48, 48, 3)
+    assert a["name"] == "train_00003"
+
+
+def test_examples_are_blurred_where_the_radius_says(banks):
+    compared = 0
+    for index in range(6):
+        ex = synthetic.make_example(1, "test", index, banks["test"], 64)
+        radius = ex["blur_radius"]
+        assert 0 <= radius.min() and radius.max() <= synthetic.MAX_RADIUS + 1e-4
+        diff = np.abs(ex["blurry"].astype(float) - ex["sharp"].astype(float)).mean(-1)
+        sharp_zone, blurred_zone = radius < 0.5, radius > 4
+        if sharp_zone.sum() > 50 and blurred_zone.sum() > 50:
+            assert diff[blurred_zone].mean() > diff[sharp_zone].mean()
+            compared += 1
+    assert compared >= 2
