@@ -154,3 +154,18 @@ def test_does_not_shadow_huggingface_datasets(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("dpdd")
     assert not (REPO / "datasets" / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["datasets/synthetic_defocus", "--config=tiny"],
+    ["datasets/dpdd", "--config=dual", f"--manual_dir={DPDD_DUMMY}"],
+])
+def test_tfds_command_line_builds(tmp_path, args):
+    """The standard `tfds build` command works with the project's install."""
+    tfds_cli = pathlib.Path(sys.executable).with_name("tfds")
+    command = [str(tfds_cli)] if tfds_cli.exists() else [
+        sys.executable, "-m", "tensorflow_datasets.scripts.cli.main"]
+    out = subprocess.run(command + ["build", *args, f"--data_dir={tmp_path}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert list(tmp_path.glob("*/*/1.0.0/dataset_info.json"))
