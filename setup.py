@@ -10,14 +10,23 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # Only the library is installed; `experiments` run from the repository root.
-    packages=find_packages(include=["kpac_tf", "kpac_tf.*"]),
+    # The apps in experiments/ install as `kpac_tf_experiments` (a distinct name, so
+    # nothing called `experiments` lands in site-packages); from a clone they also
+    # run as `python -m experiments.<app>`. datasets/ is not installed: it is
+    # HuggingFace's import name, and the TFDS builders run from the clone.
+    packages=find_packages(include=["kpac_tf", "kpac_tf.*"]) + ["kpac_tf_experiments"],
+    package_dir={"kpac_tf_experiments": "experiments"},
+    entry_points={"console_scripts": [
+        "kpac-train = kpac_tf_experiments.train:run",
+        "kpac-evaluate = kpac_tf_experiments.evaluate:run",
+    ]},
     install_requires=[
         "tensorflow>=2.18",
         "keras>=3",
         "numpy",
         "absl-py",
         "imageio",
+        "tensorboard",  # tf.summary needs it; TensorFlow 2.21 no longer brings it
         "tensorflow-datasets>=4.9",
         # The `tfds` command of tensorflow-datasets 4.9.10 imports these at start-up.
         "apache-beam",

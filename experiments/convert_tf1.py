@@ -12,12 +12,10 @@ on the checkpoint's tensors) and written only if it matches within 1e-4.
 from absl import app, flags, logging
 
 import kpac_tf
+from .common_flags import MODEL as _MODEL, OUTPUT as _OUTPUT
 from kpac_tf.checkpoints import convert_tf1_checkpoint
 
 _NPZ = flags.DEFINE_string("npz", None, "Authors' checkpoint (.npz) to convert.")
-_MODEL = flags.DEFINE_enum("model", None, kpac_tf.MODEL_NAMES,
-                           "Network the checkpoint belongs to.")
-_OUTPUT = flags.DEFINE_string("output", None, "Keras model file to write (.keras).")
 
 
 def main(argv):

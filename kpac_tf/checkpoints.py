@@ -429,3 +429,92 @@ def save_tf1_npz(model, path):
     >>> save_tf1_npz(model, "single_2level.npz")
     """
     write_tf1_npz([np.asarray(v.numpy()) for _, v in tf1_variables(model)], path)
+
+
+# ---------------------------------------------------------------------------
+# Starting weights from any checkpoint kind.
+
+
+def _assign_keras_weights(model, source, path):
+    ours, theirs = model.weights, source.weights
+    if len(ours) != len(theirs):
+        raise CheckpointError(f"{path}: holds {len(theirs)} weights, model {model.name!r} "
+                              f"has {len(ours)}")
+    for mine, other in zip(ours, theirs):
+        if tuple(mine.shape) != tuple(other.shape):
+            raise CheckpointError(f"{path}: weight {other.path} has shape "
+                                  f"{tuple(other.shape)}, model expects {tuple(mine.shape)} "
+                                  f"({mine.path})")
+    for mine, other in zip(ours, theirs):
+        mine.assign(other)
+
+
+def training_checkpoint(path):
+    """The newest tf.train checkpoint in a run folder, its checkpoints/ or `path`."""
+    import tensorflow as tf
+
+    for folder in (os.path.join(path, "checkpoints"), path):
+        latest = tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else None
+        if latest:
+            return latest
+    return None
+
+
+def initialize_weights(model, path):
+    """Copies weights into `model` from a `.keras` file, an authors' `.npz`, or a
+    training run (its model_dir or checkpoint folder). All or nothing.
+
+    Raises:
+        CheckpointError: unreadable, missing, or not matching the model.
+    """
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        load_tf1_npz(model, path)
+    elif path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: no such Keras model file")
+        _assign_keras_weights(model, keras.models.load_model(path), path)
+    elif os.path.isdir(path):
+        latest = training_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f"{path}: no training checkpoint found (expected a "
+                                  "run's model_dir or its checkpoints/ folder)")
+        staging = keras.models.clone_model(model)
+        tf.train.Checkpoint(model=staging).restore(latest).expect_partial() \
+            .assert_existing_objects_matched()
+        _assign_keras_weights(model, staging, latest)
+    else:
+        raise CheckpointError(f"{path}: expected a .keras file, an authors' .npz, or a "
+                              "training run folder")
+    return model
+
+
+def load_model(path, name=None):
+    """A Keras model from any checkpoint kind, ready for inference.
+
+    Args:
+        path: a `.keras` file; an authors' `.npz` (needs `name`); or a training run
+            folder (its config.json names the network; else `name` is needed).
+        name: str or None, network name for `build_model`.
+
+    Raises:
+        CheckpointError: unreadable, missing, or needs `name`.
+    """
+    path = os.fspath(path)
+    if path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: no such Keras model file")
+        return keras.models.load_model(path)
+    overrides = {}
+    config_path = os.path.join(path, "config.json")
+    if os.path.isdir(path) and os.path.isfile(config_path):
+        import json
+
+        with open(config_path) as f:
+            run = json.load(f)
+        name, overrides = run["model"], run.get("model_overrides", {})
+    if name is None:
+        raise CheckpointError(f"{path}: name the network (--model) to load this checkpoint")
+    return initialize_weights(build_model(name, **overrides), path)

@@ -96,19 +96,40 @@ class KPACBlock(keras.layers.Layer):
         def make(*args, **kw):
             return conv2d(*args, kernel_initializer=self.kernel_initializer, **kw)
 
-        self.scale_convs = []
+        # Sublayers and kernels live in named attributes (not lists) so TensorFlow
+        # checkpoints track them too; the list properties below give them in order.
+        self._scale_names, self._shape_names = [], []
         if self.scale_attention:
-            self.scale_convs = [
-                make(f, 5, dilation_rate=2, name=f"sca_dc{i + 1}")
-                for i, f in enumerate(self.scale_attention_filters)]
-            self.scale_convs.append(
-                make(len(self.dilation_rates), 5, activation="sigmoid", name="sca_c2"))
-        self.shape_convs = []
+            for i, width in enumerate(self.scale_attention_filters):
+                self._scale_names.append(f"sca_dc{i + 1}")
+                setattr(self, self._scale_names[-1],
+                        make(width, 5, dilation_rate=2, name=self._scale_names[-1]))
+            self._scale_names.append("sca_c2")
+            self.sca_c2 = make(len(self.dilation_rates), 5, activation="sigmoid",
+                               name="sca_c2")
         if self.shape_attention:
             bottleneck = self.shape_attention_filters or max(self.filters // 4, 1)
-            self.shape_convs = [make(bottleneck, 1, name="sha_c1"),
-                                make(self.filters, 1, activation="sigmoid", name="sha_c2")]
+            self._shape_names = ["sha_c1", "sha_c2"]
+            self.sha_c1 = make(bottleneck, 1, name="sha_c1")
+            self.sha_c2 = make(self.filters, 1, activation="sigmoid", name="sha_c2")
         self.fuse_conv = make(self.output_filters, 3, name="cf")
+        self._kernel_names = (["shared_kernel"] if self.share_weights
+                              else [f"kernel_rate{r}" for r in self.dilation_rates])
+
+    @property
+    def scale_convs(self):
+        """The scale-attention convolutions, input to output."""
+        return [getattr(self, name) for name in self._scale_names]
+
+    @property
+    def shape_convs(self):
+        """The two shape-attention 1x1 convolutions."""
+        return [getattr(self, name) for name in self._shape_names]
+
+    @property
+    def atrous_kernels(self):
+        """The atrous kernel variables: one if shared, else one per rate."""
+        return [getattr(self, name) for name in self._kernel_names]
 
     @property
     def num_rates(self):
@@ -120,12 +141,9 @@ class KPACBlock(keras.layers.Layer):
             raise ValueError(
                 f"KPACBlock needs a known channel count, got input shape {input_shape}")
         kernel_shape = (self.kernel_size, self.kernel_size, channels, self.filters)
-        names = (["shared_kernel"] if self.share_weights
-                 else [f"kernel_rate{r}" for r in self.dilation_rates])
-        self.atrous_kernels = [
-            self.add_weight(name=n, shape=kernel_shape,
-                            initializer=self.kernel_initializer)
-            for n in names]
+        for name in self._kernel_names:
+            setattr(self, name, self.add_weight(name=name, shape=kernel_shape,
+                                                initializer=self.kernel_initializer))
         shape = tuple(input_shape)
         for conv in self.scale_convs:
             conv.build(shape)

@@ -128,11 +128,12 @@ def test_prepare_data_app_builds_dpdd(tmp_path):
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(dataset="dpdd", config="single", data_dir=str(tmp_path),
-                             manual_dir=str(DPDD_DUMMY)):
+    with flagsaver.flagsaver(dataset="dpdd", dataset_config="single",
+                             data_dir=str(tmp_path), manual_dir=str(DPDD_DUMMY)):
         prepare_data.main(["prepare_data"])
     assert data.get_builder("dpdd", str(tmp_path), "single").info.splits["test"].num_examples == 2
-    with flagsaver.flagsaver(dataset="dpdd", config="single", data_dir=str(tmp_path / "x"),
+    with flagsaver.flagsaver(dataset="dpdd", dataset_config="single",
+                             data_dir=str(tmp_path / "x"),
                              manual_dir=str(tmp_path / "missing")):
         with pytest.raises(SystemExit, match="prepare_data: "):
             prepare_data.main(["prepare_data"])

@@ -120,3 +120,15 @@ def test_authors_initialisation():
     kernel = model.get_layer("kpac_0").atrous_kernels[0].numpy()
     assert abs(kernel.std() - 0.04) < 0.002 and abs(kernel.mean()) < 0.002
     assert not model.get_layer("cm_1").bias.numpy().any()
+
+
+@pytest.mark.parametrize("overrides", [{}, dict(share_weights=False),
+                                       dict(block_type="residual", num_blocks=2)])
+def test_tensorflow_checkpoints_track_every_weight(tmp_path, overrides):
+    """tf.train checkpoints (training runs) must reach weights inside the blocks."""
+    model = build_model("single_2level", **TINY, **overrides)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    clone = build_model("single_2level", **TINY, **overrides)
+    tf.train.Checkpoint(model=clone).restore(path).assert_consumed()
+    for a, b in zip(model.weights, clone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -5,6 +5,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from kpac_tf import images
+
 _SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
 _VIEWS = {"image": ("c", "source"), "target": ("c", "target"),
           "left": ("l", "source"), "right": ("r", "source")}
@@ -78,39 +80,13 @@ def _find_root(manual_dir):
         "See MANUAL_DOWNLOAD_INSTRUCTIONS in datasets/dpdd/README.md")
 
 
-def _scene_name(path, view):
-    """Scene id of a file: its stem without a trailing _L / _R for side views."""
-    stem = path.stem
-    if view in ("left", "right") and stem.upper().endswith(("_L", "_R")):
-        stem = stem[:-2]
-    return stem
-
-
 def _list_scenes(root, folder, views):
     """[(scene name, {view: path})] of one split, sorted; every view is required."""
-    found = {}
+    folders = {}
     for view in views:
         side, kind = _VIEWS[view]
-        directory = root / f"{folder}_{side}" / kind
-        if not directory.exists():
-            raise FileNotFoundError(f"DPDD folder missing: {directory}")
-        found[view] = {_scene_name(p, view): p for p in directory.iterdir()
-                       if p.suffix.lower() == ".png"}
-        if not found[view]:
-            raise FileNotFoundError(f"DPDD folder has no PNG files: {directory}")
-    names = sorted(found["image"])
-    for view in views[1:]:
-        for name in names:
-            if name not in found[view]:
-                side, kind = _VIEWS[view]
-                raise FileNotFoundError(
-                    f"DPDD: {found['image'][name]} has no {view} view in "
-                    f"{root / f'{folder}_{side}' / kind}")
-        extra = sorted(set(found[view]) - set(names))
-        if extra:
-            raise FileNotFoundError(f"DPDD: {found[view][extra[0]]} has no blurry source "
-                                    f"image in {found['image'][names[0]].parent}")
-    return [(name, {view: found[view][name] for view in views}) for name in names]
+        folders[view] = root / f"{folder}_{side}" / kind
+    return images.pair_views(folders, label="DPDD")
 
 
 def _read_png(path):

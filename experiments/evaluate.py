@@ -1,0 +1,112 @@
+r"""Evaluates a model at full resolution in the paper's Table 4 format.
+
+python -m experiments.evaluate --checkpoint=single_2level.npz --model=single_2level \
+    --dataset=dpdd --split=test --output_dir=outputs/eval_2level
+
+--checkpoint: a .keras file, a training run folder, or an authors' .npz (with
+--model). Images: a dataset split (--dataset, --split), or --input_dir holding
+`blurry/` and `sharp/` (or `source/` and `target/`) folders of PNG/JPEG pairs, or a
+DPDD-layout folder (`<split>_c/source`, `<split>_c/target`, and `_l`/`_r` for the
+dual model). Writes metrics.json, per_image.csv and images/ into --output_dir.
+"""
+
+import os
+
+from absl import app, flags
+
+from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
+                                      DATASET as _DATASET,
+                                      DATASET_CONFIG as _DATASET_CONFIG,
+                                      MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL)
+from kpac_tf import checkpoints, data, evaluation, images
+
+_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
+_INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of blurry/sharp pairs.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs/evaluate", "Where results go.")
+_LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate only the first N images (0: all).")
+_SKIP_BAD = flags.DEFINE_boolean("skip_bad", False,
+                                 "Skip and list unreadable images instead of aborting.")
+
+
+def _folder_views(input_dir, split, dual):
+    """View -> folder for the supported --input_dir layouts."""
+    for blurry, sharp in (("blurry", "sharp"), ("source", "target")):
+        if os.path.isdir(os.path.join(input_dir, blurry)):
+            if dual:
+                raise ValueError(f"{input_dir}: the dual model needs a DPDD-layout folder "
+                                 f"({split}_c, {split}_l, {split}_r)")
+            return {"center": os.path.join(input_dir, blurry),
+                    "sharp": os.path.join(input_dir, sharp)}
+    views = {"center": f"{split}_c/source", "sharp": f"{split}_c/target"}
+    if dual:
+        views.update(left=f"{split}_l/source", right=f"{split}_r/source")
+    return {view: os.path.join(input_dir, folder) for view, folder in views.items()}
+
+
+def folder_items(input_dir, split, dual):
+    """(name, load) pairs over an --input_dir; load() reads and converts lazily."""
+    import tensorflow as tf
+
+    def load(paths):
+        def read(path):
+            image = images.read_image(path)
+            if image.ndim != 3 or image.shape[-1] != 3:
+                raise images.ImageReadError(f"{path}: expected an RGB image, got shape "
+                                            f"{image.shape}")
+            return data.to_unit_range(tf.constant(image))[None]
+
+        views = {view: read(path) for view, path in paths.items()}
+        shapes = {tuple(v.shape) for v in views.values()}
+        if len(shapes) > 1:
+            raise ValueError(f"views differ in size: {sorted(map(str, paths.values()))}")
+        inputs = ((views["center"], views["left"], views["right"]) if dual
+                  else views["center"])
+        return inputs, views["sharp"]
+
+    pairs = images.pair_views(_folder_views(input_dir, split, dual), label=input_dir)
+    return [(name, lambda paths=paths: load(paths)) for name, paths in pairs]
+
+
+def dataset_items(dataset, config, data_dir, manual_dir, split, name):
+    """(name, load) pairs over a TFDS split."""
+    if dataset == "dpdd" and config is None:
+        config = "dual" if name == "dual" else "single"
+    builder = data.prepare(dataset, data_dir, config, manual_dir)
+    return [(item_name[0].numpy().decode(), lambda x=inputs, y=sharp: (x, y))
+            for inputs, sharp, item_name in data.evaluation_dataset(builder, split)]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        model = checkpoints.load_model(_CHECKPOINT.value, _MODEL.value)
+        name = _MODEL.value or model.name
+        dual = len(model.inputs) == 3
+        if _INPUT_DIR.value:
+            items = folder_items(_INPUT_DIR.value, _SPLIT.value, dual)
+        else:
+            items = dataset_items(_DATASET.value or "synthetic", _DATASET_CONFIG.value,
+                                  _DATA_DIR.value, _MANUAL_DIR.value, _SPLIT.value, name)
+        if _LIMIT.value:
+            items = items[:_LIMIT.value]
+        summary = evaluation.evaluate(model, items, _OUTPUT_DIR.value, _SKIP_BAD.value)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"evaluate: {e}") from None
+    with_paper = (not _INPUT_DIR.value and _DATASET.value == "dpdd"
+                  and _SPLIT.value == "test")
+    print(evaluation.format_table(summary, name, model.count_params(), with_paper))
+    print(f"LPIPS: unavailable ({summary['lpips_unavailable']})")
+    for skipped, reason in summary["skipped"]:
+        print(f"skipped {skipped}: {reason}")
+    print(f"Results: {_OUTPUT_DIR.value}/metrics.json, per_image.csv, images/")
+
+
+def run():
+    """Console-script entry point (`kpac-evaluate`)."""
+    flags.mark_flags_as_required(["checkpoint"])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
