@@ -19,6 +19,8 @@ setup(
     entry_points={"console_scripts": [
         "kpac-train = kpac_tf_experiments.train:run",
         "kpac-evaluate = kpac_tf_experiments.evaluate:run",
+        "kpac-deblur = kpac_tf_experiments.deblur:run",
+        "kpac-export = kpac_tf_experiments.export:run",
     ]},
     install_requires=[
         "tensorflow>=2.18",

@@ -18,7 +18,7 @@ from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
                                       DATASET as _DATASET,
                                       DATASET_CONFIG as _DATASET_CONFIG,
                                       MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL)
-from kpac_tf import checkpoints, data, evaluation, images
+from kpac_tf import data, evaluation, images, inference
 
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of blurry/sharp pairs.")
@@ -80,9 +80,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        model = checkpoints.load_model(_CHECKPOINT.value, _MODEL.value)
+        model = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
         name = _MODEL.value or model.name
-        dual = len(model.inputs) == 3
+        dual = model.num_inputs == 3
         if _INPUT_DIR.value:
             items = folder_items(_INPUT_DIR.value, _SPLIT.value, dual)
         else:
@@ -95,7 +95,7 @@ def main(argv):
         raise SystemExit(f"evaluate: {e}") from None
     with_paper = (not _INPUT_DIR.value and _DATASET.value == "dpdd"
                   and _SPLIT.value == "test")
-    print(evaluation.format_table(summary, name, model.count_params(), with_paper))
+    print(evaluation.format_table(summary, name, model.params, with_paper))
     print(f"LPIPS: unavailable ({summary['lpips_unavailable']})")
     for skipped, reason in summary["skipped"]:
         print(f"skipped {skipped}: {reason}")

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from kpac_tf import metrics
+from kpac_tf.inference import Deblurrer, center_view
 
 
 @dataclasses.dataclass
@@ -51,23 +52,6 @@ def summarize(scores):
     return summary
 
 
-def predictor(model):
-    """A traced `model` call that accepts any batch, height and width (no retracing)."""
-    specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
-
-    @tf.function(input_signature=[tuple(specs) if len(specs) > 1 else specs[0]],
-                 reduce_retracing=True)
-    def predict(inputs):
-        return tf.cast(model(inputs, training=False), tf.float32)
-
-    return predict
-
-
-def center_view(inputs):
-    """The blurry (centre) image of a model input: the tensor, or the first of a tuple."""
-    return inputs[0] if isinstance(inputs, (tuple, list)) else inputs
-
-
 # The paper's Table 4 (DPDD test set) and Table 3's blurry input, for comparison.
 PAPER_TABLE4 = {"single_2level": dict(psnr=25.24, ssim=0.845, lpips=0.229, params=1.58),
                 "single_3level": dict(psnr=25.24, ssim=0.842, lpips=0.225, params=2.06)}
@@ -82,7 +66,7 @@ def evaluate(model, items, output_dir, skip_bad=False):
     """Deblurs and scores every item; writes images, per_image.csv and metrics.json.
 
     Args:
-        model: keras.Model (any input size is padded to its multiple).
+        model: keras.Model or `inference.Deblurrer` (any input size works).
         items: iterable of (name, load) where `load()` returns (inputs, sharp) in
             [-1, 1] with batch 1, and may raise `images.ImageReadError`/ValueError.
         output_dir: str; receives `images/<name>.png`, `per_image.csv`, `metrics.json`.
@@ -100,11 +84,10 @@ def evaluate(model, items, output_dir, skip_bad=False):
 
     from kpac_tf import images as image_io
     from kpac_tf.files import atomic_output
-    from kpac_tf.inference import predict_any_size, size_multiple_of
 
     items = list(items)
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
-    predict, multiple = predictor(model), size_multiple_of(model)
+    deblurrer = model if isinstance(model, Deblurrer) else Deblurrer.from_keras(model)
     progress = keras.utils.Progbar(len(items), unit_name="image")
     scores, skipped = [], []
     for name, load in items:
@@ -117,7 +100,7 @@ def evaluate(model, items, output_dir, skip_bad=False):
             skipped.append((name, str(e)))
             progress.add(1)
             continue
-        output = predict_any_size(predict, inputs, multiple)
+        output = deblurrer(inputs)
         scores.append(score_image(name, center_view(inputs), output, sharp))
         image_io.write_png(os.path.join(output_dir, "images", f"{name}.png"),
                            tf.cast(tf.round(metrics.to_unit(output)[0] * 255), tf.uint8))
@@ -150,7 +133,7 @@ def format_table(summary, model_name, params, with_paper=False):
         rows.append((f"{model_name} (paper)", f"{paper['psnr']:.2f}", f"{paper['ssim']:.3f}",
                      f"{paper['lpips']:.3f}", f"{paper['params']:.2f}"))
     rows.append((f"{model_name} (ours)", f"{summary['psnr']:.2f}", f"{summary['ssim']:.3f}",
-                 "n/a", f"{params / 1e6:.2f}"))
+                 "n/a", f"{params / 1e6:.2f}" if params else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]

@@ -3,6 +3,9 @@
 Network-range tensors are float32 (batch, h, w, 3) in [-1, 1].
 """
 
+import os
+
+import numpy as np
 import tensorflow as tf
 
 from kpac_tf.layers import SizeCheck
@@ -52,3 +55,294 @@ def predict_any_size(predict, inputs, multiple):
         return crop(output, padded[0][1])
     padded, size = pad_to_multiple(inputs, multiple)
     return crop(predict(padded), size)
+
+
+def predictor(model):
+    """A traced `model` call that accepts any batch, height and width (no retracing)."""
+    specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
+
+    @tf.function(input_signature=[tuple(specs) if len(specs) > 1 else specs[0]],
+                 reduce_retracing=True)
+    def predict(inputs):
+        return tf.cast(model(inputs, training=False), tf.float32)
+
+    return predict
+
+
+def center_view(inputs):
+    """The blurry (centre) image of a model input: the tensor, or the first of a tuple."""
+    return inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+
+
+def scale_attention_maps(model, inputs, block="kpac_0"):
+    """Scale-attention maps of a KPAC block: (batch, h / 2**levels, w / 2**levels,
+    num_rates) in (0, 1), or None when the model has no such block or attention."""
+    import keras
+
+    try:
+        layer = model.get_layer(block)
+    except ValueError:
+        return None
+    if not getattr(layer, "scale_attention", False):
+        return None
+    features = keras.Model(model.inputs, layer.input)(inputs)
+    return layer.scale_attention_maps(features)
+
+
+class Deblurrer:
+    """A model ready for images of any size: Keras (traced once, no retracing for
+    new sizes) or an exported SavedModel.
+
+    Attributes:
+        name: str, network name.
+        num_inputs: int, 1 (single image) or 3 (centre, left, right).
+        params: int or None, parameter count (None for a SavedModel).
+        keras_model: keras.Model or None.
+
+    Call arguments:
+        inputs: float32 (batch, h, w, 3) in [-1, 1], any h and w, or the dual triple.
+
+    Returns:
+        float32 (batch, h, w, 3), the network output (not clipped).
+    """
+
+    def __init__(self, predict, name, num_inputs, params=None, keras_model=None):
+        self._predict = predict
+        self.name = name
+        self.num_inputs = num_inputs
+        self.params = params
+        self.keras_model = keras_model
+
+    @classmethod
+    def from_keras(cls, model):
+        multiple, predict = size_multiple_of(model), predictor(model)
+        return cls(lambda inputs: predict_any_size(predict, inputs, multiple), model.name,
+                   len(model.inputs), model.count_params(), model)
+
+    @classmethod
+    def from_saved_model(cls, path):
+        """Loads an export of `kpac_tf.export` (its `float` signature)."""
+        loaded = tf.saved_model.load(path)
+        if "float" not in loaded.signatures:
+            raise ValueError(f"{path}: SavedModel has no 'float' signature; export it with "
+                             "experiments.export")
+        signature = loaded.signatures["float"]
+        names = sorted(signature.structured_input_signature[1])
+        num_inputs = 3 if "center" in names else 1
+
+        def predict(inputs):
+            views = inputs if num_inputs == 3 else (inputs,)
+            keys = ("center", "left", "right") if num_inputs == 3 else ("images",)
+            unit = {k: (tf.convert_to_tensor(v, tf.float32) + 1.0) / 2.0
+                    for k, v in zip(keys, views)}
+            return signature(**unit)["deblurred"] * 2.0 - 1.0
+
+        predict.loaded = loaded  # keeps the SavedModel alive
+        parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+        name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+        return cls(predict, name, num_inputs)
+
+    def __call__(self, inputs):
+        return self._predict(inputs)
+
+
+def load_deblurrer(path, name=None):
+    """A `Deblurrer` from a SavedModel folder or any `checkpoints.load_model` source."""
+    from kpac_tf import checkpoints
+
+    path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return Deblurrer.from_saved_model(path)
+    return Deblurrer.from_keras(checkpoints.load_model(path, name))
+
+
+def _tile_starts(size, tile, overlap):
+    """Tile origins covering [0, size) with at least `overlap` shared pixels."""
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return sorted(set(starts))
+
+
+def _ramp(length, tile, overlap, at_start, at_end):
+    """1-D blending weights of a tile: raised-cosine ramps over `overlap` pixels on
+    sides that meet another tile, flat (1) on image borders."""
+    weights = np.ones(length, np.float32)
+    if overlap > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap)
+        if not at_start:
+            weights[:overlap] = ramp
+        if not at_end:
+            weights[-overlap:] = ramp[::-1]
+    return weights
+
+
+def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
+    """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
+
+    Peak memory follows the tile, not the photo. Tiles are `tile_size` square
+    (the last row/column aligned to the image edge), overlapping by `overlap`
+    pixels and blended with raised-cosine weights, so no seam shows.
+
+    Args:
+        deblurrer: `Deblurrer`.
+        inputs: numpy float32 (1, h, w, 3) in [-1, 1], or the dual triple.
+        tile_size: int, tile side in pixels.
+        overlap: int, pixels shared by neighbouring tiles (< tile_size / 2).
+
+    Returns:
+        numpy float32 (1, h, w, 3).
+    """
+    views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    height, width = views[0].shape[1:3]
+    if not 0 <= overlap < tile_size / 2:
+        raise ValueError(f"overlap must be in [0, tile_size / 2), got {overlap} for "
+                         f"tile_size {tile_size}")
+    total = np.zeros((1, height, width, 3), np.float32)
+    weight = np.zeros((1, height, width, 1), np.float32)
+    rows, cols = _tile_starts(height, tile_size, overlap), _tile_starts(width, tile_size, overlap)
+    for top in rows:
+        for left in cols:
+            window = (slice(None), slice(top, top + tile_size), slice(left, left + tile_size))
+            tile_views = tuple(v[window] for v in views)
+            out = np.asarray(deblurrer(tile_views if len(views) == 3 else tile_views[0]))
+            h, w = out.shape[1:3]
+            wy = _ramp(h, tile_size, min(overlap, h // 2), top == 0, top + h >= height)
+            wx = _ramp(w, tile_size, min(overlap, w // 2), left == 0, left + w >= width)
+            tile_weight = (wy[:, None] * wx[None, :])[None, :, :, None]
+            total[window] += out * tile_weight
+            weight[window] += tile_weight
+    return total / weight
+
+
+def _to_network(image):
+    """uint8/uint16 (..., 3) -> float32 in [-1, 1] at the image's own bit depth."""
+    top = 255.0 if image.dtype == np.uint8 else 65535.0
+    return image.astype(np.float32) / (top / 2.0) - 1.0
+
+
+def _from_network(output, dtype):
+    top = 255.0 if dtype == np.uint8 else 65535.0
+    return np.clip(np.round((output + 1.0) * (top / 2.0)), 0, top).astype(dtype)
+
+
+def deblur(model, image, tile_size=None, overlap=64):
+    """Deblurs a photo (or a batch) of any size; returns the same dtype and shape.
+
+    Args:
+        model: keras.Model from `build_model` / `load_model`, or a `Deblurrer`.
+        image: numpy uint8 or uint16, (h, w), (h, w, 1), (h, w, 3), (h, w, 4) or a
+            batch (n, h, w, c). For the dual model, a tuple (center, left, right)
+            of RGB arrays. Grayscale is deblurred as RGB and averaged back; an alpha
+            channel is passed through unchanged. 16-bit images keep 16-bit precision.
+        tile_size: int or None. Process in overlapping tiles of this side (bounds
+            memory for large photos); None runs the whole image at once.
+        overlap: int, tile overlap in pixels.
+
+    Returns:
+        numpy array of `image`'s dtype and shape.
+
+    Example:
+    >>> sharp = deblur(model, imageio.imread("photo.png"), tile_size=1024)
+    """
+    deblurrer = model if isinstance(model, Deblurrer) else Deblurrer.from_keras(model)
+    if isinstance(image, (tuple, list)):
+        if deblurrer.num_inputs != 3:
+            raise ValueError(f"{deblurrer.name} takes one image, got {len(image)}")
+        views = [np.asarray(v) for v in image]
+        return _deblur_batch(deblurrer, views, tile_size, overlap)
+    if deblurrer.num_inputs == 3:
+        raise ValueError("the dual model needs (center, left, right) images")
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image must be uint8 or uint16, got {image.dtype}")
+    original_shape = image.shape
+    batched = image.ndim == 4
+    if image.ndim == 2:  # (h, w) grayscale
+        image = image[..., None]
+    if not batched:
+        image = image[None]
+    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected (h, w[, 1|3|4]) or (n, h, w, 1|3|4), got "
+                         f"{np.shape(image)}")
+    channels = image.shape[-1]
+    rgb = np.repeat(image, 3, axis=-1) if channels == 1 else image[..., :3]
+    out = _deblur_batch(deblurrer, [rgb], tile_size, overlap)
+    if channels == 1:
+        out = _from_network(_to_network(out).mean(axis=-1, keepdims=True), image.dtype)
+    elif channels == 4:
+        out = np.concatenate([out, image[..., 3:]], axis=-1)
+    return out.reshape(original_shape)
+
+
+def _deblur_batch(deblurrer, views, tile_size, overlap):
+    """views: list of (n, h, w, 3) (or (h, w, 3)) same-dtype arrays."""
+    dtype = views[0].dtype
+    single = views[0].ndim == 3
+    views = [v[None] if single else v for v in views]
+    outputs = []
+    for index in range(views[0].shape[0]):
+        item = [_to_network(v[index:index + 1]) for v in views]
+        inputs = tuple(item) if len(item) == 3 else item[0]
+        if tile_size:
+            out = predict_tiled(deblurrer, inputs, tile_size, overlap)
+        else:
+            out = np.asarray(deblurrer(inputs))
+        outputs.append(_from_network(out, dtype))
+    out = np.concatenate(outputs, axis=0)
+    return out[0] if single else out
+
+
+def attention_image(model, image):
+    """Scale-attention maps of the first KPAC block for an RGB photo, as one uint8
+    grayscale image: the rates' maps side by side, each at the photo's size.
+
+    Returns None when the model has no scale attention.
+    """
+    deblurrer = Deblurrer.from_keras(model)
+    multiple = size_multiple_of(model)
+    padded, (height, width) = pad_to_multiple(_to_network(np.asarray(image)[None]), multiple)
+    maps = scale_attention_maps(model, padded)
+    if maps is None or deblurrer.num_inputs != 1:
+        return None
+    factor = int(padded.shape[1]) // int(maps.shape[1])
+    maps = np.repeat(np.repeat(np.asarray(maps[0]), factor, 0), factor, 1)[:height, :width]
+    tiles = [maps[..., i] for i in range(maps.shape[-1])]
+    return np.round(np.concatenate(tiles, axis=1) * 255).astype(np.uint8)[..., None]
+
+
+def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=False):
+    """Deblurs image files; one bad file is reported, not fatal.
+
+    Args:
+        deblurrer: `Deblurrer` (or keras.Model).
+        jobs: list of (input path, output .png path).
+        tile_size, overlap: as for `deblur`.
+        save_attention: bool, also write `<output stem>_attention.png` (Keras only).
+
+    Returns:
+        list of (input path, error message) for files that failed.
+    """
+    import keras
+
+    from kpac_tf import images
+
+    deblurrer = deblurrer if isinstance(deblurrer, Deblurrer) else Deblurrer.from_keras(deblurrer)
+    if save_attention and deblurrer.keras_model is None:
+        raise ValueError("--save_attention needs a Keras model, not a SavedModel")
+    failures = []
+    progress = keras.utils.Progbar(len(jobs), unit_name="image")
+    for source, target in jobs:
+        try:
+            image = images.read_image(source)
+            images.write_png(target, deblur(deblurrer, image, tile_size, overlap))
+            if save_attention:
+                maps = attention_image(deblurrer.keras_model, image[..., :3]
+                                       if image.shape[-1] >= 3 else np.repeat(image, 3, -1))
+                if maps is not None:
+                    images.write_png(os.path.splitext(target)[0] + "_attention.png", maps)
+        except (images.ImageReadError, ValueError) as e:
+            failures.append((source, str(e)))
+        progress.add(1)
+    return failures

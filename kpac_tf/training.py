@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kpac_tf import checkpoints, data, evaluation, losses
+from kpac_tf import checkpoints, data, evaluation, losses, metrics
 from kpac_tf.files import atomic_output
+from kpac_tf.inference import center_view, predictor, scale_attention_maps
 from kpac_tf.models import build_model
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -231,19 +232,6 @@ class _Trainer:
         return train_step
 
 
-def _attention_images(model, inputs):
-    """Scale-attention maps of the first KPAC block, tiled side by side: (1, h, w*n, 1)."""
-    try:
-        block = model.get_layer("kpac_0")
-    except ValueError:
-        return None
-    if not block.scale_attention:
-        return None
-    features = keras.Model(model.inputs, block.input)(inputs)
-    maps = block.scale_attention_maps(features)
-    return tf.concat(tf.unstack(maps[..., None], axis=3), axis=2)
-
-
 def _evaluate(trainer, eval_data, limit, predict, write_images=False):
     """Scores the model on up to `limit` held-out images; logs TensorBoard images."""
     scores = []
@@ -251,15 +239,16 @@ def _evaluate(trainer, eval_data, limit, predict, write_images=False):
         if limit and index >= limit:
             break
         output = predict(inputs)
-        blurry = evaluation.center_view(inputs)
+        blurry = center_view(inputs)
         scores.append(evaluation.score_image(name[0].numpy().decode(), blurry, output, sharp))
         if write_images and index == 0:
             tf.summary.image("blurry_output_sharp", tf.concat(
-                [evaluation.metrics.to_unit(blurry), evaluation.metrics.to_unit(output),
-                 evaluation.metrics.to_unit(sharp)], axis=2), step=trainer.step)
-            attention = _attention_images(trainer.model, inputs)
-            if attention is not None:
-                tf.summary.image("scale_attention_kpac_0_rates_1_to_n", attention,
+                [metrics.to_unit(blurry), metrics.to_unit(output), metrics.to_unit(sharp)],
+                axis=2), step=trainer.step)
+            maps = scale_attention_maps(trainer.model, inputs)
+            if maps is not None:  # the rates' maps side by side
+                tf.summary.image("scale_attention_kpac_0_rates_1_to_n",
+                                 tf.concat(tf.unstack(maps[..., None], axis=3), axis=2),
                                  step=trainer.step)
     return evaluation.summarize(scores)
 
@@ -333,7 +322,7 @@ def _train(config):
     _restore_or_initialize(config, trainer, checkpoint, manager)
 
     eval_data = data.evaluation_dataset(builder, _eval_split(config))
-    predict = evaluation.predictor(trainer.model)
+    predict = predictor(trainer.model)
     train_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     eval_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     train_step = trainer.make_train_step()

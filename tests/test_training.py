@@ -67,7 +67,7 @@ def test_resume_is_exact(tmp_path, data_dir, caplog):
     training.train(tiny_config(straight, data_dir, steps=6))
     split = tmp_path / "split"
     training.train(tiny_config(split, data_dir, steps=2))
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         training.train(tiny_config(split, data_dir, steps=6))
     assert "Restored from step 2" in caplog.text
     for a, b in zip(weights_of(straight), weights_of(split)):
@@ -196,3 +196,32 @@ def test_train_app(tmp_path, data_dir, capsys):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_overrides"] == {"channels": 4, "num_blocks": 1}
     assert saved["dataset"] == "synthetic"  # from the embedded_default preset
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, data_dir):
+    """SIGKILL mid-run (possibly mid-save) leaves a checkpoint the next run resumes."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "experiments.train", f"--model_dir={run}",
+               "--dataset_config=tiny", f"--data_dir={data_dir}", "--steps=100000",
+               "--batch_size=2", "--crop_size=32", "--channels=4", "--save_every=1",
+               "--log_every=1", "--eval_every=100000"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(list((run / "checkpoints").glob("*.index"))) < 3:
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    latest = checkpoints.training_checkpoint(str(run))
+    assert latest is not None
+    step = int(latest.rsplit("-", 1)[1])
+    final = training.train(tiny_config(run, data_dir, steps=step + 2, eval_images=1,
+                                       log_every=1, eval_every=100000, save_every=1,
+                                       learning_rate=1e-4))
+    assert final["step"] == step + 2
+    assert not [p for p in run.rglob("*") if p.name.startswith(".tmp-")]

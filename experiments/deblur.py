@@ -1,0 +1,79 @@
+r"""Deblurs photos of any size with a KPAC model.
+
+python -m experiments.deblur --checkpoint=outputs/embedded_default/model.keras \
+    --input=photos/ --output=deblurred/ [--tile_size=1024] [--save_attention]
+
+--checkpoint: a .keras file, a training run folder, an exported SavedModel, or an
+authors' .npz (with --model). --input is a PNG/JPEG file (8- or 16-bit; EXIF
+orientation respected) or a folder of them; results are PNGs of the same bit depth.
+An input is never overwritten.
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from kpac_tf import images, inference
+
+from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL, OUTPUT as _OUTPUT
+
+_INPUT = flags.DEFINE_string("input", None, "Photo (PNG/JPEG) or folder of photos.")
+_TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tiles of "
+                                  "this size (bounds memory for large photos).")
+_OVERLAP = flags.DEFINE_integer("overlap", 64, "Tile overlap in pixels.")
+_SAVE_ATTENTION = flags.DEFINE_boolean(
+    "save_attention", False, "Also write the first KPAC block's scale-attention maps "
+    "(<name>_attention.png, one panel per dilation rate).")
+
+
+def plan_jobs(source, target):
+    """(input, output) pairs; refuses any output that would overwrite an input."""
+    if os.path.isdir(source):
+        inputs = images.list_images(source)
+        if not inputs:
+            raise ValueError(f"{source}: no PNG or JPEG files")
+        if os.path.isfile(target):
+            raise ValueError(f"--output {target} is a file; give a folder for a folder")
+        os.makedirs(target, exist_ok=True)
+        jobs = [(p, os.path.join(target, images.scene_name(p) + ".png")) for p in inputs]
+    elif os.path.isfile(source):
+        if os.path.isdir(target) or target.endswith(os.sep):
+            os.makedirs(target, exist_ok=True)
+            target = os.path.join(target, images.scene_name(source) + ".png")
+        elif not target.lower().endswith(".png"):
+            raise ValueError(f"--output {target}: results are PNG; end it with .png")
+        jobs = [(source, target)]
+    else:
+        raise ValueError(f"--input {source}: no such file or folder")
+    for src, dst in jobs:
+        if os.path.abspath(src) == os.path.abspath(dst):
+            raise ValueError(f"refusing to overwrite the input {src}; choose another --output")
+    return jobs
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        jobs = plan_jobs(_INPUT.value, _OUTPUT.value)
+        deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        failures = inference.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,
+                                          _SAVE_ATTENTION.value)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"deblur: {e}") from None
+    logging.info("Deblurred %d of %d images into %s", len(jobs) - len(failures), len(jobs),
+                 _OUTPUT.value)
+    for source, reason in failures:
+        logging.error("failed: %s", reason)
+    if failures:
+        raise SystemExit(f"deblur: {len(failures)} of {len(jobs)} images failed (listed above)")
+
+
+def run():
+    """Console-script entry point (`kpac-deblur`)."""
+    flags.mark_flags_as_required(["checkpoint", "input", "output"])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

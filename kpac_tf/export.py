@@ -1,0 +1,90 @@
+"""SavedModel export for TF Serving.
+
+`export_saved_model(model, export_dir)` writes `export_dir/<version>/` (the layout TF
+Serving watches) with two signatures, both for any batch, height and width (padding
+to the network's multiple and cropping back happen inside the graph):
+
+- `serving_default`: `images` uint8 (batch, h, w, 3) -> `deblurred` uint8, same shape.
+- `float`: `images` float32 in [0, 1] -> `deblurred` float32 in [0, 1].
+
+The dual network's signatures take `center`, `left` and `right` instead of `images`.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from kpac_tf.inference import crop, pad_to_multiple, size_multiple_of
+
+DUAL_INPUTS = ("center", "left", "right")
+
+
+def _network_fn(model):
+    """[-1, 1] views (any size) -> [-1, 1] output, padded inside the graph."""
+    multiple = size_multiple_of(model)
+
+    def run(views):
+        padded = [pad_to_multiple(v, multiple) for v in views]
+        batch = [p for p, _ in padded]
+        output = model(batch if len(batch) > 1 else batch[0], training=False)
+        return crop(tf.cast(output, tf.float32), padded[0][1])
+
+    return run
+
+
+def next_version(export_dir):
+    """1 + the largest numeric version folder in `export_dir` (1 if none)."""
+    if not os.path.isdir(export_dir):
+        return 1
+    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model, export_dir, version=None):
+    """Exports `model` to `export_dir/<version>/`, atomically.
+
+    Args:
+        model: keras.Model from `build_model` / `checkpoints.load_model`.
+        export_dir: str, the model base folder TF Serving watches.
+        version: int or None (None: the next free version number).
+
+    Returns:
+        str, the version folder written.
+
+    Raises:
+        FileExistsError: that version already exists (never overwritten).
+    """
+    version = next_version(export_dir) if version is None else int(version)
+    target = os.path.join(export_dir, str(version))
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} already exists; choose another --version")
+    os.makedirs(export_dir, exist_ok=True)
+    run = _network_fn(model)
+    names = DUAL_INPUTS if len(model.inputs) == 3 else ("images",)
+
+    def specs(dtype):
+        return [tf.TensorSpec((None, None, None, 3), dtype, name=n) for n in names]
+
+    def serve_uint8(*images):
+        views = [tf.cast(x, tf.float32) / 127.5 - 1.0 for x in images]
+        out = tf.clip_by_value(tf.round((run(views) + 1.0) * 127.5), 0.0, 255.0)
+        return {"deblurred": tf.cast(out, tf.uint8)}
+
+    def serve_float(*images):
+        out = (run([x * 2.0 - 1.0 for x in images]) + 1.0) / 2.0
+        return {"deblurred": tf.clip_by_value(out, 0.0, 1.0)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve_uint8, input_signature=specs(tf.uint8))
+    archive.add_endpoint("float", serve_float, input_signature=specs(tf.float32))
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=export_dir)
+    try:
+        archive.write_out(staging, verbose=False)
+        os.rename(staging, target)  # TF Serving never sees a half-written version
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
