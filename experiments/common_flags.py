@@ -20,3 +20,18 @@ CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Model: a .keras file, a training run folder, or an authors' "
     ".npz (with --model).")
 OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
+# Training budget, shared by train and ablations (None: the app's or preset's default).
+STEPS = flags.DEFINE_integer("steps", None, "Training steps (paper phase 1: 200000).")
+BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 4).")
+CROP_SIZE = flags.DEFINE_integer("crop_size", None, "Random crop side (paper: 512).")
+LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Constant learning rate "
+                                   "(paper: 1e-4, phase 2 5e-5).")
+SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+EVAL_IMAGES = flags.DEFINE_integer("eval_images", None,
+                                   "Held-out images per evaluation (0: all).")
+CHANNELS = flags.DEFINE_integer("channels", None, "Base width c (48).")
+
+
+def value_or(holder, default):
+    """A flag's value, or `default` when it was left unset (None)."""
+    return default if holder.value is None else holder.value

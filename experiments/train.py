@@ -13,9 +13,12 @@ Re-running with the same --model_dir resumes where the run stopped.
 
 from absl import app, flags, logging
 
-from .common_flags import (DATA_DIR as _DATA_DIR, DATASET as _DATASET,
-                                      DATASET_CONFIG as _DATASET_CONFIG,
-                                      MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL)
+from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
+                           CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
+                           DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
+                           EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
+                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, SEED as _SEED,
+                           STEPS as _STEPS)
 from kpac_tf import training
 from kpac_tf.models import BLOCK_TYPES
 
@@ -23,12 +26,7 @@ _CONFIG = flags.DEFINE_enum("config", "embedded_default", sorted(training.PRESET
                             "Preset; any flag given explicitly overrides it.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "Output folder (default outputs/<config>); reuse resumes.")
-_STEPS = flags.DEFINE_integer("steps", None, "Total steps (paper phase 1: 200000).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 4).")
-_CROP_SIZE = flags.DEFINE_integer("crop_size", None, "Random crop side (paper: 512).")
 _FLIPS = flags.DEFINE_boolean("flips", None, "Random flips (the paper uses none).")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Constant learning rate "
-                                    "(paper: 1e-4, phase 2 5e-5).")
 _PERCEPTUAL_WEIGHT = flags.DEFINE_float(
     "perceptual_weight", None, "VGG19 block4_conv4 loss weight (0: MAE only; paper "
     "phase 2: 7e-4).")
@@ -41,12 +39,9 @@ _STRATEGY = flags.DEFINE_enum("strategy", "default", training.STRATEGIES,
                               "tf.distribute strategy (multi_worker reads TF_CONFIG).")
 _MIXED_PRECISION = flags.DEFINE_boolean("mixed_precision", False,
                                         "bfloat16 (CPU) / float16 (GPU) compute.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", None, "Steps between progress logs.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between evaluations.")
 _SAVE_EVERY = flags.DEFINE_integer("save_every", None, "Steps between checkpoints.")
-_EVAL_IMAGES = flags.DEFINE_integer("eval_images", None,
-                                    "Held-out images per evaluation (0: all).")
 # Ablation axes (paper Tables 1-3); unset means the authors' network.
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", None, "KPAC (or residual) blocks.")
 _KERNEL_SIZE = flags.DEFINE_integer("kernel_size", None, "Shared atrous kernel size.")
@@ -56,7 +51,6 @@ _SCALE_ATTENTION = flags.DEFINE_boolean("scale_attention", None, "Scale attentio
 _SHAPE_ATTENTION = flags.DEFINE_boolean("shape_attention", None, "Shape attention.")
 _BLOCK_TYPE = flags.DEFINE_enum("block_type", None, BLOCK_TYPES,
                                 "kpac, or residual (Table 2 baseline).")
-_CHANNELS = flags.DEFINE_integer("channels", None, "Base width c (48).")
 
 
 def config_from_flags():

@@ -1,0 +1,88 @@
+r"""Peak memory and time of `kpac_tf.deblur` on large photos, tiled and whole.
+
+python benchmarks/tiled_memory.py [--checkpoint=outputs/embedded_default/model.keras]
+
+Each case runs in a fresh process so its peak RSS is its own. Also reports the PSNR
+between tiled and whole-image results on a 1280x720 photo (scikit-image's rocket,
+resized), which shows how closely tiling reproduces the untiled output.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Model (default: random-weight "
+                                  "single_2level).")
+_TILE = flags.DEFINE_integer("tile_size", 1024, "Tile size of the tiled cases.")
+CASES = [("720p", 720, 1280, None), ("720p", 720, 1280, "tiled"),
+         ("12MP", 3000, 4000, "tiled"), ("24MP", 4000, 6000, "tiled")]
+
+
+def child(height, width, tile_size, checkpoint):
+    """Runs one case in this process; prints JSON with seconds and peak RSS."""
+    import numpy as np
+
+    from kpac_tf import build_model, deblur, load_deblurrer
+
+    model = load_deblurrer(checkpoint) if checkpoint else build_model("single_2level")
+    image = np.random.RandomState(0).randint(0, 256, (height, width, 3)).astype(np.uint8)
+    start = time.perf_counter()
+    deblur(model, image, tile_size=tile_size)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(dict(seconds=seconds, peak_rss_mb=peak_mb)))
+
+
+def tiled_vs_whole_psnr(checkpoint, tile_size):
+    """PSNR between tiled and whole results at 1280x720 (random-init weights when no
+    checkpoint: a harsh case, their residual is large everywhere)."""
+    import keras
+    import numpy as np
+    from skimage import data, transform
+
+    from kpac_tf import build_model, deblur, load_deblurrer
+
+    keras.utils.set_random_seed(0)
+    model = load_deblurrer(checkpoint) if checkpoint else build_model("single_2level")
+    photo = (transform.resize(data.rocket(), (720, 1280), anti_aliasing=True) * 255
+             ).astype(np.uint8)
+    whole = deblur(model, photo).astype(np.float64)
+    tiled = deblur(model, photo, tile_size=tile_size // 2, overlap=64).astype(np.float64)
+    return float(10 * np.log10(255 ** 2 / np.mean((whole - tiled) ** 2)))
+
+
+def main(argv):
+    if len(argv) == 5 and argv[1] == "child":
+        tile = None if argv[4] == "None" else int(argv[4])
+        child(int(argv[2]), int(argv[3]), tile, _CHECKPOINT.value)
+        return
+    results = []
+    for label, height, width, mode in CASES:
+        tile = _TILE.value if mode else None
+        command = [sys.executable, __file__, "child", str(height), str(width), str(tile)]
+        if _CHECKPOINT.value:
+            command.append(f"--checkpoint={_CHECKPOINT.value}")
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result.update(case=label, tile_size=tile)
+        results.append(result)
+        print(f"{label:<5} {width}x{height} tile {str(tile):<5} {result['seconds']:7.1f} s  "
+              f"peak RSS {result['peak_rss_mb']:7.0f} MB")
+    psnr = {label: tiled_vs_whole_psnr(path, _TILE.value)
+            for label, path in (("checkpoint", _CHECKPOINT.value), ("random_init", None))
+            if label == "random_init" or path}
+    for label, value in psnr.items():
+        print(f"tiled ({_TILE.value // 2} px tiles, overlap 64) vs whole at 1280x720, "
+              f"{label} weights: PSNR {value:.1f} dB")
+    print(json.dumps(dict(cases=results, tiled_vs_whole_psnr=psnr)))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,65 @@
+"""Looking inside KPAC blocks (paper Figs. 6 and 8): scale-attention maps, the
+attention-weighted dilation, and deblurring with attention forced to chosen rates."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kpac_tf.inference import pad_to_multiple, size_multiple_of
+from kpac_tf.layers import KPACBlock
+
+
+def block_attention(model, inputs):
+    """Scale-attention maps of every KPAC block for a (1, h, w, 3) input in [-1, 1]
+    (h, w padded to the network's multiple internally).
+
+    Returns:
+        {block name: numpy (h, w, num_rates)}, upsampled (nearest) to the input size.
+    """
+    padded, (height, width) = pad_to_multiple(inputs, size_multiple_of(model))
+    blocks = [layer for layer in model.layers
+              if isinstance(layer, KPACBlock) and layer.scale_attention]
+    features = keras.Model(model.inputs, [b.input for b in blocks])(padded)
+    features = features if isinstance(features, list) else [features]
+    maps = {}
+    for block, feature in zip(blocks, features):
+        attention = np.asarray(block.scale_attention_maps(feature))[0]
+        factor = int(padded.shape[1]) // attention.shape[0]
+        attention = np.repeat(np.repeat(attention, factor, 0), factor, 1)
+        maps[block.name] = attention[:int(height), :int(width)]
+    return maps
+
+
+def weighted_dilation(maps, rates):
+    """Per-pixel attention-weighted dilation rate: sum_i a_i r_i / sum_i a_i."""
+    maps = np.asarray(maps, np.float64)
+    return (maps * np.asarray(rates, np.float64)).sum(-1) / np.maximum(maps.sum(-1), 1e-9)
+
+
+class _ModulatedKPACBlock(KPACBlock):
+    """A KPAC block whose scale attention is a constant vector (one weight per rate)."""
+
+    def __init__(self, alphas, **kwargs):
+        super().__init__(**kwargs)
+        self.alphas = [float(a) for a in alphas]
+
+    def call(self, inputs, scale_attention_maps=None):
+        del scale_attention_maps
+        alpha = tf.ones_like(inputs[..., :1]) * tf.constant(self.alphas, inputs.dtype)
+        return super().call(inputs, scale_attention_maps=alpha)
+
+
+def modulated_model(model, alphas):
+    """A copy of `model` whose KPAC blocks use constant scale attention `alphas`
+    (e.g. [1, 0, 0, 0, 0] keeps only rate 1), as in the paper's Fig. 8."""
+    def clone(layer):
+        if isinstance(layer, KPACBlock):
+            if len(alphas) != len(layer.dilation_rates):
+                raise ValueError(f"{len(alphas)} alphas for {len(layer.dilation_rates)} "
+                                 f"rates in {layer.name}")
+            return _ModulatedKPACBlock(alphas, **layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
