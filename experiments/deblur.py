@@ -21,6 +21,8 @@ _INPUT = flags.DEFINE_string("input", None, "Photo (PNG/JPEG) or folder of photo
 _TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tiles of "
                                   "this size (bounds memory for large photos).")
 _OVERLAP = flags.DEFINE_integer("overlap", 64, "Tile overlap in pixels.")
+_PRECISION = flags.DEFINE_enum("precision", "float32", inference.PRECISIONS,
+                               "bfloat16: about 3x faster on CPUs with AVX512-BF16/AMX.")
 _SAVE_ATTENTION = flags.DEFINE_boolean(
     "save_attention", False, "Also write the first KPAC block's scale-attention maps "
     "(<name>_attention.png, one panel per dilation rate).")
@@ -56,7 +58,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         jobs = plan_jobs(_INPUT.value, _OUTPUT.value)
-        deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
+                                             _PRECISION.value)
         failures = inference.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,
                                           _SAVE_ATTENTION.value)
     except (ValueError, FileNotFoundError) as e:

@@ -19,7 +19,8 @@ if keras.backend.backend() != "tensorflow":
 
 from kpac_tf.checkpoints import (CheckpointError, load_tf1_npz, read_tf1_npz,  # noqa: E402
                                  save_tf1_npz, tf1_variables, write_tf1_npz)
-from kpac_tf.inference import Deblurrer, deblur, load_deblurrer  # noqa: E402
+from kpac_tf.inference import (Deblurrer, deblur, fast_predict_fn,  # noqa: E402
+                               load_deblurrer)
 from kpac_tf.layers import KPACBlock, ResidualBlock, SizeCheck  # noqa: E402
 from kpac_tf.models import MODEL_NAMES, build_model, size_multiple  # noqa: E402
 
@@ -27,6 +28,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "Deblurrer", "KPACBlock", "MODEL_NAMES", "ResidualBlock", "SizeCheck",
-    "build_model", "deblur", "load_deblurrer", "load_tf1_npz", "read_tf1_npz", "save_tf1_npz", "size_multiple",
+    "build_model", "deblur", "fast_predict_fn", "load_deblurrer", "load_tf1_npz", "read_tf1_npz", "save_tf1_npz", "size_multiple",
     "tf1_variables", "write_tf1_npz",
 ]

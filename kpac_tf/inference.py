@@ -69,6 +69,49 @@ def predictor(model):
     return predict
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def fast_predict_fn(model, precision="float32"):
+    """The fastest way we have to run `model` on this machine, traced once for any size.
+
+    float32: the Keras graph as TensorFlow's grappler and oneDNN optimise it (XLA
+    and a space-to-depth form of the last convolution were measured and were not
+    faster on CPU; see WORKSPACE.md). bfloat16: the whole network in bfloat16
+    compute (float32 weights and output), about 3x faster on CPUs with AVX512-BF16 /
+    AMX; its PSNR to the float32 output is measured in benchmarks/latency.py.
+
+    Args:
+        model: keras.Model from `build_model` (input sizes: multiples of the
+            network's `size_multiple`).
+        precision: "float32" or "bfloat16".
+
+    Returns:
+        callable: float32 (batch, h, w, 3) in [-1, 1] (or the dual triple) ->
+        float32 (batch, h, w, 3), the model's output.
+
+    Example:
+    >>> predict = fast_predict_fn(model)
+    >>> output = predict(tf.zeros((1, 720, 1280, 3)))
+    """
+    import keras
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "float32":
+        return predictor(model)
+
+    def in_bfloat16(layer):
+        config = layer.get_config()
+        if not isinstance(layer, keras.layers.InputLayer):
+            config["dtype"] = "mixed_bfloat16"
+        return layer.__class__.from_config(config)
+
+    fast = keras.models.clone_model(model, clone_function=in_bfloat16)
+    fast.set_weights(model.get_weights())
+    return predictor(fast)
+
+
 def center_view(inputs):
     """The blurry (centre) image of a model input: the tensor, or the first of a tuple."""
     return inputs[0] if isinstance(inputs, (tuple, list)) else inputs
@@ -114,8 +157,9 @@ class Deblurrer:
         self.keras_model = keras_model
 
     @classmethod
-    def from_keras(cls, model):
-        multiple, predict = size_multiple_of(model), predictor(model)
+    def from_keras(cls, model, precision="float32"):
+        """Wraps a Keras model with `fast_predict_fn(model, precision)`."""
+        multiple, predict = size_multiple_of(model), fast_predict_fn(model, precision)
         return cls(lambda inputs: predict_any_size(predict, inputs, multiple), model.name,
                    len(model.inputs), model.count_params(), model)
 
@@ -146,14 +190,15 @@ class Deblurrer:
         return self._predict(inputs)
 
 
-def load_deblurrer(path, name=None):
-    """A `Deblurrer` from a SavedModel folder or any `checkpoints.load_model` source."""
+def load_deblurrer(path, name=None, precision="float32"):
+    """A `Deblurrer` from a SavedModel folder or any `checkpoints.load_model` source
+    (`precision` applies to Keras models; a SavedModel runs as exported)."""
     from kpac_tf import checkpoints
 
     path = os.fspath(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return Deblurrer.from_saved_model(path)
-    return Deblurrer.from_keras(checkpoints.load_model(path, name))
+    return Deblurrer.from_keras(checkpoints.load_model(path, name), precision)
 
 
 def _tile_starts(size, tile, overlap):
@@ -227,7 +272,7 @@ def _from_network(output, dtype):
     return np.clip(np.round((output + 1.0) * (top / 2.0)), 0, top).astype(dtype)
 
 
-def deblur(model, image, tile_size=None, overlap=64):
+def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
     """Deblurs a photo (or a batch) of any size; returns the same dtype and shape.
 
     Args:
@@ -239,6 +284,8 @@ def deblur(model, image, tile_size=None, overlap=64):
         tile_size: int or None. Process in overlapping tiles of this side (bounds
             memory for large photos); None runs the whole image at once.
         overlap: int, tile overlap in pixels.
+        precision: "float32", or "bfloat16" (about 3x faster on CPUs with
+            AVX512-BF16 / AMX; see `fast_predict_fn`). Ignored for a `Deblurrer`.
 
     Returns:
         numpy array of `image`'s dtype and shape.
@@ -246,7 +293,8 @@ def deblur(model, image, tile_size=None, overlap=64):
     Example:
     >>> sharp = deblur(model, imageio.imread("photo.png"), tile_size=1024)
     """
-    deblurrer = model if isinstance(model, Deblurrer) else Deblurrer.from_keras(model)
+    deblurrer = (model if isinstance(model, Deblurrer)
+                 else Deblurrer.from_keras(model, precision))
     if isinstance(image, (tuple, list)):
         if deblurrer.num_inputs != 3:
             raise ValueError(f"{deblurrer.name} takes one image, got {len(image)}")

@@ -18,13 +18,13 @@ def default_kernel_initializer():
 
 
 def conv2d(filters, kernel_size, name, strides=1, dilation_rate=1,
-           activation="leaky_relu", use_bias=True, kernel_initializer=None):
+           activation="leaky_relu", use_bias=True, kernel_initializer=None, dtype=None):
     """A 'SAME' Conv2D with the authors' defaults (LeakyReLU 0.2, N(0, 0.04) init)."""
     return keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same",
         dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
         kernel_initializer=kernel_initializer or default_kernel_initializer(),
-        name=name)
+        name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="kpac_tf")
@@ -94,7 +94,8 @@ class KPACBlock(keras.layers.Layer):
                 f"{kernel_size}, {filters}, {output_filters}")
 
         def make(*args, **kw):
-            return conv2d(*args, kernel_initializer=self.kernel_initializer, **kw)
+            return conv2d(*args, kernel_initializer=self.kernel_initializer,
+                          dtype=self.dtype_policy, **kw)
 
         # Sublayers and kernels live in named attributes (not lists) so TensorFlow
         # checkpoints track them too; the list properties below give them in order.
@@ -250,9 +251,11 @@ class ResidualBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer())
         self.conv1 = conv2d(self.filters, self.kernel_size, name="conv1",
-                            kernel_initializer=self.kernel_initializer)
+                            kernel_initializer=self.kernel_initializer,
+                            dtype=self.dtype_policy)
         self.conv2 = conv2d(self.filters, self.kernel_size, name="conv2", activation=None,
-                            kernel_initializer=self.kernel_initializer)
+                            kernel_initializer=self.kernel_initializer,
+                            dtype=self.dtype_policy)
 
     def build(self, input_shape):
         if input_shape[-1] != self.filters:

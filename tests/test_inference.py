@@ -97,3 +97,27 @@ def test_tiled_output_is_close_and_seamless(model, rng):
     diff = tiled - whole
     column_steps = np.abs(np.diff(diff, axis=1)).mean(axis=(0, 2))
     assert column_steps.max() < 4 * np.median(column_steps) + 1
+
+
+@pytest.mark.parametrize("level", ["2", "3"])
+def test_fast_paths_keep_parity_with_the_authors_graph(reference_dir, level):
+    from kpac_tf import fast_predict_fn, load_tf1_npz
+
+    model = load_tf1_npz(build_model(f"single_{level}level"),
+                         reference_dir / f"tf1_{level}level_weights.npz")
+    io = np.load(reference_dir / f"tf1_{level}level_io.npz")
+    out = fast_predict_fn(model)(io["input"]).numpy()
+    assert np.max(np.abs(out - io["output"])) <= 1e-4
+    low = fast_predict_fn(model, "bfloat16")(io["input"]).numpy()
+    # bfloat16 compute: not 1e-4, but far above visible error (as [0, 1] images).
+    psnr = 10 * np.log10(1.0 / np.mean(((low - io["output"]) / 2) ** 2))
+    assert psnr > 45
+    assert model.dtype_policy.name == "float32"  # the original is untouched
+
+
+def test_bfloat16_deblur_keeps_dtype_and_shape(model, rng):
+    image = rng.randint(0, 65536, (37, 45, 3)).astype(np.uint16)
+    out = deblur(model, image, precision="bfloat16")
+    assert out.dtype == np.uint16 and out.shape == image.shape
+    with pytest.raises(ValueError, match="precision"):
+        deblur(model, image, precision="float16")
