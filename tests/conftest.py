@@ -5,8 +5,10 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from absl import flags  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE_DIR = pathlib.Path(
@@ -26,3 +28,19 @@ def reference_dir():
 @pytest.fixture
 def rng():
     return np.random.RandomState(1234)
+
+
+@pytest.fixture(autouse=True)
+def absl_flags_parsed():
+    """The apps read absl flags; tests set them with flagsaver instead of argv."""
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(tmp_path_factory):
+    """A VGG19 no-top weights file the tests make themselves (random, not ImageNet)."""
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("vgg") / "vgg19_notop.weights.h5")
+    keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
+    return path

@@ -3,18 +3,12 @@
 import keras
 import numpy as np
 import pytest
-from absl import flags
 from absl.testing import flagsaver
 
 from experiments import convert_tf1
 from kpac_tf import build_model, load_tf1_npz
 from kpac_tf.checkpoints import validation_inputs
 
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
 
 
 def test_converts_the_authors_3level_checkpoint(reference_dir, tmp_path, capsys):

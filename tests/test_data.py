@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from absl.testing import flagsaver
 
 from kpac_tf import data
@@ -126,8 +125,6 @@ def test_unknown_dataset():
 def test_prepare_data_app_builds_dpdd(tmp_path):
     from experiments import prepare_data
 
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(dataset="dpdd", dataset_config="single",
                              data_dir=str(tmp_path), manual_dir=str(DPDD_DUMMY)):
         prepare_data.main(["prepare_data"])

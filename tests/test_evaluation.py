@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from absl import flags
 from absl.testing import flagsaver
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -14,11 +13,6 @@ from kpac_tf import build_model, checkpoints, evaluation, images, save_tf1_npz
 
 from test_data import DPDD_DUMMY
 
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
 
 
 def run_app(capsys, **values):

@@ -9,7 +9,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from absl import flags
 from absl.testing import flagsaver
 
 from experiments import deblur as deblur_app, export as export_app
@@ -18,11 +17,6 @@ from kpac_tf.export import export_saved_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
 
 
 @pytest.mark.parametrize("name", ["single_2level", "dual"])

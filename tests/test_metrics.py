@@ -68,14 +68,6 @@ def test_perceptual_loss_refuses_without_weights(tmp_path):
         losses.vgg19_feature_extractor(str(tmp_path / "missing.h5"))
 
 
-@pytest.fixture(scope="module")
-def vgg_weights(tmp_path_factory):
-    """A VGG19 weights file the test makes itself (random, not ImageNet)."""
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("vgg") / "vgg19_notop.weights.h5")
-    keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
-    return path
-
 
 def test_perceptual_loss_uses_the_given_weights(vgg_weights, rng):
     extractor = losses.vgg19_feature_extractor(vgg_weights)

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from absl import flags
 from absl.testing import flagsaver
 
 from experiments import ablations, attention as attention_app, complexity as complexity_app
@@ -12,11 +11,6 @@ from experiments import inverse_kernels as inverse_app
 from kpac_tf import attention, build_model, defocus, inverse_kernels as ik
 from kpac_tf.complexity import count_flops, count_macs, mac_breakdown
 
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
 
 
 def test_inverse_kernel_tools():

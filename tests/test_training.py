@@ -11,7 +11,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from absl.testing import flagsaver
 
 from kpac_tf import build_model, checkpoints, data, training
@@ -136,13 +135,6 @@ def test_mixed_precision_runs(tmp_path, data_dir):
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
 
-@pytest.fixture(scope="module")
-def vgg_weights(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("vgg") / "vgg19_notop.weights.h5")
-    keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
-    return path
-
 
 def test_perceptual_loss_training(tmp_path, data_dir, vgg_weights):
     final = training.train(tiny_config(tmp_path, data_dir, steps=2,
@@ -185,8 +177,6 @@ def test_presets():
 def test_train_app(tmp_path, data_dir, capsys):
     from experiments import train
 
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(model_dir=str(tmp_path), dataset_config="tiny",
                              data_dir=data_dir, steps=2, batch_size=2, crop_size=32,
                              channels=4, eval_images=1, num_blocks=1):
