@@ -17,7 +17,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from kpac_tf.inference import crop, pad_to_multiple, size_multiple_of
+from kpac_tf.inference import predict_any_size, size_multiple_of
 
 DUAL_INPUTS = ("center", "left", "right")
 
@@ -26,11 +26,12 @@ def _network_fn(model):
     """[-1, 1] views (any size) -> [-1, 1] output, padded inside the graph."""
     multiple = size_multiple_of(model)
 
+    def call(inputs):
+        return tf.cast(model(inputs, training=False), tf.float32)
+
     def run(views):
-        padded = [pad_to_multiple(v, multiple) for v in views]
-        batch = [p for p, _ in padded]
-        output = model(batch if len(batch) > 1 else batch[0], training=False)
-        return crop(tf.cast(output, tf.float32), padded[0][1])
+        return predict_any_size(call, tuple(views) if len(views) > 1 else views[0],
+                                multiple)
 
     return run
 
