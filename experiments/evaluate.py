@@ -12,6 +12,7 @@ dual model). Writes metrics.json, per_image.csv and images/ into --output_dir.
 
 import os
 
+import tensorflow as tf
 from absl import app, flags
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
@@ -45,8 +46,6 @@ def _folder_views(input_dir, split, dual):
 
 def folder_items(input_dir, split, dual):
     """(name, load) pairs over an --input_dir; load() reads and converts lazily."""
-    import tensorflow as tf
-
     def load(paths):
         def read(path):
             image = images.read_image(path)

@@ -12,6 +12,7 @@ read what we write.
 """
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -19,6 +20,7 @@ import zipfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kpac_tf.files import atomic_output
 from kpac_tf.layers import KPACBlock, ResidualBlock
@@ -451,8 +453,6 @@ def _assign_keras_weights(model, source, path):
 
 def training_checkpoint(path):
     """The newest tf.train checkpoint in a run folder, its checkpoints/ or `path`."""
-    import tensorflow as tf
-
     for folder in (os.path.join(path, "checkpoints"), path):
         latest = tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else None
         if latest:
@@ -467,8 +467,6 @@ def initialize_weights(model, path):
     Raises:
         CheckpointError: unreadable, missing, or not matching the model.
     """
-    import tensorflow as tf
-
     path = os.fspath(path)
     if path.endswith(".npz"):
         load_tf1_npz(model, path)
@@ -510,8 +508,6 @@ def load_model(path, name=None):
     overrides = {}
     config_path = os.path.join(path, "config.json")
     if os.path.isdir(path) and os.path.isfile(config_path):
-        import json
-
         with open(config_path) as f:
             run = json.load(f)
         name, overrides = run["model"], run.get("model_overrides", {})

@@ -4,13 +4,18 @@ Scores are computed on 8-bit images, as the paper evaluates: network outputs are
 quantised with `clip(round((y + 1) * 127.5), 0, 255)` before comparison.
 """
 
+import csv
 import dataclasses
+import json
 import math
+import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from kpac_tf import metrics
+from kpac_tf import images as image_io, metrics
+from kpac_tf.files import atomic_output
 from kpac_tf.inference import Deblurrer, center_view
 
 
@@ -76,15 +81,6 @@ def evaluate(model, items, output_dir, skip_bad=False):
         dict: `summarize` of the scores plus `skipped` [(name, reason)] and `lpips`
         (None, with `lpips_unavailable`).
     """
-    import csv
-    import json
-    import os
-
-    import keras
-
-    from kpac_tf import images as image_io
-    from kpac_tf.files import atomic_output
-
     items = list(items)
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
     deblurrer = model if isinstance(model, Deblurrer) else Deblurrer.from_keras(model)

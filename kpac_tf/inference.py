@@ -5,9 +5,11 @@ Network-range tensors are float32 (batch, h, w, 3) in [-1, 1].
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from kpac_tf import checkpoints, images
 from kpac_tf.layers import SizeCheck
 
 
@@ -94,8 +96,6 @@ def fast_predict_fn(model, precision="float32"):
     >>> predict = fast_predict_fn(model)
     >>> output = predict(tf.zeros((1, 720, 1280, 3)))
     """
-    import keras
-
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "float32":
@@ -120,8 +120,6 @@ def center_view(inputs):
 def scale_attention_maps(model, inputs, block="kpac_0"):
     """Scale-attention maps of a KPAC block: (batch, h / 2**levels, w / 2**levels,
     num_rates) in (0, 1), or None when the model has no such block or attention."""
-    import keras
-
     try:
         layer = model.get_layer(block)
     except ValueError:
@@ -193,8 +191,6 @@ class Deblurrer:
 def load_deblurrer(path, name=None, precision="float32"):
     """A `Deblurrer` from a SavedModel folder or any `checkpoints.load_model` source
     (`precision` applies to Keras models; a SavedModel runs as exported)."""
-    from kpac_tf import checkpoints
-
     path = os.fspath(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return Deblurrer.from_saved_model(path)
@@ -372,10 +368,6 @@ def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=Fal
     Returns:
         list of (input path, error message) for files that failed.
     """
-    import keras
-
-    from kpac_tf import images
-
     deblurrer = deblurrer if isinstance(deblurrer, Deblurrer) else Deblurrer.from_keras(deblurrer)
     if save_attention and deblurrer.keras_model is None:
         raise ValueError("--save_attention needs a Keras model, not a SavedModel")
