@@ -106,6 +106,15 @@ def test_npz_to_served_model_to_deblurred_folder(tmp_path, rng):
     assert np.abs(odd.astype(int) - keras_out.astype(int)).max() <= 2
     rgba = images.read_image(tmp_path / "out" / "rgba.png")
     np.testing.assert_array_equal(rgba[..., 3], images.read_image(photos / "rgba.png")[..., 3])
+    # The evaluation app takes the SavedModel too.
+    from experiments import evaluate as evaluate_app
+    from test_data import DPDD_DUMMY
+
+    with flagsaver.flagsaver(checkpoint=str(tmp_path / "serving" / "1"), model=None,
+                             input_dir=str(DPDD_DUMMY / "dd_dp_dataset_canon"),
+                             split="val", output_dir=str(tmp_path / "eval")):
+        evaluate_app.main(["evaluate"])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["images"] == 2
 
 
 def test_deblur_app_never_overwrites_and_reports_bad_files(tmp_path, rng):
