@@ -273,10 +273,11 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
 
     Args:
         model: keras.Model from `build_model` / `load_model`, or a `Deblurrer`.
-        image: numpy uint8 or uint16, (h, w), (h, w, 1), (h, w, 3), (h, w, 4) or a
-            batch (n, h, w, c). For the dual model, a tuple (center, left, right)
-            of RGB arrays. Grayscale is deblurred as RGB and averaged back; an alpha
-            channel is passed through unchanged. 16-bit images keep 16-bit precision.
+        image: numpy uint8 or uint16, (h, w) or (h, w, c) with c = 1 (grey),
+            2 (grey + alpha), 3 (RGB) or 4 (RGBA), or a batch (n, h, w, c). For the
+            dual model, a tuple (center, left, right) of RGB arrays. Grey is
+            deblurred as RGB and averaged back; alpha is passed through unchanged.
+            16-bit images keep 16-bit precision.
         tile_size: int or None. Process in overlapping tiles of this side (bounds
             memory for large photos); None runs the whole image at once.
         overlap: int, tile overlap in pixels.
@@ -307,16 +308,15 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
         image = image[..., None]
     if not batched:
         image = image[None]
-    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected (h, w[, 1|3|4]) or (n, h, w, 1|3|4), got "
+    if image.ndim != 4 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected (h, w[, c]) or (n, h, w, c) with c in 1-4, got "
                          f"{np.shape(image)}")
-    channels = image.shape[-1]
-    rgb = np.repeat(image, 3, axis=-1) if channels == 1 else image[..., :3]
+    color = 1 if image.shape[-1] <= 2 else 3      # 2 and 4 channels carry alpha
+    rgb = np.repeat(image[..., :1], 3, axis=-1) if color == 1 else image[..., :3]
     out = _deblur_batch(deblurrer, [rgb], tile_size, overlap)
-    if channels == 1:
+    if color == 1:
         out = _from_network(_to_network(out).mean(axis=-1, keepdims=True), image.dtype)
-    elif channels == 4:
-        out = np.concatenate([out, image[..., 3:]], axis=-1)
+    out = np.concatenate([out, image[..., color:]], axis=-1)
     return out.reshape(original_shape)
 
 
@@ -378,8 +378,9 @@ def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=Fal
             image = images.read_image(source)
             images.write_png(target, deblur(deblurrer, image, tile_size, overlap))
             if save_attention:
-                maps = attention_image(deblurrer.keras_model, image[..., :3]
-                                       if image.shape[-1] >= 3 else np.repeat(image, 3, -1))
+                rgb = (image[..., :3] if image.shape[-1] >= 3
+                       else np.repeat(image[..., :1], 3, axis=-1))
+                maps = attention_image(deblurrer.keras_model, rgb)
                 if maps is not None:
                     images.write_png(os.path.splitext(target)[0] + "_attention.png", maps)
         except (images.ImageReadError, ValueError) as e:

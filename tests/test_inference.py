@@ -26,6 +26,7 @@ def model():
 @pytest.mark.parametrize("shape,dtype", [
     ((101, 157, 3), np.uint8), ((37, 21, 3), np.uint16), ((50, 60), np.uint8),
     ((50, 60, 1), np.uint16), ((33, 45, 4), np.uint8), ((2, 20, 28, 3), np.uint8),
+    ((19, 23, 2), np.uint16),
 ])
 def test_identity_network_returns_the_image(identity_model, shape, dtype, rng):
     top = np.iinfo(dtype).max
@@ -51,6 +52,10 @@ def test_alpha_passes_through_and_gray_stays_gray(model, rng):
     np.testing.assert_array_equal(out[..., :3], deblur(model, rgba[..., :3]))
     gray = rng.randint(0, 256, (24, 40)).astype(np.uint8)
     assert deblur(model, gray).shape == (24, 40)
+    gray_alpha = np.stack([gray, 255 - gray], axis=-1)
+    out = deblur(model, gray_alpha)
+    np.testing.assert_array_equal(out[..., 0], deblur(model, gray))
+    np.testing.assert_array_equal(out[..., 1], gray_alpha[..., 1])
 
 
 def test_tiny_images_are_padded_by_replication(model):
