@@ -17,14 +17,6 @@ def convolve(image, kernel):
     return out[..., 0] if image.ndim == 2 else out
 
 
-def _centered_pad(kernel, size):
-    """Zero-pads a centred odd kernel to (size, size), still centred."""
-    out = np.zeros((size, size))
-    offset = (size - kernel.shape[0]) // 2
-    out[offset:offset + kernel.shape[0], offset:offset + kernel.shape[1]] = kernel
-    return out
-
-
 def wiener_inverse(kernel, size, snr):
     """Spatial Wiener pseudo-inverse kernel k† (Eq. 3 with SNR regularisation).
 
@@ -33,7 +25,7 @@ def wiener_inverse(kernel, size, snr):
     """
     if size % 2 == 0:
         raise ValueError(f"size must be odd, got {size}")
-    padded = np.fft.ifftshift(_centered_pad(kernel, size))
+    padded = np.fft.ifftshift(_centered_pad_to(kernel, (size, size)))
     spectrum = np.fft.fft2(padded)
     inverse = np.conj(spectrum) / (np.abs(spectrum) ** 2 + 1.0 / snr)
     return np.real(np.fft.fftshift(np.fft.ifft2(inverse)))
@@ -89,3 +81,28 @@ def nnls_alphas(results, target):
     matrix = np.stack([r.ravel() for r in results], axis=1)
     alphas, _ = nnls(matrix, target.ravel())
     return alphas
+
+
+def wiener_deconvolve(image, kernel, snr):
+    """Non-blind Wiener deconvolution of (h, w[, c]) in [0, 1] by a centred kernel.
+
+    Works in the frequency domain on the image mirrored to (2h, 2w), which is
+    periodic without jumps, so borders do not ring. Returns the input's shape.
+    """
+    image = np.asarray(image, np.float64)
+    flat = image[..., None] if image.ndim == 2 else image
+    height, width = flat.shape[:2]
+    mirrored = np.pad(flat, ((0, height), (0, width), (0, 0)), mode="symmetric")
+    spectrum = np.fft.fft2(np.fft.ifftshift(_centered_pad_to(kernel, mirrored.shape[:2])))
+    gain = np.conj(spectrum) / (np.abs(spectrum) ** 2 + 1.0 / snr)
+    restored = np.real(np.fft.ifft2(np.fft.fft2(mirrored, axes=(0, 1)) * gain[..., None],
+                                    axes=(0, 1)))[:height, :width]
+    return restored[..., 0] if image.ndim == 2 else restored
+
+
+def _centered_pad_to(kernel, shape):
+    """Zero-pads a centred odd kernel to `shape` (h, w), centred at (h // 2, w // 2)."""
+    out = np.zeros(shape)
+    top, left = shape[0] // 2 - kernel.shape[0] // 2, shape[1] // 2 - kernel.shape[1] // 2
+    out[top:top + kernel.shape[0], left:left + kernel.shape[1]] = kernel
+    return out
