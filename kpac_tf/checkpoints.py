@@ -123,6 +123,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
                 "in a checkpoint") from None
 
     def persistent_load(self, pid):
+        del pid
         raise _Refused("persistent ids are not allowed in a checkpoint")
 
 

@@ -206,7 +206,7 @@ def _tile_starts(size, tile, overlap):
     return sorted(set(starts))
 
 
-def _ramp(length, tile, overlap, at_start, at_end):
+def _ramp(length, overlap, at_start, at_end):
     """1-D blending weights of a tile: raised-cosine ramps over `overlap` pixels on
     sides that meet another tile, flat (1) on image borders."""
     weights = np.ones(length, np.float32)
@@ -249,8 +249,8 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
             tile_views = tuple(v[window] for v in views)
             out = np.asarray(deblurrer(tile_views if len(views) == 3 else tile_views[0]))
             h, w = out.shape[1:3]
-            wy = _ramp(h, tile_size, min(overlap, h // 2), top == 0, top + h >= height)
-            wx = _ramp(w, tile_size, min(overlap, w // 2), left == 0, left + w >= width)
+            wy = _ramp(h, min(overlap, h // 2), top == 0, top + h >= height)
+            wx = _ramp(w, min(overlap, w // 2), left == 0, left + w >= width)
             tile_weight = (wy[:, None] * wx[None, :])[None, :, :, None]
             total[window] += out * tile_weight
             weight[window] += tile_weight
