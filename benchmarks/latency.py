@@ -4,8 +4,10 @@ python benchmarks/latency.py [--runs=5] [--json=benchmarks/latency.json]
 
 Reports seconds per image through `kpac_tf.fast_predict_fn` (the path
 `kpac_tf.deblur` uses), achieved GFLOP/s (TF-profiler FLOPs / time) and that rate
-divided by a 4096x4096 float32 matmul's rate measured in the same run (the stable
-figure on a noisy machine); the bfloat16 option's speed-up and its PSNR to the
+divided by a 4096x4096 float32 matmul's rate (the stable figure on a noisy machine);
+the same for the authors' TF1 graph (`kpac_tf.tf1_graph`, fixed input size, as their
+code builds it). Our paths, the authors' graph and the matmul are timed in turns,
+run after run, so all see the same machine. Then the bfloat16 option's PSNR to the
 float32 output on a real photo (scikit-image's rocket at 1280x720; --checkpoint
 weights, else the authors' architecture with random weights, whose large residual is
 a harsh case); then training steps/s at batch 4, crop 256.
@@ -23,6 +25,7 @@ from absl import app, flags  # noqa: E402
 
 from kpac_tf import build_model, checkpoints, fast_predict_fn  # noqa: E402
 from kpac_tf.complexity import count_flops  # noqa: E402
+from kpac_tf.tf1_graph import tf1_graph  # noqa: E402
 
 _RUNS = flags.DEFINE_integer("runs", 5, "Timed runs per network (median reported).")
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
@@ -31,30 +34,59 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "single_2level weights for
 _HEIGHT, _WIDTH = 720, 1280
 
 
-def median_seconds(fn, runs):
-    fn()  # warm-up: tracing and oneDNN kernel selection
-    times = []
+def median_seconds(fns, runs):
+    """{name: median seconds} of zero-argument callables, timed in turns so that a
+    change in the machine's speed (other load, clock) affects all of them alike."""
+    for fn in fns.values():
+        fn()  # warm-up: tracing and oneDNN kernel selection
+    times = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def matmul_gflops(runs):
-    a = tf.random.normal((4096, 4096))
-    b = tf.random.normal((4096, 4096))
+def matmul_fn(size=4096):
+    """A timed-callable float32 matmul; its rate is 2 * size**3 / seconds."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
     matmul = tf.function(lambda: tf.linalg.matmul(a, b))
-    seconds = median_seconds(lambda: matmul().numpy(), runs)
-    return 2 * 4096 ** 3 / seconds / 1e9
+    return lambda: matmul().numpy()
 
 
-def inference(model, runs, precision="float32"):
-    predict = fast_predict_fn(model, precision)
+def random_views(model):
     views = [np.random.RandomState(i).uniform(-1, 1, (1, _HEIGHT, _WIDTH, 3))
              .astype(np.float32) for i in range(len(model.inputs))]
-    inputs = tuple(views) if len(views) == 3 else views[0]
-    return median_seconds(lambda: np.asarray(predict(inputs)), runs)
+    return tuple(views) if len(views) == 3 else views[0]
+
+
+def authors_graph_fn(name, model):
+    """The authors' TF1 graph (`kpac_tf.tf1_graph`: their ops, fixed input size,
+    weights as constants) with `model`'s weights, traced once."""
+    weights = [tf.constant(v.numpy()) for _, v in checkpoints.tf1_variables(model)]
+    spec = tf.TensorSpec((1, _HEIGHT, _WIDTH, 3), tf.float32)
+    if name == "dual":
+        return tf.function(lambda c, l, r: tf1_graph(name, weights, c, l, r),
+                           input_signature=[spec] * 3)
+    return tf.function(lambda x: tf1_graph(name, weights, x), input_signature=[spec])
+
+
+def network_latency(name, runs):
+    """Seconds at 1280x720 of our float32 and bfloat16 paths, the authors' graph and
+    a 4096^2 matmul, timed in turns."""
+    model = build_model(name)
+    inputs = random_views(model)
+    ours, bf16 = fast_predict_fn(model), fast_predict_fn(model, "bfloat16")
+    theirs = authors_graph_fn(name, model)
+    args = inputs if name == "dual" else (inputs,)
+    return median_seconds({
+        "float32": lambda: ours(inputs).numpy(),
+        "bfloat16": lambda: bf16(inputs).numpy(),
+        "authors_graph": lambda: theirs(*args).numpy(),
+        "matmul": matmul_fn(),
+    }, runs)
 
 
 def bfloat16_psnr(model):
@@ -76,26 +108,35 @@ def training_steps_per_second(runs, batch=4, crop=256):
     x = tf.random.uniform((batch, crop, crop, 3), -1, 1)
     data = iter(tf.data.Dataset.from_tensors((x, x)).repeat())
     step = trainer.make_train_step()
-    seconds = median_seconds(lambda: [float(v) for v in step(data)], runs * 2)
-    return 1 / seconds
+    seconds = median_seconds({"step": lambda: [float(v) for v in step(data)]}, runs * 2)
+    return 1 / seconds["step"]
 
 
 def main(argv):
     del argv
     results = {"machine": f"{os.cpu_count()} CPU cores", "tensorflow": tf.__version__}
-    results["matmul_gflops"] = matmul_gflops(_RUNS.value)
-    print(f"matmul 4096^2 float32: {results['matmul_gflops']:.0f} GFLOP/s")
     for name in ("single_2level", "single_3level", "dual"):
-        model = build_model(name)
-        seconds, flops = inference(model, _RUNS.value), count_flops(model, _HEIGHT, _WIDTH)
-        bf16 = inference(model, _RUNS.value, "bfloat16")
-        rate = flops / seconds / 1e9
-        results[name] = dict(seconds=seconds, gflop=flops / 1e9, gflops=rate,
-                             fraction_of_matmul=rate / results["matmul_gflops"],
-                             bfloat16_seconds=bf16, bfloat16_speedup=seconds / bf16)
-        print(f"{name:<14} 1280x720: {seconds:.3f} s  {flops / 1e9:.0f} GFLOP  "
-              f"{rate:.0f} GFLOP/s = {rate / results['matmul_gflops']:.0%} of matmul;  "
-              f"bfloat16 {bf16:.3f} s ({seconds / bf16:.1f}x)")
+        seconds = network_latency(name, _RUNS.value)
+        flops = count_flops(build_model(name), _HEIGHT, _WIDTH)
+        matmul_rate = 2 * 4096 ** 3 / seconds["matmul"]
+        rate = {k: flops / seconds[k] for k in ("float32", "authors_graph")}
+        results[name] = dict(
+            seconds=seconds["float32"], gflop=flops / 1e9, gflops=rate["float32"] / 1e9,
+            matmul_gflops=matmul_rate / 1e9,
+            fraction_of_matmul=rate["float32"] / matmul_rate,
+            authors_graph_seconds=seconds["authors_graph"],
+            authors_graph_fraction_of_matmul=rate["authors_graph"] / matmul_rate,
+            speedup_over_authors_graph=seconds["authors_graph"] / seconds["float32"],
+            bfloat16_seconds=seconds["bfloat16"],
+            bfloat16_speedup=seconds["float32"] / seconds["bfloat16"])
+        r = results[name]
+        print(f"{name:<14} 1280x720, {flops / 1e9:.0f} GFLOP, matmul "
+              f"{r['matmul_gflops']:.0f} GFLOP/s: float32 {r['seconds']:.3f} s = "
+              f"{r['fraction_of_matmul']:.0%} of matmul; authors' graph "
+              f"{r['authors_graph_seconds']:.3f} s = "
+              f"{r['authors_graph_fraction_of_matmul']:.0%} (ours "
+              f"{r['speedup_over_authors_graph']:.2f}x); bfloat16 "
+              f"{r['bfloat16_seconds']:.3f} s ({r['bfloat16_speedup']:.1f}x float32)")
     model = (checkpoints.load_model(_CHECKPOINT.value, "single_2level") if _CHECKPOINT.value
              else build_model("single_2level"))
     results["bfloat16_psnr_to_float32"] = bfloat16_psnr(model)

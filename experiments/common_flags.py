@@ -18,7 +18,8 @@ MANUAL_DIR = flags.DEFINE_string("manual_dir", None,
                                  "Extracted DPDD archive (dd_dp_dataset_canon.zip).")
 CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Model: a .keras file, a training run folder, or an authors' "
-    ".npz (with --model).")
+    ".npz (with --model). deblur, evaluate and export default to the bundled model "
+    "(trained on synthetic defocus, not DPDD).")
 OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
 # Training budget, shared by train and ablations (None: the app's or preset's default).
 STEPS = flags.DEFINE_integer("steps", None, "Training steps (paper phase 1: 200000).")

@@ -4,7 +4,8 @@ python -m experiments.deblur --checkpoint=outputs/embedded_default/model.keras \
     --input=photos/ --output=deblurred/ [--tile_size=1024] [--save_attention]
 
 --checkpoint: a .keras file, a training run folder, an exported SavedModel, or an
-authors' .npz (with --model). --input is a PNG/JPEG file (8- or 16-bit; EXIF
+authors' .npz (with --model). Without it, the bundled model (`kpac_tf.bundled`): a
+single_2level trained on synthetic defocus, not DPDD. --input is a PNG/JPEG file (8- or 16-bit; EXIF
 orientation respected) or a folder of them; results are PNGs of the same bit depth.
 An input is never overwritten.
 """
@@ -13,7 +14,7 @@ import os
 
 from absl import app, flags, logging
 
-from kpac_tf import images, inference
+from kpac_tf import bundled, images, inference
 
 from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL, OUTPUT as _OUTPUT
 
@@ -58,6 +59,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         jobs = plan_jobs(_INPUT.value, _OUTPUT.value)
+        if _CHECKPOINT.value is None:
+            logging.warning("No --checkpoint: using the bundled %s", bundled.LABEL)
         deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
                                              _PRECISION.value)
         failures = inference.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,
@@ -74,7 +77,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`kpac-deblur`)."""
-    flags.mark_flags_as_required(["checkpoint", "input", "output"])
+    flags.mark_flags_as_required(["input", "output"])
     app.run(main)
 
 

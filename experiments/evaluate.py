@@ -4,7 +4,7 @@ python -m experiments.evaluate --checkpoint=single_2level.npz --model=single_2le
     --dataset=dpdd --split=test --output_dir=outputs/eval_2level
 
 --checkpoint: a .keras file, a training run folder, or an authors' .npz (with
---model). Images: a dataset split (--dataset, --split), or --input_dir holding
+--model); without it, the bundled model (trained on synthetic defocus, not DPDD). Images: a dataset split (--dataset, --split), or --input_dir holding
 `blurry/` and `sharp/` (or `source/` and `target/`) folders of PNG/JPEG pairs, or a
 DPDD-layout folder (`<split>_c/source`, `<split>_c/target`, and `_l`/`_r` for the
 dual model). Writes metrics.json, per_image.csv and images/ into --output_dir.
@@ -103,7 +103,6 @@ def main(argv):
 
 def run():
     """Console-script entry point (`kpac-evaluate`)."""
-    flags.mark_flags_as_required(["checkpoint"])
     app.run(main)
 
 

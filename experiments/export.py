@@ -6,11 +6,13 @@ python -m experiments.export --checkpoint=single_2level.npz --model=single_2leve
 Writes --export_dir/<version>/ (the next free number unless --version is given) with
 signatures `serving_default` (uint8 `images` -> uint8 `deblurred`, any size) and
 `float` (float32 in [0, 1]); the dual network takes `center`, `left`, `right`.
+Without --checkpoint, the bundled model (`kpac_tf.bundled`): a single_2level trained
+on synthetic defocus, not DPDD.
 """
 
 from absl import app, flags, logging
 
-from kpac_tf import checkpoints
+from kpac_tf import bundled, checkpoints
 from kpac_tf.export import export_saved_model
 
 from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL
@@ -23,7 +25,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        model = checkpoints.load_model(_CHECKPOINT.value, _MODEL.value)
+        if _CHECKPOINT.value is None:
+            logging.warning("No --checkpoint: exporting the bundled %s", bundled.LABEL)
+            model = bundled.bundled_model()
+        else:
+            model = checkpoints.load_model(_CHECKPOINT.value, _MODEL.value)
         path = export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise SystemExit(f"export: {e}") from None
@@ -33,7 +39,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`kpac-export`)."""
-    flags.mark_flags_as_required(["checkpoint", "export_dir"])
+    flags.mark_flags_as_required(["export_dir"])
     app.run(main)
 
 

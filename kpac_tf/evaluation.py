@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from kpac_tf import images as image_io, metrics
 from kpac_tf.files import atomic_output
-from kpac_tf.inference import Deblurrer, center_view
+from kpac_tf.inference import Deblurrer
+from kpac_tf.models import center_view
 
 
 @dataclasses.dataclass

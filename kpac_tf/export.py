@@ -17,17 +17,20 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from kpac_tf.fast_path import fast_forward
 from kpac_tf.inference import predict_any_size, size_multiple_of
 
 DUAL_INPUTS = ("center", "left", "right")
 
 
 def _network_fn(model):
-    """[-1, 1] views (any size) -> [-1, 1] output, padded inside the graph."""
+    """[-1, 1] views (any size) -> [-1, 1] output, padded inside the graph; the
+    fast forward pass of `kpac_tf.fast_path`."""
     multiple = size_multiple_of(model)
+    forward = fast_forward(model)
 
     def call(inputs):
-        return tf.cast(model(inputs, training=False), tf.float32)
+        return tf.cast(forward(inputs), tf.float32)
 
     def run(views):
         return predict_any_size(call, tuple(views) if len(views) > 1 else views[0],

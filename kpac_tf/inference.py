@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kpac_tf import checkpoints, images
+from kpac_tf import bundled, checkpoints, images
+from kpac_tf.fast_path import fast_forward
 from kpac_tf.layers import SizeCheck
 
 
@@ -60,13 +61,15 @@ def predict_any_size(predict, inputs, multiple):
 
 
 def predictor(model):
-    """A traced `model` call that accepts any batch, height and width (no retracing)."""
+    """`model`'s fast forward pass (`kpac_tf.fast_path`), traced once for any batch,
+    height and width (no retracing); float32 output."""
     specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
+    forward = fast_forward(model)
 
     @tf.function(input_signature=[tuple(specs) if len(specs) > 1 else specs[0]],
                  reduce_retracing=True)
     def predict(inputs):
-        return tf.cast(model(inputs, training=False), tf.float32)
+        return tf.cast(forward(inputs), tf.float32)
 
     return predict
 
@@ -77,11 +80,11 @@ PRECISIONS = ("float32", "bfloat16")
 def fast_predict_fn(model, precision="float32"):
     """The fastest way we have to run `model` on this machine, traced once for any size.
 
-    float32: the Keras graph as TensorFlow's grappler and oneDNN optimise it (XLA
-    and a space-to-depth form of the last convolution were measured and were not
-    faster on CPU; see WORKSPACE.md). bfloat16: the whole network in bfloat16
-    compute (float32 weights and output), about 3x faster on CPUs with AVX512-BF16 /
-    AMX; its PSNR to the float32 output is measured in benchmarks/latency.py.
+    float32: the Keras graph with its full-resolution tail rewritten so oneDNN keeps
+    its vector lanes full (`kpac_tf.fast_path`; same outputs to float rounding).
+    bfloat16: the same graph in bfloat16 compute (float32 weights and output), about
+    3x faster on CPUs with AVX512-BF16 / AMX; its PSNR to the float32 output is
+    measured in benchmarks/latency.py.
 
     Args:
         model: keras.Model from `build_model` (input sizes: multiples of the
@@ -110,11 +113,6 @@ def fast_predict_fn(model, precision="float32"):
     fast = keras.models.clone_model(model, clone_function=in_bfloat16)
     fast.set_weights(model.get_weights())
     return predictor(fast)
-
-
-def center_view(inputs):
-    """The blurry (centre) image of a model input: the tensor, or the first of a tuple."""
-    return inputs[0] if isinstance(inputs, (tuple, list)) else inputs
 
 
 def scale_attention_maps(model, inputs, block="kpac_0"):
@@ -188,9 +186,12 @@ class Deblurrer:
         return self._predict(inputs)
 
 
-def load_deblurrer(path, name=None, precision="float32"):
+def load_deblurrer(path=None, name=None, precision="float32"):
     """A `Deblurrer` from a SavedModel folder or any `checkpoints.load_model` source
-    (`precision` applies to Keras models; a SavedModel runs as exported)."""
+    (`precision` applies to Keras models; a SavedModel runs as exported). No path:
+    the bundled model (`kpac_tf.bundled`, trained on synthetic defocus, not DPDD)."""
+    if path is None:
+        return Deblurrer.from_keras(bundled.bundled_model(), precision)
     path = os.fspath(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return Deblurrer.from_saved_model(path)

@@ -140,3 +140,8 @@ def build_model(name, *, channels=48, num_blocks=2, kernel_size=5, num_dilations
     residual = apply_decoder(x, skips, channels)
     outputs = keras.layers.Add(name="add_input")([residual, center])
     return keras.Model(inputs, outputs, name=name)
+
+
+def center_view(inputs):
+    """The blurry (centre) image of a model input: the tensor, or the first of a tuple."""
+    return inputs[0] if isinstance(inputs, (tuple, list)) else inputs

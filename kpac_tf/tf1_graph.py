@@ -41,9 +41,22 @@ def tf1_forward(name, tensors, image, left=None, right=None):
     Returns:
         float32 numpy array (batch, h, w, 3): the network output before clipping.
     """
+    def as_tensor(x):
+        return None if x is None else tf.convert_to_tensor(x, tf.float32)
+
+    return np.asarray(tf1_graph(name, [tf.constant(t) for t in tensors],
+                                as_tensor(image), as_tensor(left), as_tensor(right)))
+
+
+def tf1_graph(name, tensors, image, left=None, right=None):
+    """`tf1_forward` on tensors of static shape; traceable by `tf.function`, as the
+    authors' fixed-size TF1 graph (benchmarks/latency.py times it this way).
+
+    Returns:
+        float32 tensor (batch, h, w, 3): the network output before clipping.
+    """
     levels = 2 if name == "single_2level" else 3
-    params = iter(tf.constant(t) for t in tensors)
-    image = tf.constant(image, tf.float32)
+    params = iter(tensors)
     batch, height, width = image.shape[0], image.shape[1], image.shape[2]
 
     def conv(x, stride=1, act=_lrelu):
@@ -63,7 +76,7 @@ def tf1_forward(name, tensors, image, left=None, right=None):
         return _lrelu(y + bias)
 
     if name == "dual":
-        x = tf.concat([tf.constant(left, tf.float32), tf.constant(right, tf.float32)], 3)
+        x = tf.concat([left, right], 3)
     else:
         x = image
     x = conv(x)
@@ -113,4 +126,4 @@ def tf1_forward(name, tensors, image, left=None, right=None):
     leftover = sum(1 for _ in params)
     if leftover:
         raise ValueError(f"{leftover} checkpoint tensors were not used by {name}")
-    return np.asarray(x + image)
+    return x + image

@@ -21,8 +21,8 @@ from absl import logging
 
 from kpac_tf import checkpoints, data, evaluation, losses, metrics
 from kpac_tf.files import atomic_output
-from kpac_tf.inference import center_view, predictor, scale_attention_maps
-from kpac_tf.models import build_model
+from kpac_tf.inference import predictor, scale_attention_maps
+from kpac_tf.models import build_model, center_view
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 

@@ -1,0 +1,115 @@
+r"""Turns a finished synthetic-defocus training run into the bundled model, if it
+passes the quality gate.
+
+python -m experiments.ship_model --run=/root/kpac_runs/ship_2level
+
+Scores the run's latest checkpoint on the synthetic test split (images never seen in
+training) exactly as `experiments.evaluate` does, and Wiener deconvolution with each
+image's true mean blur radius (`experiments.wiener_baseline`). Only when the model
+beats the blurry input by --min_gain_db PSNR and beats the Wiener baseline does it
+write `kpac_tf/weights/single_2level_synthetic.npz` (the authors' format) and its
+provenance `.json` (settings, steps, seed, training wall time, scores); otherwise it
+exits with the measured numbers and writes nothing.
+"""
+
+import glob
+import json
+import os
+
+import tensorflow as tf
+from absl import app, flags
+
+from kpac_tf import bundled, checkpoints, data, evaluation
+from kpac_tf.files import atomic_output
+
+from .common_flags import DATA_DIR as _DATA_DIR
+from .evaluate import dataset_items
+from .wiener_baseline import wiener_scores
+
+_RUN = flags.DEFINE_string("run", None, "Training run folder (experiments.train --model_dir).")
+_MIN_GAIN_DB = flags.DEFINE_float("min_gain_db", 1.5,
+                                  "Required mean PSNR gain over the blurry input.")
+_EVAL_DIR = flags.DEFINE_string("eval_dir", "outputs/ship_model",
+                                "Where the evaluation's images and metrics go.")
+_WIENER_SNRS = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+def training_wall_seconds(run_dir):
+    """Seconds spent training: per TensorBoard file in `run_dir/train` (one per start
+    or resume), last minus first event time, summed (pauses are not counted)."""
+    total = 0.0
+    for path in sorted(glob.glob(os.path.join(run_dir, "train", "events.out.tfevents.*"))):
+        times = [e.wall_time for e in tf.compat.v1.train.summary_iterator(path)
+                 if e.step > 0]
+        if times:
+            total += max(times) - min(times)
+    return total
+
+
+def training_command(config):
+    """The `experiments.train` command line that reproduces a run's config.json."""
+    flags_used = ["model_dir", "model", "dataset", "steps", "learning_rate", "crop_size",
+                  "batch_size", "seed"]
+    return "python -m experiments.train " + " ".join(
+        f"--{k}={config[k]}" for k in flags_used if config.get(k) is not None)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    run_dir = _RUN.value
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            config = json.load(f)
+        if (config["model"], config["dataset"], config.get("model_overrides") or {}) != \
+                (bundled.NAME, "synthetic", {}):
+            raise ValueError(f"{run_dir}: the bundled model is a plain {bundled.NAME} "
+                             f"trained on synthetic data; this run is {config['model']} "
+                             f"on {config['dataset']} {config.get('model_overrides')}")
+        model = checkpoints.load_model(run_dir)
+        step = int(tf.train.load_variable(tf.train.latest_checkpoint(
+            os.path.join(run_dir, "checkpoints")), "step/.ATTRIBUTES/VARIABLE_VALUE"))
+        builder = data.prepare("synthetic", _DATA_DIR.value, config.get("dataset_config"))
+        items = dataset_items("synthetic", config.get("dataset_config"), _DATA_DIR.value,
+                              None, "test", bundled.NAME)
+        scores = evaluation.evaluate(model, items, _EVAL_DIR.value)
+        wiener = wiener_scores(builder, _WIENER_SNRS)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        raise SystemExit(f"ship_model: {e}") from None
+    best_snr = max(wiener, key=lambda snr: wiener[snr]["psnr"])
+    gain = scores["psnr"] - scores["input_psnr"]
+    report = (f"synthetic test ({scores['images']} images), step {step}: blurry input "
+              f"{scores['input_psnr']:.2f} dB / SSIM {scores['input_ssim']:.4f}; model "
+              f"{scores['psnr']:.2f} dB / {scores['ssim']:.4f} ({gain:+.2f} dB); Wiener "
+              f"(true mean radius, SNR {best_snr:g}) {wiener[best_snr]['psnr']:.2f} dB / "
+              f"{wiener[best_snr]['ssim']:.4f}")
+    print(report)
+    if gain < _MIN_GAIN_DB.value or scores["psnr"] <= wiener[best_snr]["psnr"]:
+        raise SystemExit(f"ship_model: not shipped: the gate needs +{_MIN_GAIN_DB.value} dB "
+                         "over the input and a win over Wiener")
+    info = {
+        "label": bundled.LABEL,
+        "network": bundled.NAME,
+        "parameters": model.count_params(),
+        "trained_on": "synthetic_defocus/" + (config.get("dataset_config") or "default")
+                      + " train split (kpac-tf's rendered defocus; not DPDD)",
+        "command": training_command(config),
+        "settings": config,
+        "steps": step,
+        "data_seed": config["seed"],
+        "training_wall_hours": round(training_wall_seconds(run_dir) / 3600, 2),
+        "synthetic_test": {k: scores[k] for k in ("images", "psnr", "ssim", "input_psnr",
+                                                  "input_ssim")},
+        "wiener_true_radius": dict(snr=best_snr, psnr=wiener[best_snr]["psnr"],
+                                   ssim=wiener[best_snr]["ssim"]),
+    }
+    os.makedirs(os.path.dirname(bundled.WEIGHTS_PATH), exist_ok=True)
+    checkpoints.save_tf1_npz(model, bundled.WEIGHTS_PATH)
+    with atomic_output(bundled.INFO_PATH) as tmp, open(tmp, "w") as f:
+        json.dump(info, f, indent=2)
+    print(f"Shipped: {bundled.WEIGHTS_PATH} and {os.path.basename(bundled.INFO_PATH)}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["run"])
+    app.run(main)

@@ -1,0 +1,45 @@
+"""The model that ships inside kpac-tf, for deblurring without downloading anything.
+
+A single_2level network trained by `experiments.train` on the synthetic defocus
+dataset (`datasets/synthetic_defocus`), NOT on DPDD: it has seen rendered thin-lens
+blur of bundled photographs and textures, never real camera defocus. The authors'
+DPDD checkpoints are better on real photos; convert them with
+`experiments.convert_tf1` when you have them.
+
+Stored in the authors' checkpoint format (`weights/single_2level_synthetic.npz`, read
+by the array-only loader) with its provenance (`.json`: command, steps, seed, wall
+time, scores on the synthetic test split).
+"""
+
+import json
+import os
+
+from kpac_tf import checkpoints
+from kpac_tf.models import build_model
+
+NAME = "single_2level"
+LABEL = "single_2level trained on synthetic defocus, not DPDD"
+WEIGHTS_PATH = os.path.join(os.path.dirname(__file__), "weights",
+                            "single_2level_synthetic.npz")
+INFO_PATH = os.path.splitext(WEIGHTS_PATH)[0] + ".json"
+
+
+def bundled_info():
+    """Provenance and measured scores of the bundled weights (dict)."""
+    _check_present()
+    with open(INFO_PATH) as f:
+        return json.load(f)
+
+
+def bundled_model():
+    """The bundled single_2level `keras.Model` (float32 in [-1, 1] -> [-1, 1])."""
+    _check_present()
+    return checkpoints.load_tf1_npz(build_model(NAME), WEIGHTS_PATH)
+
+
+def _check_present():
+    for path in (WEIGHTS_PATH, INFO_PATH):
+        if not os.path.isfile(path):
+            raise checkpoints.CheckpointError(
+                f"{path}: the bundled weights are missing from this installation; "
+                "reinstall kpac-tf from a clone (`pip install .`), or give a checkpoint")

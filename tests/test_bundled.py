@@ -1,0 +1,74 @@
+"""The bundled model: used by deblur and export without a checkpoint, clearly labelled."""
+
+import json
+import os
+
+import imageio
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl.testing import flagsaver
+
+from experiments import deblur as deblur_app, export as export_app
+from kpac_tf import build_model, bundled, checkpoints, defocus, metrics
+from kpac_tf.images import write_png
+from kpac_tf.inference import deblur, load_deblurrer
+
+SHIPPED = os.path.isfile(bundled.WEIGHTS_PATH)
+
+
+@pytest.fixture
+def stand_in_weights(tmp_path, monkeypatch):
+    """Random single_2level weights put where the bundled ones live."""
+    model = build_model("single_2level")
+    path = tmp_path / "weights" / "single_2level_synthetic.npz"
+    path.parent.mkdir()
+    checkpoints.save_tf1_npz(model, path)
+    info = tmp_path / "weights" / "single_2level_synthetic.json"
+    info.write_text(json.dumps({"label": bundled.LABEL}))
+    monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(path))
+    monkeypatch.setattr(bundled, "INFO_PATH", str(info))
+    return model
+
+
+def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(tmp_path / "none.npz"))
+    with pytest.raises(checkpoints.CheckpointError, match="none.npz.*bundled weights"):
+        bundled.bundled_model()
+
+
+def test_apps_fall_back_to_the_bundled_model(stand_in_weights, tmp_path, rng):
+    photo = tmp_path / "photo.png"
+    write_png(photo, rng.randint(0, 256, (20, 28, 3)).astype(np.uint8))
+    with flagsaver.flagsaver(checkpoint=None, model=None, input=str(photo),
+                             output=str(tmp_path / "out.png")):
+        deblur_app.main(["deblur"])
+    expected = deblur(stand_in_weights, imageio.v3.imread(photo))
+    got = imageio.v3.imread(tmp_path / "out.png")
+    np.testing.assert_array_equal(got, expected)
+    with flagsaver.flagsaver(checkpoint=None, model=None,
+                             export_dir=str(tmp_path / "serving")):
+        export_app.main(["export"])
+    assert os.path.isfile(tmp_path / "serving" / "1" / "saved_model.pb")
+    assert load_deblurrer().params == 1_578_277
+
+
+@pytest.mark.skipif(not SHIPPED, reason="the bundled weights are not shipped yet (issue 8)")
+def test_shipped_model_loads_and_deblurs_a_fixed_synthetic_sample():
+    info = bundled.bundled_info()
+    assert info["label"] == bundled.LABEL and "not DPDD" in info["label"]
+    model = bundled.bundled_model()
+    assert model.count_params() == 1_578_277
+    # A fixed scene never seen in training: a scikit-image test-split photograph
+    # with uniform disc defocus of radius 3 in linear light.
+    from skimage import data
+    sharp = data.chelsea()[100:228, 150:278] / 255.0
+    blurry, _ = defocus.render_defocus(sharp, np.ones(sharp.shape[:2]), 0.0, 3.0)
+    blurry8 = np.round(blurry * 255).astype(np.uint8)
+    output = deblur(model, blurry8)
+
+    def psnr(x):
+        return float(metrics.psnr(tf.constant(x[None] / 255.0, tf.float32),
+                                  tf.constant(sharp[None], tf.float32))[0])
+
+    assert psnr(output) > psnr(blurry8) + 1.0
