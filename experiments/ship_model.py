@@ -48,10 +48,34 @@ def training_wall_seconds(run_dir):
 
 def training_command(config):
     """The `experiments.train` command line that reproduces a run's config.json."""
-    flags_used = ["model_dir", "model", "dataset", "steps", "learning_rate", "crop_size",
-                  "batch_size", "seed"]
+    flags_used = ["model_dir", "init_from", "model", "dataset", "steps", "learning_rate",
+                  "crop_size", "batch_size", "seed"]
     return "python -m experiments.train " + " ".join(
         f"--{k}={config[k]}" for k in flags_used if config.get(k) is not None)
+
+
+def latest_step(run_dir):
+    """The step of a run folder's latest checkpoint."""
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint")
+    return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def training_phases(run_dir):
+    """[{command, steps, data_seed, wall_hours}] of a run and, following --init_from
+    to earlier run folders, the runs it continued; first phase first."""
+    phases = []
+    while run_dir:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            config = json.load(f)
+        phases.insert(0, dict(command=training_command(config), steps=latest_step(run_dir),
+                              data_seed=config["seed"], learning_rate=config["learning_rate"],
+                              wall_hours=round(training_wall_seconds(run_dir) / 3600, 2)))
+        start = config.get("init_from")
+        run_dir = start if start and os.path.isfile(os.path.join(start, "config.json")) \
+            else None
+    return phases
 
 
 def main(argv):
@@ -67,8 +91,7 @@ def main(argv):
                              f"trained on synthetic data; this run is {config['model']} "
                              f"on {config['dataset']} {config.get('model_overrides')}")
         model = checkpoints.load_model(run_dir)
-        step = int(tf.train.load_variable(tf.train.latest_checkpoint(
-            os.path.join(run_dir, "checkpoints")), "step/.ATTRIBUTES/VARIABLE_VALUE"))
+        phases = training_phases(run_dir)
         builder = data.prepare("synthetic", _DATA_DIR.value, config.get("dataset_config"))
         items = dataset_items("synthetic", config.get("dataset_config"), _DATA_DIR.value,
                               None, "test", bundled.NAME)
@@ -78,7 +101,8 @@ def main(argv):
         raise SystemExit(f"ship_model: {e}") from None
     best_snr = max(wiener, key=lambda snr: wiener[snr]["psnr"])
     gain = scores["psnr"] - scores["input_psnr"]
-    report = (f"synthetic test ({scores['images']} images), step {step}: blurry input "
+    steps = sum(p["steps"] for p in phases)
+    report = (f"synthetic test ({scores['images']} images), {steps} steps: blurry input "
               f"{scores['input_psnr']:.2f} dB / SSIM {scores['input_ssim']:.4f}; model "
               f"{scores['psnr']:.2f} dB / {scores['ssim']:.4f} ({gain:+.2f} dB); Wiener "
               f"(true mean radius, SNR {best_snr:g}) {wiener[best_snr]['psnr']:.2f} dB / "
@@ -93,11 +117,10 @@ def main(argv):
         "parameters": model.count_params(),
         "trained_on": "synthetic_defocus/" + (config.get("dataset_config") or "default")
                       + " train split (kpac-tf's rendered defocus; not DPDD)",
-        "command": training_command(config),
+        "training": phases,
+        "steps": steps,
+        "training_wall_hours": round(sum(p["wall_hours"] for p in phases), 2),
         "settings": config,
-        "steps": step,
-        "data_seed": config["seed"],
-        "training_wall_hours": round(training_wall_seconds(run_dir) / 3600, 2),
         "synthetic_test": {k: scores[k] for k in ("images", "psnr", "ssim", "input_psnr",
                                                   "input_ssim")},
         "wiener_true_radius": dict(snr=best_snr, psnr=wiener[best_snr]["psnr"],

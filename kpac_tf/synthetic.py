@@ -57,15 +57,22 @@ def _resize(image, size):
 
 
 def _random_crop(rng, image, size, depth=None):
-    """Crops a random square (scaled to `size`) from `image` (and `depth`)."""
+    """A random square of `image` (and `depth`) brought to `size` x `size` by
+    shrinking only: an enlarged crop would be soft, a 'sharp' target with a blur of
+    its own that the network could not tell from defocus. A photograph smaller than
+    `size` is mirrored out to `size` first."""
+    pad = [(0, max(size - n, 0)) for n in image.shape[:2]]
+    image = np.pad(image, pad + [(0, 0)], mode="symmetric")
+    depth = None if depth is None else np.pad(depth, pad, mode="symmetric")
     height, width = image.shape[:2]
-    side = int(min(height, width) * rng.uniform(0.5, 1.0))
+    short = min(height, width)
+    side = int(rng.uniform(max(size, short // 2), short + 1)) if short > size else size
     top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
     window = (slice(top, top + side), slice(left, left + side))
-    crop = _resize(image[window], (size, size))
+    crop = image[window] if side == size else _resize(image[window], (size, size))
     if depth is None:
         return crop
-    return crop, _resize(depth[window], (size, size))
+    return crop, (depth[window] if side == size else _resize(depth[window], (size, size)))
 
 
 def _procedural_texture(rng, size):

@@ -72,3 +72,43 @@ def test_shipped_model_loads_and_deblurs_a_fixed_synthetic_sample():
                                   tf.constant(sharp[None], tf.float32))[0])
 
     assert psnr(output) > psnr(blurry8) + 1.0
+
+
+def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypatch):
+    from experiments import ship_model as ship_app
+    from kpac_tf import data, training
+
+    data_dir = str(tmp_path / "tfds")
+    data.prepare("synthetic", data_dir, "tiny")
+
+    def tiny_run(name, **settings):
+        config = training.make_config(
+            None, model_dir=str(tmp_path / name), dataset="synthetic",
+            dataset_config="tiny", data_dir=data_dir, steps=2, batch_size=2, crop_size=32,
+            eval_every=2, save_every=2, eval_images=1, **settings)
+        training.train(config)
+        return config.model_dir
+
+    first = tiny_run("phase_a", learning_rate=1e-3)
+    second = tiny_run("phase_b", learning_rate=1e-4, seed=1, init_from=first)
+    weights, info = tmp_path / "ship" / "w.npz", tmp_path / "ship" / "w.json"
+    monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(weights))
+    monkeypatch.setattr(bundled, "INFO_PATH", str(info))
+    common = dict(run=second, data_dir=data_dir, eval_dir=str(tmp_path / "eval"))
+    with flagsaver.flagsaver(**common), pytest.raises(SystemExit, match="not shipped"):
+        ship_app.main(["ship_model"])
+    assert not weights.parent.exists()  # a failed gate writes nothing
+
+    # A model that passes: the gate itself is not what is under test here.
+    monkeypatch.setattr(ship_app, "wiener_scores",
+                        lambda builder, snrs: {10.0: dict(psnr=0.0, ssim=0.0)})
+    with flagsaver.flagsaver(min_gain_db=-100.0, **common):
+        ship_app.main(["ship_model"])
+    provenance = bundled.bundled_info()
+    assert provenance["label"] == bundled.LABEL
+    assert [p["steps"] for p in provenance["training"]] == [2, 2]
+    assert "--init_from=" + first in provenance["training"][1]["command"]
+    assert provenance["steps"] == 4 and provenance["parameters"] == 1_578_277
+    x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(bundled.bundled_model()(x).numpy(),
+                                  checkpoints.load_model(second)(x).numpy())

@@ -112,3 +112,25 @@ def test_examples_are_blurred_where_the_radius_says(banks):
             assert diff[blurred_zone].mean() > diff[sharp_zone].mean()
             compared += 1
     assert compared >= 2
+
+
+def test_photo_crops_are_only_ever_shrunk(monkeypatch):
+    """An enlarged crop would be a soft 'sharp' target (dataset 1.1.0)."""
+    resized = []
+    real_resize = synthetic._resize
+
+    def shrink_only(image, size):
+        assert image.shape[0] >= size[0] and image.shape[1] >= size[1], image.shape
+        resized.append(image.shape)
+        return real_resize(image, size)
+
+    monkeypatch.setattr(synthetic, "_resize", shrink_only)
+    rng = np.random.default_rng(0)
+    small = rng.uniform(size=(40, 60, 3)).astype(np.float32)
+    crop, depth = synthetic._random_crop(rng, small, 64, small[..., 0])
+    assert crop.shape == (64, 64, 3) and depth.shape == (64, 64)
+    assert np.isin(crop, small).all()  # mirrored out, not interpolated
+    for _ in range(10):
+        assert synthetic._random_crop(rng, rng.uniform(size=(300, 200, 3)), 64).shape == \
+            (64, 64, 3)
+    assert resized

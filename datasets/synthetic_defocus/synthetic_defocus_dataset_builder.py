@@ -29,8 +29,12 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
+                 "enlarged: enlarged crops made soft 'sharp' targets.",
+    }
     BUILDER_CONFIGS = [
         SyntheticDefocusConfig(
             name="default", description="400 train / 40 test examples of 256x256."),
