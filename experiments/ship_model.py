@@ -31,6 +31,8 @@ _MIN_GAIN_DB = flags.DEFINE_float("min_gain_db", 1.5,
                                   "Required mean PSNR gain over the blurry input.")
 _EVAL_DIR = flags.DEFINE_string("eval_dir", "outputs/ship_model",
                                 "Where the evaluation's images and metrics go.")
+_NOTES = flags.DEFINE_string("notes", None, "Anything the run folders do not record "
+                             "(e.g. a dataset version that changed between phases).")
 _WIENER_SNRS = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 

@@ -41,5 +41,6 @@ def _check_present():
     for path in (WEIGHTS_PATH, INFO_PATH):
         if not os.path.isfile(path):
             raise checkpoints.CheckpointError(
-                f"{path}: the bundled weights are missing from this installation; "
-                "reinstall kpac-tf from a clone (`pip install .`), or give a checkpoint")
+                f"{path}: no bundled weights in this installation; give a checkpoint "
+                "(--checkpoint): a training run of experiments.train, a .keras file, or "
+                "an authors' .npz with --model")

@@ -33,7 +33,7 @@ def stand_in_weights(tmp_path, monkeypatch):
 
 def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(tmp_path / "none.npz"))
-    with pytest.raises(checkpoints.CheckpointError, match="none.npz.*bundled weights"):
+    with pytest.raises(checkpoints.CheckpointError, match="none.npz: no bundled weights.*--checkpoint"):
         bundled.bundled_model()
 
 

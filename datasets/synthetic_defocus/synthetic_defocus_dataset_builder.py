@@ -39,6 +39,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         SyntheticDefocusConfig(
             name="default", description="400 train / 40 test examples of 256x256."),
         SyntheticDefocusConfig(
+            name="large", description="2000 train / 40 test examples of 256x256; the "
+            "test split is `default`'s, example for example.", num_train=2000),
+        SyntheticDefocusConfig(
             name="tiny", description="6 train / 3 test examples of 64x64, for tests.",
             image_size=64, num_train=6, num_test=3),
     ]
