@@ -50,10 +50,11 @@ def training_wall_seconds(run_dir):
 
 def training_command(config):
     """The `experiments.train` command line that reproduces a run's config.json."""
-    flags_used = ["model_dir", "init_from", "model", "dataset", "steps", "learning_rate",
-                  "crop_size", "batch_size", "seed"]
-    return "python -m experiments.train " + " ".join(
-        f"--{k}={config[k]}" for k in flags_used if config.get(k) is not None)
+    flags_used = ["model_dir", "init_from", "model", "dataset", "dataset_config", "steps",
+                  "learning_rate", "crop_size", "batch_size", "seed"]
+    args = [f"--{k}={config[k]}" for k in flags_used if config.get(k) is not None]
+    return " ".join(["python -m experiments.train"] + args
+                    + (["--flips"] if config.get("flips") else []))
 
 
 def latest_step(run_dir):
