@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from kpac_tf import bundled, defocus, images, inference, metrics
+from kpac_tf import bundled, defocus, evaluation, images, inference
+from kpac_tf.data import to_unit_range
 from kpac_tf.files import atomic_output
 
 from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL, OUTPUT as _OUTPUT, \
@@ -40,15 +41,6 @@ def defocused(photo, max_radius, seed=0):
     blurry, _ = defocus.render_defocus(sharp / 255.0, inverse_depth, 0.0, max_radius)
     blurry = defocus.add_sensor_noise(blurry, np.random.default_rng(seed))
     return np.round(blurry * 255).astype(np.uint8), sharp
-
-
-def scores(image, sharp):
-    """(PSNR dB, SSIM) of uint8 `image` against uint8 `sharp`, as `kpac_tf.metrics`."""
-    def unit(x):
-        return tf.constant(x[None], tf.float32) / 255.0
-
-    return (float(metrics.psnr(unit(image), unit(sharp))[0]),
-            float(metrics.ssim(unit(image), unit(sharp))[0]))
 
 
 def panel(blurry, deblurred, sharp):
@@ -75,14 +67,14 @@ def main(argv):
     for photo in PHOTOS:
         blurry, sharp = defocused(photo, _MAX_RADIUS.value)
         deblurred = inference.deblur(deblurrer, blurry)
-        results[photo] = {"blurry": scores(blurry, sharp),
-                          "deblurred": scores(deblurred, sharp)}
+        score = evaluation.score_image(photo, *(to_unit_range(tf.constant(x[None]))
+                                                for x in (blurry, deblurred, sharp)))
+        results[photo] = {"blurry": (score.input_psnr, score.input_ssim),
+                          "deblurred": (score.psnr, score.ssim)}
         path = os.path.join(output_dir, f"bundled_{photo}.png")
         images.write_png(path, panel(blurry, deblurred, sharp))
-        (psnr_in, ssim_in), (psnr_out, ssim_out) = (results[photo]["blurry"],
-                                                    results[photo]["deblurred"])
-        print(f"{photo}: blurry {psnr_in:.2f} dB / {ssim_in:.4f} -> deblurred "
-              f"{psnr_out:.2f} dB / {ssim_out:.4f}  ({path})")
+        print(f"{photo}: blurry {score.input_psnr:.2f} dB / {score.input_ssim:.4f} -> "
+              f"deblurred {score.psnr:.2f} dB / {score.ssim:.4f}  ({path})")
     with atomic_output(os.path.join(output_dir, "bundled_examples.json")) as tmp, \
             open(tmp, "w") as f:
         json.dump(results, f, indent=2)

@@ -59,7 +59,7 @@ def training_command(config):
 
 def latest_step(run_dir):
     """The step of a run folder's latest checkpoint."""
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    latest = checkpoints.training_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint")
     return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))

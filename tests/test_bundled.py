@@ -111,3 +111,19 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
     x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(bundled.bundled_model()(x).numpy(),
                                   checkpoints.load_model(second)(x).numpy())
+
+
+def test_bundled_examples_app_writes_crops_and_scores(tmp_path):
+    from experiments import bundled_examples as examples_app
+
+    with flagsaver.flagsaver(checkpoint=None, model=None, output=str(tmp_path)):
+        examples_app.main(["bundled_examples"])
+    results = json.loads((tmp_path / "bundled_examples.json").read_text())
+    assert results["model"] == bundled.LABEL
+    for photo in examples_app.PHOTOS:
+        panel = imageio.v3.imread(tmp_path / f"bundled_{photo}.png")
+        assert panel.shape == (2 * examples_app.CROP, 2 * (3 * examples_app.CROP + 8), 3)
+        (psnr_in, _), (psnr_out, _) = results[photo]["blurry"], results[photo]["deblurred"]
+        assert 20 < psnr_in < 40 and 20 < psnr_out < 40
+    # coffee's blurred part dominates the photo: the bundled model improves it.
+    assert results["coffee"]["deblurred"][0] > results["coffee"]["blurry"][0]
