@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: quiet TensorFlow, locate the reference vectors."""
+"""Shared pytest fixtures: quiet TensorFlow, the reference vectors in tests/data/."""
 
 import os
 import pathlib
@@ -11,17 +11,13 @@ import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-REFERENCE_DIR = pathlib.Path(
-    os.environ.get("KPAC_REFERENCE_DIR", REPO.parent / "shared" / "reference"))
+REFERENCE_DIR = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def reference_dir():
-    """Folder of the authors'-graph reference vectors (tf1_{2,3}level_*.npz)."""
-    if not (REFERENCE_DIR / "tf1_2level_io.npz").exists():
-        pytest.fail(f"reference vectors not found in {REFERENCE_DIR}: they sit in the "
-                    "project's shared/reference folder beside the clone; point "
-                    "KPAC_REFERENCE_DIR at a copy")
+    """tests/data/: random weights in the authors' format (tf1_{2,3}level_weights.npz)
+    and what the authors' TF1 graph computed from them (tf1_{2,3}level_io.npz)."""
     return REFERENCE_DIR
 
 
