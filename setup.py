@@ -1,10 +1,18 @@
 """kpac-tf: KPAC single-image defocus deblurring (Son et al., ICCV 2021) in TF2/Keras 3."""
 
+import pathlib
+import re
+
 from setuptools import find_packages, setup
+
+# The version lives in kpac_tf/__init__.py only; read, not imported (that needs TF).
+VERSION = re.search(r"^__version__ = [\"']([^\"']+)[\"']$",
+                    (pathlib.Path(__file__).parent / "kpac_tf" / "__init__.py").read_text(),
+                    re.M).group(1)
 
 setup(
     name="kpac-tf",
-    version="0.1.0",
+    version=VERSION,
     description=("Kernel-Sharing Parallel Atrous Convolutions for single-image defocus "
                  "deblurring (ICCV 2021), reproduced in TensorFlow 2 / Keras 3"),
     long_description=open("README.md", encoding="utf-8").read(),

@@ -47,15 +47,16 @@ def tiled_vs_whole_psnr(checkpoint, tile_size):
     import numpy as np
     from skimage import data, transform
 
-    from kpac_tf import build_model, deblur, load_deblurrer
+    from kpac_tf import build_model, deblur, load_deblurrer, metrics, pixels
 
     keras.utils.set_random_seed(0)
     model = load_deblurrer(checkpoint) if checkpoint else build_model("single_2level")
-    photo = (transform.resize(data.rocket(), (720, 1280), anti_aliasing=True) * 255
-             ).astype(np.uint8)
-    whole = deblur(model, photo).astype(np.float64)
-    tiled = deblur(model, photo, tile_size=tile_size // 2, overlap=64).astype(np.float64)
-    return float(10 * np.log10(255 ** 2 / np.mean((whole - tiled) ** 2)))
+    photo = pixels.from_unit(transform.resize(data.rocket(), (720, 1280), anti_aliasing=True),
+                             np.uint8)
+    whole = pixels.to_unit(deblur(model, photo), np.float64)
+    tiled = pixels.to_unit(deblur(model, photo, tile_size=tile_size // 2, overlap=64),
+                           np.float64)
+    return float(metrics.psnr(whole, tiled))
 
 
 def main(argv):

@@ -5,7 +5,7 @@ python -m experiments.ablations --table=2 --steps=2000 --output=outputs/ablation
 
 Defaults are CPU-sized (synthetic data, 2000 steps of batch 4, 128 px crops, learning
 rate 1e-3, all held-out images); `--dataset=dpdd
---config_preset=paper_phase1` runs the paper's budget. Variants are trained into
+--preset=paper_phase1` runs the paper's budget. Variants are trained into
 <output>/table<N>/<variant>/ and resume like any training run. results.json and the
 printed table record the budget used; the paper's numbers stand beside ours, and no
 ordering is claimed that was not measured.
@@ -25,8 +25,9 @@ from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
                            DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
                            EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
-                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, OUTPUT as _OUTPUT,
-                           SEED as _SEED, STEPS as _STEPS, value_or)
+                           LOGGING, MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL,
+                           OUTPUT as _OUTPUT, PRESET as _PRESET, SEED as _SEED,
+                           STEPS as _STEPS, run_app, value_or)
 
 # Variant name -> (build_model overrides, paper PSNR in dB, paper parameters in M).
 TABLES = {
@@ -44,8 +45,6 @@ TABLES = {
 }
 
 _TABLE = flags.DEFINE_enum("table", "2", ["1", "2", "3"], "Paper table to reproduce.")
-_CONFIG_PRESET = flags.DEFINE_enum("config_preset", None, sorted(training.PRESETS),
-                                   "Training preset (default: the CPU budget below).")
 
 
 def _slug(name):
@@ -82,17 +81,17 @@ def main(argv):
                   crop_size=value_or(_CROP_SIZE, 128),
                   learning_rate=value_or(_LEARNING_RATE, 1e-3), seed=_SEED.value,
                   eval_images=value_or(_EVAL_IMAGES, 0))
-    if _CONFIG_PRESET.value:  # the preset decides the budget; flags only pick the data
+    if _PRESET.value:  # the preset decides the budget; flags only pick the data
         budget = {k: budget[k] for k in ("dataset", "dataset_config", "data_dir",
                                          "manual_dir", "seed")}
     try:
-        results = run_table(table, output, preset=_CONFIG_PRESET.value,
+        results = run_table(table, output, preset=_PRESET.value,
                             model=_MODEL.value, channels=_CHANNELS.value, **budget)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"ablations: {e}") from None
     with atomic_output(os.path.join(output, f"table{table}.json")) as tmp, \
             open(tmp, "w") as f:
-        json.dump(dict(table=table, budget=budget, preset=_CONFIG_PRESET.value,
+        json.dump(dict(table=table, budget=budget, preset=_PRESET.value,
                        results=results), f, indent=2)
     print(f"Table {table} on {budget['dataset']} ({budget.get('steps', 'preset')} steps, "
           f"seed {budget['seed']}); paper numbers are DPDD after 200k steps")
@@ -105,5 +104,14 @@ def main(argv):
     print(f"blurry input PSNR {first['input_psnr']:.2f} dB")
 
 
+FLAG_GROUPS = {
+    "Table and output": [_TABLE, _OUTPUT],
+    "Network": [_MODEL, _CHANNELS],
+    "Data": [_DATASET, _DATASET_CONFIG, _DATA_DIR, _MANUAL_DIR],
+    "Budget (unset: the CPU budget above, or the preset's)": [
+        _PRESET, _STEPS, _BATCH_SIZE, _CROP_SIZE, _LEARNING_RATE, _SEED, _EVAL_IMAGES],
+    "Logging": LOGGING,
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, FLAG_GROUPS)

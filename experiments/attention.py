@@ -17,12 +17,12 @@ import os
 import numpy as np
 from absl import app, flags
 
-from kpac_tf import attention, checkpoints, data, deblur, images
+from kpac_tf import attention, data, deblur, images, pixels
 from kpac_tf.files import atomic_output
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
-                           DATASET_CONFIG as _DATASET_CONFIG, MODEL as _MODEL,
-                           OUTPUT as _OUTPUT)
+                           DATASET_CONFIG as _DATASET_CONFIG, LOGGING, MODEL as _MODEL,
+                           OUTPUT as _OUTPUT, keras_model_from_flags, run_app)
 
 _IMAGE = flags.DEFINE_string("image", None, "Photo to analyse (default: a synthetic "
                              "test image).")
@@ -31,10 +31,6 @@ _MODULATIONS = flags.DEFINE_string("modulations", "1,0,0,0,0;1,0,1,0,0;1,0,0,0,1
                                    "Constant attention vectors, ';'-separated.")
 _CORRELATION_IMAGES = flags.DEFINE_integer(
     "correlation_images", 0, "Synthetic test images for the correlation (0: all).")
-
-
-def _to_uint8(unit):
-    return np.round(np.clip(unit, 0, 1) * 255).astype(np.uint8)
 
 
 def blur_radius_correlation(model, builder, limit):
@@ -62,7 +58,7 @@ def main(argv):
     output = _OUTPUT.value or "outputs/attention"
     os.makedirs(output, exist_ok=True)
     try:
-        model = checkpoints.load_model(_CHECKPOINT.value, _MODEL.value)
+        model = keras_model_from_flags()
         modulations = [[float(a) for a in m.split(",")] for m in
                        _MODULATIONS.value.split(";") if m]
         builder = None
@@ -72,15 +68,14 @@ def main(argv):
             builder = data.prepare("synthetic", _DATA_DIR.value, _DATASET_CONFIG.value)
             example = next(iter(builder.as_dataset(split="test").skip(_INDEX.value)))
             image = example["blurry"].numpy()
-        if image.dtype != np.uint8:
-            image = np.round(image / 257.0).astype(np.uint8)
+        image = pixels.to_uint8(image)
         images.write_png(os.path.join(output, "input.png"), image)
         images.write_png(os.path.join(output, "deblurred.png"), deblur(model, image))
         inputs = data.to_unit_range(image)[None]
         for block, maps in attention.block_attention(model, inputs).items():
             for i in range(maps.shape[-1]):
                 images.write_png(os.path.join(output, f"{block}_rate{i + 1}.png"),
-                                 _to_uint8(maps[..., i])[..., None])
+                                 pixels.from_unit(maps[..., i], np.uint8)[..., None])
         for alphas in modulations:
             label = "".join(f"{a:g}" for a in alphas)
             images.write_png(os.path.join(output, f"deblurred_alpha_{label}.png"),
@@ -96,6 +91,12 @@ def main(argv):
     print(json.dumps(results, indent=2))
 
 
+FLAG_GROUPS = {
+    "Model": [_CHECKPOINT, _MODEL],
+    "Images": [_IMAGE, _INDEX, _DATASET_CONFIG, _DATA_DIR, _CORRELATION_IMAGES],
+    "Analysis and output": [_MODULATIONS, _OUTPUT],
+    "Logging": LOGGING,
+}
+
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["checkpoint"])
-    app.run(main)
+    run_app(main, FLAG_GROUPS, required=["checkpoint"])

@@ -18,12 +18,12 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from kpac_tf import bundled, defocus, evaluation, images, inference
+from kpac_tf import bundled, defocus, evaluation, images, inference, pixels
 from kpac_tf.data import to_unit_range
 from kpac_tf.files import atomic_output
 
-from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL, OUTPUT as _OUTPUT, \
-    value_or
+from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
+                           OUTPUT as _OUTPUT, run_app, value_or)
 
 _MAX_RADIUS = flags.DEFINE_float("max_radius", 4.0, "Blur radius at the bottom (pixels).")
 PHOTOS = ("chelsea", "coffee")
@@ -35,12 +35,9 @@ def defocused(photo, max_radius, seed=0):
     from skimage import data
 
     sharp = getattr(data, photo)()[..., :3]
-    height, width = sharp.shape[:2]
-    inverse_depth = np.repeat(np.linspace(0, 1, height, dtype=np.float32)[:, None],
-                              width, axis=1)
-    blurry, _ = defocus.render_defocus(sharp / 255.0, inverse_depth, 0.0, max_radius)
-    blurry = defocus.add_sensor_noise(blurry, np.random.default_rng(seed))
-    return np.round(blurry * 255).astype(np.uint8), sharp
+    blurry = defocus.graded_defocus(pixels.to_unit(sharp, np.float64), max_radius,
+                                    np.random.default_rng(seed))
+    return pixels.from_unit(blurry, np.uint8), sharp
 
 
 def panel(blurry, deblurred, sharp):
@@ -80,5 +77,11 @@ def main(argv):
         json.dump(results, f, indent=2)
 
 
+FLAG_GROUPS = {
+    "Model": [_CHECKPOINT, _MODEL],
+    "Examples and output": [_MAX_RADIUS, _OUTPUT],
+    "Logging": LOGGING,
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, FLAG_GROUPS)

@@ -1,8 +1,17 @@
-"""Flags shared by several apps, defined once (absl flags are process-global)."""
+"""Flags shared by several apps, defined once (absl flags are process-global), and
+the apps' common entry point with grouped `--help`.
 
-from absl import flags
+Each app lists the flags it reads in `FLAG_GROUPS` ({title: [flag holder or name]})
+and starts with `run_app(main, FLAG_GROUPS)`; `--help` prints the app's docstring
+and those groups with defaults (`--helpfull` lists every flag of the process).
+"""
 
-from kpac_tf import data
+import sys
+import textwrap
+
+from absl import app, flags
+
+from kpac_tf import data, inference, training
 from kpac_tf.models import MODEL_NAMES
 
 MODEL = flags.DEFINE_enum("model", None, MODEL_NAMES,
@@ -17,10 +26,15 @@ DATA_DIR = flags.DEFINE_string("data_dir", None,
 MANUAL_DIR = flags.DEFINE_string("manual_dir", None,
                                  "Extracted DPDD archive (dd_dp_dataset_canon.zip).")
 CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "Model: a .keras file, a training run folder, or an authors' "
-    ".npz (with --model). deblur, evaluate and export default to the bundled model "
-    "(trained on synthetic defocus, not DPDD).")
+    "checkpoint", None, "Model: a .keras file, a training run folder (--model_dir of "
+    "experiments.train), an authors' .npz (with --model), or for deblur and evaluate an "
+    "exported SavedModel. Unset: the bundled model (trained on synthetic defocus, not "
+    "DPDD).")
 OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
+PRESET = flags.DEFINE_enum(
+    "preset", None, sorted(training.PRESETS), "Training recipe (kpac_tf.training.PRESETS); "
+    "flags given explicitly override it. Unset: train uses embedded_default, ablations "
+    "its CPU budget.")
 # Training budget, shared by train and ablations (None: the app's or preset's default).
 STEPS = flags.DEFINE_integer("steps", None, "Training steps (paper phase 1: 200000).")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 4).")
@@ -36,3 +50,57 @@ CHANNELS = flags.DEFINE_integer("channels", None, "Base width c (48).")
 def value_or(holder, default):
     """A flag's value, or `default` when it was left unset (None)."""
     return default if holder.value is None else holder.value
+
+
+LOGGING = ["verbosity"]  # absl's flag, described here as the apps use it
+_OWN_HELP = {"verbosity": (
+    "0: the app's progress lines; 1 or more: also TensorFlow's own C++ and Python "
+    "log lines and libraries' deprecation warnings (hidden otherwise); -1: warnings "
+    "only.", "0")}
+
+
+def keras_model_from_flags():
+    """The keras.Model that --checkpoint / --model name (the bundled model if unset).
+
+    Raises:
+        ValueError: --checkpoint is an exported SavedModel, which has no Keras model.
+    """
+    model = inference.load_deblurrer(CHECKPOINT.value, MODEL.value).keras_model
+    if model is None:
+        raise ValueError(f"--checkpoint {CHECKPOINT.value} is an exported SavedModel; "
+                         "give the .keras file, training run or .npz it came from")
+    return model
+
+
+def help_text(doc, groups):
+    """An app's `--help`: its docstring, then every flag it reads, by group, with
+    its default."""
+    lines = [(doc or "").strip(), ""]
+    for title, entries in groups.items():
+        lines.append(f"{title}:")
+        for entry in entries:
+            flag = flags.FLAGS[getattr(entry, "name", entry)]
+            text, default = _OWN_HELP.get(flag.name, (flag.help, flag.default_as_str))
+            name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+            lines += textwrap.wrap(f"{name}: {text}", 88, initial_indent="  ",
+                                   subsequent_indent="    ")
+            lines.append(f"    (default: {default or 'unset'})")
+        lines.append("")
+    lines.append("--helpfull lists every flag, TensorFlow's and absl's too.")
+    return "\n".join(lines)
+
+
+def run_app(main, groups, required=()):
+    """Runs an absl app whose `--help` (also -h, -?, --helpshort) prints `help_text`."""
+    if any(arg in ("-h", "-?", "--help", "--helpshort") for arg in sys.argv[1:]):
+        print(help_text(sys.modules[main.__module__].__doc__, groups))
+        sys.exit(0)
+    flags.mark_flags_as_required(list(required))
+    app.run(main)
+
+
+TO_8BIT = flags.DEFINE_enum(
+    "to_8bit", "round", list(data.pixels.TO_8BIT),
+    "How 16-bit images (DPDD's PNGs) become the 8-bit images the networks see: round "
+    "(our choice, round(x / 257); the paper does not say) or high_byte (x >> 8, what "
+    "Pillow / scipy.misc.imread give, as in the authors' evaluation code).")

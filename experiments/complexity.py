@@ -19,7 +19,7 @@ from kpac_tf import build_model
 from kpac_tf.complexity import count_flops, mac_breakdown
 from kpac_tf.files import atomic_output
 
-from .common_flags import OUTPUT as _OUTPUT, value_or
+from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app, value_or
 from kpac_tf.inference import Deblurrer
 
 _RUNS = flags.DEFINE_integer("runs", 3, "Timed runs per network (median).")
@@ -68,5 +68,7 @@ def main(argv):
               f"{r['seconds']:9.3f}   {ref}")
 
 
+FLAG_GROUPS = {"Measurement and output": [_RUNS, _OUTPUT], "Logging": LOGGING}
+
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, FLAG_GROUPS)

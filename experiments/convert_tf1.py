@@ -12,7 +12,7 @@ on the checkpoint's tensors) and written only if it matches within 1e-4.
 from absl import app, flags, logging
 
 import kpac_tf
-from .common_flags import MODEL as _MODEL, OUTPUT as _OUTPUT
+from .common_flags import LOGGING, MODEL as _MODEL, OUTPUT as _OUTPUT, run_app
 from kpac_tf.checkpoints import convert_tf1_checkpoint
 
 _NPZ = flags.DEFINE_string("npz", None, "Authors' checkpoint (.npz) to convert.")
@@ -32,6 +32,7 @@ def main(argv):
     print(f"output checksum (sum |y|, seed-0 input 1x64x96x3): {report['checksum']:.6f}")
 
 
+FLAG_GROUPS = {"Conversion": [_NPZ, _MODEL, _OUTPUT], "Logging": LOGGING}
+
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["npz", "model", "output"])
-    app.run(main)
+    run_app(main, FLAG_GROUPS, required=["npz", "model", "output"])

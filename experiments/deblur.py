@@ -14,9 +14,10 @@ import os
 
 from absl import app, flags, logging
 
-from kpac_tf import bundled, images, inference
+from kpac_tf import images, inference
 
-from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL, OUTPUT as _OUTPUT
+from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
+                           OUTPUT as _OUTPUT, run_app)
 
 _INPUT = flags.DEFINE_string("input", None, "Photo (PNG/JPEG) or folder of photos.")
 _TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tiles of "
@@ -59,8 +60,6 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         jobs = plan_jobs(_INPUT.value, _OUTPUT.value)
-        if _CHECKPOINT.value is None:
-            logging.warning("No --checkpoint: using the bundled %s", bundled.LABEL)
         deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
                                              _PRECISION.value)
         failures = inference.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,
@@ -75,10 +74,16 @@ def main(argv):
         raise SystemExit(f"deblur: {len(failures)} of {len(jobs)} images failed (listed above)")
 
 
+FLAG_GROUPS = {
+    "Model": [_CHECKPOINT, _MODEL, _PRECISION],
+    "Photos": [_INPUT, _OUTPUT, _TILE_SIZE, _OVERLAP, _SAVE_ATTENTION],
+    "Logging": LOGGING,
+}
+
+
 def run():
     """Console-script entry point (`kpac-deblur`)."""
-    flags.mark_flags_as_required(["input", "output"])
-    app.run(main)
+    run_app(main, FLAG_GROUPS, required=["input", "output"])
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ import tensorflow as tf
 from absl import app, flags
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
-                                      DATASET as _DATASET,
-                                      DATASET_CONFIG as _DATASET_CONFIG,
-                                      MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL)
+                           DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG, LOGGING,
+                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, run_app)
+from .common_flags import TO_8BIT as _TO_8BIT
 from kpac_tf import data, evaluation, images, inference
 
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
@@ -44,15 +44,16 @@ def _folder_views(input_dir, split, dual):
     return {view: os.path.join(input_dir, folder) for view, folder in views.items()}
 
 
-def folder_items(input_dir, split, dual):
-    """(name, load) pairs over an --input_dir; load() reads and converts lazily."""
+def folder_items(input_dir, split, dual, to_8bit="round"):
+    """(name, load) pairs over an --input_dir; load() reads and converts lazily
+    (16-bit images to 8-bit by `to_8bit`, see `data.to_unit_range`)."""
     def load(paths):
         def read(path):
             image = images.read_image(path)
             if image.ndim != 3 or image.shape[-1] != 3:
                 raise images.ImageReadError(f"{path}: expected an RGB image, got shape "
                                             f"{image.shape}")
-            return data.to_unit_range(tf.constant(image))[None]
+            return data.to_unit_range(tf.constant(image), to_8bit)[None]
 
         views = {view: read(path) for view, path in paths.items()}
         shapes = {tuple(v.shape) for v in views.values()}
@@ -66,13 +67,12 @@ def folder_items(input_dir, split, dual):
     return [(name, lambda paths=paths: load(paths)) for name, paths in pairs]
 
 
-def dataset_items(dataset, config, data_dir, manual_dir, split, name):
-    """(name, load) pairs over a TFDS split."""
-    if dataset == "dpdd" and config is None:
-        config = "dual" if name == "dual" else "single"
-    builder = data.prepare(dataset, data_dir, config, manual_dir)
+def dataset_items(dataset, config, data_dir, manual_dir, split, name, to_8bit="round"):
+    """(name, load) pairs over a TFDS split (16-bit images to 8-bit by `to_8bit`)."""
+    builder = data.prepare(dataset, data_dir, data.dataset_config(dataset, name, config),
+                           manual_dir)
     return [(item_name[0].numpy().decode(), lambda x=inputs, y=sharp: (x, y))
-            for inputs, sharp, item_name in data.evaluation_dataset(builder, split)]
+            for inputs, sharp, item_name in data.evaluation_dataset(builder, split, to_8bit)]
 
 
 def main(argv):
@@ -83,13 +83,15 @@ def main(argv):
         name = _MODEL.value or model.name
         dual = model.num_inputs == 3
         if _INPUT_DIR.value:
-            items = folder_items(_INPUT_DIR.value, _SPLIT.value, dual)
+            items = folder_items(_INPUT_DIR.value, _SPLIT.value, dual, _TO_8BIT.value)
         else:
             items = dataset_items(_DATASET.value or "synthetic", _DATASET_CONFIG.value,
-                                  _DATA_DIR.value, _MANUAL_DIR.value, _SPLIT.value, name)
+                                  _DATA_DIR.value, _MANUAL_DIR.value, _SPLIT.value, name,
+                                  _TO_8BIT.value)
         if _LIMIT.value:
             items = items[:_LIMIT.value]
-        summary = evaluation.evaluate(model, items, _OUTPUT_DIR.value, _SKIP_BAD.value)
+        summary = evaluation.evaluate(model, items, _OUTPUT_DIR.value, _SKIP_BAD.value,
+                                      _TO_8BIT.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"evaluate: {e}") from None
     with_paper = (not _INPUT_DIR.value and _DATASET.value == "dpdd"
@@ -101,9 +103,18 @@ def main(argv):
     print(f"Results: {_OUTPUT_DIR.value}/metrics.json, per_image.csv, images/")
 
 
+FLAG_GROUPS = {
+    "Model": [_CHECKPOINT, _MODEL],
+    "Images": [_DATASET, _DATASET_CONFIG, _SPLIT, _DATA_DIR, _MANUAL_DIR, _INPUT_DIR,
+               _LIMIT, _SKIP_BAD, _TO_8BIT],
+    "Output": [_OUTPUT_DIR],
+    "Logging": LOGGING,
+}
+
+
 def run():
     """Console-script entry point (`kpac-evaluate`)."""
-    app.run(main)
+    run_app(main, FLAG_GROUPS)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ on synthetic defocus, not DPDD.
 
 from absl import app, flags, logging
 
-from kpac_tf import bundled, checkpoints
 from kpac_tf.export import export_saved_model
 
-from .common_flags import CHECKPOINT as _CHECKPOINT, MODEL as _MODEL
+from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
+                           keras_model_from_flags, run_app)
 
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Model base folder for TF Serving.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free).")
@@ -25,11 +25,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        if _CHECKPOINT.value is None:
-            logging.warning("No --checkpoint: exporting the bundled %s", bundled.LABEL)
-            model = bundled.bundled_model()
-        else:
-            model = checkpoints.load_model(_CHECKPOINT.value, _MODEL.value)
+        model = keras_model_from_flags()
         path = export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise SystemExit(f"export: {e}") from None
@@ -37,10 +33,16 @@ def main(argv):
     print(path)
 
 
+FLAG_GROUPS = {
+    "Model": [_CHECKPOINT, _MODEL],
+    "Export": [_EXPORT_DIR, _VERSION],
+    "Logging": LOGGING,
+}
+
+
 def run():
     """Console-script entry point (`kpac-export`)."""
-    flags.mark_flags_as_required(["export_dir"])
-    app.run(main)
+    run_app(main, FLAG_GROUPS, required=["export_dir"])
 
 
 if __name__ == "__main__":

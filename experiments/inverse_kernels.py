@@ -21,10 +21,10 @@ import os
 import numpy as np
 from absl import app, flags
 
-from kpac_tf import defocus, images, inverse_kernels as ik
+from kpac_tf import defocus, images, inverse_kernels as ik, metrics, pixels
 from kpac_tf.files import atomic_output
 
-from .common_flags import OUTPUT as _OUTPUT, value_or
+from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app, value_or
 
 _RADIUS = flags.DEFINE_float("radius", 2.5, "Radius (px) of the base disc kernel k.")
 _SNR = flags.DEFINE_float("snr", 100.0, "Wiener signal-to-noise ratio.")
@@ -44,10 +44,13 @@ def _photo(name):
 
     image = getattr(data, name)()
     if image.ndim == 3:
-        image = color.rgb2gray(image[..., :3])
-    else:
-        image = image / 255.0
-    return np.asarray(image, np.float64)
+        return np.asarray(color.rgb2gray(image[..., :3]), np.float64)
+    return pixels.to_unit(image, np.float64)
+
+
+def _psnr(a, b):
+    """PSNR (dB) of grey float64 (h, w) images in [0, 1]."""
+    return float(metrics.psnr(a[..., None], b[..., None]))
 
 
 def _odd(x):
@@ -71,11 +74,11 @@ def run_one(sharp, radius, snr, support, lanczos_a):
     scaled_inverse = ik.convolve(blurry, scaled(k_inv, s))
     dilated_inverse = ik.convolve(blurry, ik.dilate(k_inv, s))
     numbers = {
-        "psnr_blurry_to_sharp": ik.psnr(blurry, sharp),
-        "psnr_scaled_inverse_vs_inverse_of_scaled": ik.psnr(scaled_inverse, inverse_of_scaled),
-        "psnr_inverse_of_scaled_to_sharp": ik.psnr(inverse_of_scaled, sharp),
-        "psnr_scaled_inverse_to_sharp": ik.psnr(scaled_inverse, sharp),
-        "psnr_dilated_vs_scaled_inverse": ik.psnr(dilated_inverse, scaled_inverse),
+        "psnr_blurry_to_sharp": _psnr(blurry, sharp),
+        "psnr_scaled_inverse_vs_inverse_of_scaled": _psnr(scaled_inverse, inverse_of_scaled),
+        "psnr_inverse_of_scaled_to_sharp": _psnr(inverse_of_scaled, sharp),
+        "psnr_scaled_inverse_to_sharp": _psnr(scaled_inverse, sharp),
+        "psnr_dilated_vs_scaled_inverse": _psnr(dilated_inverse, scaled_inverse),
     }
     # Eq. 5 (Fig. 2): blur at s = 3.5, inverse kernels at s = 3 and 4.
     blurry = ik.convolve(sharp, scaled(k, 3.5))
@@ -106,7 +109,7 @@ def main(argv):
         per_image[name] = numbers
         for label, image in figures.items():
             images.write_png(os.path.join(output, f"{name}_{label}.png"),
-                             np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+                             pixels.from_unit(image, np.uint8))
     keys = [k for k in per_image[_IMAGES.value[0]] if k != "nnls_alphas"]
     mean = {k: float(np.mean([v[k] for v in per_image.values()])) for k in keys}
     result = dict(mean, settings=dict(kernel=f"disc, radius {_RADIUS.value} px",
@@ -124,5 +127,11 @@ def main(argv):
         print(f"{key:<45} {ours:8.2f} {paper:8.2f}")
 
 
+FLAG_GROUPS = {
+    "Kernels": [_RADIUS, _SNR, _SUPPORT, _LANCZOS],
+    "Images and output": [_IMAGES, _OUTPUT],
+    "Logging": LOGGING,
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, FLAG_GROUPS)

@@ -10,7 +10,8 @@ archive (see datasets/dpdd/README.md).
 from absl import app, logging
 
 from .common_flags import (DATA_DIR as _DATA_DIR, DATASET as _DATASET,
-                                      DATASET_CONFIG as _CONFIG, MANUAL_DIR as _MANUAL_DIR)
+                           DATASET_CONFIG as _CONFIG, LOGGING, MANUAL_DIR as _MANUAL_DIR,
+                           run_app)
 from kpac_tf import data
 
 
@@ -26,5 +27,7 @@ def main(argv):
     logging.info("Prepared %s in %s: %s", builder.info.full_name, builder.data_dir, splits)
 
 
+FLAG_GROUPS = {"Data": [_DATASET, _CONFIG, _DATA_DIR, _MANUAL_DIR], "Logging": LOGGING}
+
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, FLAG_GROUPS)

@@ -19,10 +19,10 @@ import os
 import tensorflow as tf
 from absl import app, flags
 
-from kpac_tf import bundled, checkpoints, data, evaluation
+from kpac_tf import bundled, checkpoints, data, evaluation, inference
 from kpac_tf.files import atomic_output
 
-from .common_flags import DATA_DIR as _DATA_DIR
+from .common_flags import DATA_DIR as _DATA_DIR, LOGGING, run_app
 from .evaluate import dataset_items
 from .wiener_baseline import wiener_scores
 
@@ -93,7 +93,7 @@ def main(argv):
             raise ValueError(f"{run_dir}: the bundled model is a plain {bundled.NAME} "
                              f"trained on synthetic data; this run is {config['model']} "
                              f"on {config['dataset']} {config.get('model_overrides')}")
-        model = checkpoints.load_model(run_dir)
+        model = inference.load_deblurrer(run_dir).keras_model
         phases = training_phases(run_dir)
         builder = data.prepare("synthetic", _DATA_DIR.value, config.get("dataset_config"))
         items = dataset_items("synthetic", config.get("dataset_config"), _DATA_DIR.value,
@@ -136,6 +136,11 @@ def main(argv):
     print(f"Shipped: {bundled.WEIGHTS_PATH} and {os.path.basename(bundled.INFO_PATH)}")
 
 
+FLAG_GROUPS = {
+    "Run and gate": [_RUN, _MIN_GAIN_DB, _NOTES],
+    "Data and output": [_DATA_DIR, _EVAL_DIR],
+    "Logging": LOGGING,
+}
+
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["run"])
-    app.run(main)
+    run_app(main, FLAG_GROUPS, required=["run"])

@@ -3,9 +3,9 @@ r"""Trains a KPAC network; with no flags, the embedded default on synthetic data
 python -m experiments.train          # ~4 minutes on 2 CPU cores, no download
 
 The paper's recipe on DPDD (Sec. 5), phase 1 then phase 2:
-python -m experiments.train --config=paper_phase1 --model=single_2level \
+python -m experiments.train --preset=paper_phase1 --model=single_2level \
     --data_dir=~/tensorflow_datasets --manual_dir=~/dpdd --model_dir=runs/p1
-python -m experiments.train --config=paper_phase2 --init_from=runs/p1 \
+python -m experiments.train --preset=paper_phase2 --init_from=runs/p1 \
     --vgg19_weights=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 --model_dir=runs/p2
 
 Re-running with the same --model_dir resumes where the run stopped.
@@ -17,15 +17,14 @@ from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
                            DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
                            EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
-                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, SEED as _SEED,
-                           STEPS as _STEPS)
+                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, PRESET as _PRESET,
+                           SEED as _SEED, STEPS as _STEPS, LOGGING, run_app, value_or)
+from .common_flags import TO_8BIT as _TO_8BIT
 from kpac_tf import training
 from kpac_tf.models import BLOCK_TYPES
 
-_CONFIG = flags.DEFINE_enum("config", "embedded_default", sorted(training.PRESETS),
-                            "Preset; any flag given explicitly overrides it.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
-                                 "Output folder (default outputs/<config>); reuse resumes.")
+                                 "Output folder (default outputs/<preset>); reuse resumes.")
 _FLIPS = flags.DEFINE_boolean("flips", None, "Random flips (the paper uses none).")
 _PERCEPTUAL_WEIGHT = flags.DEFINE_float(
     "perceptual_weight", None, "VGG19 block4_conv4 loss weight (0: MAE only; paper "
@@ -60,10 +59,11 @@ def config_from_flags():
         ("num_dilations", _NUM_DILATIONS), ("share_weights", _SHARE_WEIGHTS),
         ("scale_attention", _SCALE_ATTENTION), ("shape_attention", _SHAPE_ATTENTION),
         ("block_type", _BLOCK_TYPE), ("channels", _CHANNELS)) if holder.value is not None}
+    preset = value_or(_PRESET, "embedded_default")
     return training.make_config(
-        _CONFIG.value, model_dir=_MODEL_DIR.value or f"outputs/{_CONFIG.value}",
+        preset, model_dir=_MODEL_DIR.value or f"outputs/{preset}",
         model=_MODEL.value or "single_2level", model_overrides=overrides,
-        dataset=_DATASET.value,
+        dataset=_DATASET.value, to_8bit=_TO_8BIT.value,
         dataset_config=_DATASET_CONFIG.value, data_dir=_DATA_DIR.value,
         manual_dir=_MANUAL_DIR.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
         crop_size=_CROP_SIZE.value, flips=_FLIPS.value,
@@ -90,9 +90,25 @@ def main(argv):
     print(f"Model: {config.model_dir}/model.keras (TensorBoard: {config.model_dir})")
 
 
+FLAG_GROUPS = {
+    "Recipe and run folder": [_PRESET, _MODEL_DIR, _INIT_FROM, _SEED],
+    "Network (unset: the authors' network)": [
+        _MODEL, _CHANNELS, _NUM_BLOCKS, _KERNEL_SIZE, _NUM_DILATIONS, _SHARE_WEIGHTS,
+        _SCALE_ATTENTION, _SHAPE_ATTENTION, _BLOCK_TYPE],
+    "Data": [_DATASET, _DATASET_CONFIG, _DATA_DIR, _MANUAL_DIR, _TO_8BIT],
+    "Optimisation (unset: the preset's)": [
+        _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _PERCEPTUAL_WEIGHT,
+        _VGG19_WEIGHTS],
+    "Hardware": [_STRATEGY, _MIXED_PRECISION],
+    "Progress, evaluation and checkpoints": [
+        _LOG_EVERY, _EVAL_EVERY, _EVAL_IMAGES, _SAVE_EVERY],
+    "Logging": LOGGING,
+}
+
+
 def run():
     """Console-script entry point (`kpac-train`)."""
-    app.run(main)
+    run_app(main, FLAG_GROUPS)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ import os
 import numpy as np
 from absl import app, flags
 
-from kpac_tf import data, defocus, evaluation, inverse_kernels as ik
+from kpac_tf import data, defocus, evaluation, inverse_kernels as ik, pixels
 from kpac_tf.files import atomic_output
 
-from .common_flags import DATA_DIR as _DATA_DIR, DATASET_CONFIG as _DATASET_CONFIG, \
-    OUTPUT as _OUTPUT, value_or
+from .common_flags import (DATA_DIR as _DATA_DIR, DATASET_CONFIG as _DATASET_CONFIG,
+                           LOGGING, OUTPUT as _OUTPUT, run_app, value_or)
 
 _SNRS = flags.DEFINE_list("snrs", ["3", "10", "30", "100", "300", "1000"],
                          "Wiener SNRs to try.")
@@ -28,16 +28,15 @@ def wiener_scores(builder, snrs):
     """{snr: summary} of Wiener deconvolution with the true mean radius, per SNR."""
     scores = {snr: [] for snr in snrs}
     for example in builder.as_dataset(split="test"):
-        blurry = example["blurry"].numpy() / 255.0
-        sharp = example["sharp"].numpy()
+        blurry, sharp = example["blurry"].numpy(), example["sharp"].numpy()  # uint8
+        unit = pixels.to_unit(blurry, np.float64)
         kernel = defocus.aperture_kernel(float(example["blur_radius"].numpy().mean()))
         for snr in snrs:
-            linear = ik.wiener_deconvolve(blurry ** defocus.GAMMA, kernel, snr)
+            linear = ik.wiener_deconvolve(unit ** defocus.GAMMA, kernel, snr)
             restored = np.clip(linear, 0, 1) ** (1 / defocus.GAMMA)
-            to_net = lambda x: (np.asarray(x, np.float32) * 2 - 1)[None]  # noqa: E731
             scores[snr].append(evaluation.score_image(
-                example["name"].numpy().decode(), to_net(blurry), to_net(restored),
-                to_net(sharp / 255.0)))
+                example["name"].numpy().decode(), pixels.to_network(blurry)[None],
+                pixels.unit_to_network(restored)[None], pixels.to_network(sharp)[None]))
     return {snr: evaluation.summarize(s) for snr, s in scores.items()}
 
 
@@ -58,5 +57,11 @@ def main(argv):
           f"true mean radius (SNR {best:g}) {summary['psnr']:.2f} dB / {summary['ssim']:.4f}")
 
 
+FLAG_GROUPS = {
+    "Data": [_DATASET_CONFIG, _DATA_DIR],
+    "Wiener and output": [_SNRS, _OUTPUT],
+    "Logging": LOGGING,
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    run_app(main, FLAG_GROUPS)

@@ -15,7 +15,6 @@ import json
 import os
 
 from kpac_tf import checkpoints
-from kpac_tf.models import build_model
 
 NAME = "single_2level"
 LABEL = "single_2level trained on synthetic defocus, not DPDD"
@@ -31,10 +30,11 @@ def bundled_info():
         return json.load(f)
 
 
-def bundled_model():
-    """The bundled single_2level `keras.Model` (float32 in [-1, 1] -> [-1, 1])."""
+def weights_path():
+    """Path of the bundled weights (authors' npz format); load them with
+    `kpac_tf.load_deblurrer()`."""
     _check_present()
-    return checkpoints.load_tf1_npz(build_model(NAME), WEIGHTS_PATH)
+    return WEIGHTS_PATH
 
 
 def _check_present():

@@ -12,7 +12,6 @@ read what we write.
 """
 
 import io
-import json
 import os
 import pickle
 import struct
@@ -28,9 +27,9 @@ from kpac_tf.models import build_model
 from kpac_tf.tf1_graph import tf1_forward
 
 try:  # numpy >= 2
-    from numpy._core import multiarray as _multiarray, numeric as _numeric
+    from numpy._core import multiarray as _multiarray
 except ImportError:  # numpy 1.x
-    from numpy.core import multiarray as _multiarray, numeric as _numeric
+    from numpy.core import multiarray as _multiarray
 
 PARAMS_MEMBER = "params.npy"
 
@@ -88,25 +87,37 @@ def tf1_variables(model):
 # Reading.
 
 
+# The largest uncompressed `params.npy` a checkpoint may declare: 512 MiB. The
+# published networks hold 1.6-2.1 M float32 parameters (dual.npz, the largest file,
+# is 8.3 MB), so this leaves room for ablations up to 8x the paper's width while
+# refusing a zip bomb before anything is inflated.
+MAX_PARAMS_BYTES = 512 * 2**20
+
+
 class _Refused(pickle.UnpicklingError):
     """The pickle asked for something other than numpy arrays."""
 
 
-def _codecs_encode_latin1(text, encoding="latin1"):
-    """Stand-in for `_codecs.encode`, used by protocol-2 pickles of bytes."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+def _codecs_encode_latin1(text, encoding):
+    """Stand-in for `_codecs.encode`, which protocol-2 pickles of bytes call."""
+    if encoding != "latin1" or not isinstance(text, str):
         raise _Refused("only latin1 _codecs.encode of text is allowed")
     return text.encode("latin1")
 
 
+# Exactly the globals that real checkpoint files name (numpy's `np.save` pickles
+# object arrays with protocol 2 up to numpy 1.16, 3 in 1.17-1.26, 4 from 2.0;
+# never 5, so `_frombuffer` is not needed).
 _ALLOWED_GLOBALS = {
+    # The authors' files and ours (Python 2 pickles); numpy 1.x under Python 3.
     ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    # numpy 2.x's `np.save`.
     ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    # Pickle protocol 5 rebuilds contiguous arrays from their raw buffer.
-    ("numpy.core.numeric", "_frombuffer"): _numeric._frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _numeric._frombuffer,
+    # Every producer.
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    # numpy <= 1.16 under Python 3: protocol 2 pickles bytes as
+    # `_codecs.encode(text, "latin1")`.
     ("_codecs", "encode"): _codecs_encode_latin1,
 }
 
@@ -138,7 +149,8 @@ def read_tf1_npz(path):
 
     Raises:
         CheckpointError: the file is missing, not a zip, truncated, holds no
-            `params.npy`, or its pickle asks for anything but numpy arrays.
+            `params.npy` or one over `MAX_PARAMS_BYTES`, or its pickle asks for
+            anything but numpy arrays.
     """
     path = os.fspath(path)
     try:
@@ -148,10 +160,26 @@ def read_tf1_npz(path):
                     f"{path}: no '{PARAMS_MEMBER}' inside; found {archive.namelist()}. "
                     "Authors' checkpoints are tensorlayer npz files (single_2level.npz, "
                     "single_3level.npz, dual.npz)")
-            payload = archive.read(PARAMS_MEMBER)
+            info = archive.getinfo(PARAMS_MEMBER)
+            if info.file_size > MAX_PARAMS_BYTES:
+                raise CheckpointError(
+                    f"{path}: '{PARAMS_MEMBER}' declares {info.file_size:,} bytes "
+                    f"uncompressed, over the {MAX_PARAMS_BYTES:,}-byte limit (the "
+                    "published checkpoints are under 10 MB); refused unread, the file "
+                    "may be hostile")
+            # Not `archive.read`: it inflates all the compressed data (up to 2 GiB a
+            # step) before cutting it to the declared size, so a member that
+            # under-declares could take gigabytes. Reading the declared size inflates
+            # no more than that, and still checks the CRC. A compression-ratio limit
+            # would add nothing: memory is bounded by the declared size either way,
+            # as it is for a stored member that size.
+            with archive.open(info) as member:
+                payload = member.read(info.file_size)
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+    except Exception as e:  # zipfile, zlib, bz2, lzma: corrupt, encrypted, unknown method
         raise CheckpointError(f"{path}: not a readable npz (zip) file ({e}); "
                               "it may be truncated, re-download it") from None
     try:
@@ -239,8 +267,9 @@ def validation_inputs(name, seed=0, batch=1, height=64, width=96):
 def convert_tf1_checkpoint(npz_path, name, output_path, tolerance=1e-4):
     """Converts an authors' `.npz` into a Keras model file, validated twice.
 
-    The converted model must match the authors' graph (`kpac_tf.tf1_graph`, run
-    on the checkpoint's raw tensors) within `tolerance` on a fixed input, and the
+    The converted model must match the authors' graph as re-expressed with raw TF
+    ops (`kpac_tf.tf1_graph`, run on the checkpoint's raw tensors; itself checked
+    against the authors' TF1 output in the tests) within `tolerance` on a fixed input, and the
     written `.keras` file must reload to identical outputs. The file is written
     atomically and only if both checks pass.
 
@@ -462,8 +491,11 @@ def training_checkpoint(path):
 
 
 def initialize_weights(model, path):
-    """Copies weights into `model` from a `.keras` file, an authors' `.npz`, or a
-    training run (its model_dir or checkpoint folder). All or nothing.
+    """Copies weights into an existing `model` from a `.keras` file, an authors'
+    `.npz`, or a training run (its model_dir or checkpoint folder). All or nothing.
+
+    Warm starts (`--init_from`) and `kpac_tf.load_deblurrer` use it; to load a
+    model for deblurring, use `load_deblurrer`.
 
     Raises:
         CheckpointError: unreadable, missing, or not matching the model.
@@ -488,30 +520,3 @@ def initialize_weights(model, path):
         raise CheckpointError(f"{path}: expected a .keras file, an authors' .npz, or a "
                               "training run folder")
     return model
-
-
-def load_model(path, name=None):
-    """A Keras model from any checkpoint kind, ready for inference.
-
-    Args:
-        path: a `.keras` file; an authors' `.npz` (needs `name`); or a training run
-            folder (its config.json names the network; else `name` is needed).
-        name: str or None, network name for `build_model`.
-
-    Raises:
-        CheckpointError: unreadable, missing, or needs `name`.
-    """
-    path = os.fspath(path)
-    if path.endswith(".keras"):
-        if not os.path.isfile(path):
-            raise CheckpointError(f"{path}: no such Keras model file")
-        return keras.models.load_model(path)
-    overrides = {}
-    config_path = os.path.join(path, "config.json")
-    if os.path.isdir(path) and os.path.isfile(config_path):
-        with open(config_path) as f:
-            run = json.load(f)
-        name, overrides = run["model"], run.get("model_overrides", {})
-    if name is None:
-        raise CheckpointError(f"{path}: name the network (--model) to load this checkpoint")
-    return initialize_weights(build_model(name, **overrides), path)

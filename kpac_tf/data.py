@@ -2,8 +2,10 @@
 `datasets/synthetic_defocus`).
 
 Images leave the pipeline as float32 in [-1, 1] (`x / 127.5 - 1` of 8-bit values).
-DPDD's 16-bit PNGs are first brought to 8-bit as the paper does, by
-`round(x / 257)` (= `x * 255 / 65535`).
+The paper trains and evaluates on 8-bit images but does not say how DPDD's 16-bit
+PNGs become 8-bit. `to_8bit` chooses (`kpac_tf.pixels.to_uint8`): "round",
+`round(x / 257)`, is OUR choice and the default; "high_byte", `x >> 8`, is what
+Pillow / `scipy.misc.imread` give, as in the authors' evaluation code.
 """
 
 import importlib
@@ -11,6 +13,8 @@ import pathlib
 import sys
 
 import tensorflow as tf
+
+from kpac_tf import pixels
 
 # Our dataset names -> TFDS builder folders under datasets/.
 DATASETS = {"synthetic": "synthetic_defocus", "dpdd": "dpdd"}
@@ -58,14 +62,35 @@ def prepare(dataset, data_dir=None, config=None, manual_dir=None):
     return builder
 
 
-def to_unit_range(image):
-    """uint8 or uint16 image -> float32 in [-1, 1], via 8-bit as the paper does."""
-    if image.dtype == tf.uint16:
-        image = tf.round(tf.cast(image, tf.float32) / 257.0)
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+def dataset_config(dataset, model, config=None):
+    """The TFDS builder config to use: `config` if given, else "single" (or "dual"
+    for the dual network) for dpdd and "default" for synthetic.
+
+    Args:
+        dataset: str, "synthetic" or "dpdd".
+        model: str or None, network name ("dual" needs DPDD's dual config).
+        config: str or None, an explicitly requested config (wins).
+    """
+    if config:
+        return config
+    if dataset == "dpdd":
+        return "dual" if model == "dual" else "single"
+    return "default"
 
 
-def _standardize(example):
+def to_unit_range(image, to_8bit="round"):
+    """uint8 or uint16 image -> float32 in [-1, 1], through 8-bit (the paper's
+    networks see 8-bit images).
+
+    Args:
+        image: tf.Tensor (or numpy) uint8 or uint16, any shape.
+        to_8bit: str, how uint16 becomes 8-bit (see `pixels.to_uint8`): "round"
+            (ours, `round(x / 257)`) or "high_byte" (`x >> 8`, as Pillow reads it).
+    """
+    return pixels.to_network(pixels.to_uint8(image, to_8bit))
+
+
+def _standardize(example, to_8bit):
     """A builder's example -> {center, [left, right], sharp, name} in [-1, 1]."""
     if "blurry" in example:  # synthetic
         views = {"center": example["blurry"], "sharp": example["sharp"]}
@@ -73,7 +98,7 @@ def _standardize(example):
         views = {"center": example["image"], "sharp": example["target"]}
         if "left" in example:
             views.update(left=example["left"], right=example["right"])
-    out = {key: to_unit_range(value) for key, value in views.items()}
+    out = {key: to_unit_range(value, to_8bit) for key, value in views.items()}
     out["name"] = example["name"]
     return out
 
@@ -112,7 +137,7 @@ def _random_crop(example, crop_size, flips, seed):
 
 
 def training_dataset(builder, split="train", crop_size=512, batch_size=4, flips=False,
-                     seed=0, shuffle_buffer=32):
+                     seed=0, shuffle_buffer=32, to_8bit="round"):
     """Endless, deterministic batches of random crops for training.
 
     Args:
@@ -123,6 +148,8 @@ def training_dataset(builder, split="train", crop_size=512, batch_size=4, flips=
         flips: bool, random horizontal and vertical flips (the paper uses none).
         seed: int, fixes the order, crops and flips.
         shuffle_buffer: int, examples in the shuffle buffer.
+        to_8bit: str, 16-bit to 8-bit conversion, "round" (ours) or "high_byte"
+            (see `to_unit_range`; no effect on 8-bit datasets).
 
     Returns:
         tf.data.Dataset of (inputs, sharp): inputs (batch, crop, crop, 3) float32 in
@@ -135,7 +162,7 @@ def training_dataset(builder, split="train", crop_size=512, batch_size=4, flips=
     ds = ds.shuffle(shuffle_buffer, seed=seed).repeat().enumerate()
 
     def crop(index, example):
-        views = _random_crop(_standardize(example), crop_size, flips,
+        views = _random_crop(_standardize(example, to_8bit), crop_size, flips,
                              tf.stack([tf.cast(seed, tf.int64), index]))
         return _inputs(views), views["sharp"]
 
@@ -144,8 +171,11 @@ def training_dataset(builder, split="train", crop_size=512, batch_size=4, flips=
             .prefetch(tf.data.AUTOTUNE))
 
 
-def evaluation_dataset(builder, split="test"):
+def evaluation_dataset(builder, split="test", to_8bit="round"):
     """Full-size images, batch 1, in the order TFDS stored them (fixed).
+
+    `to_8bit` is the 16-bit to 8-bit conversion, "round" (ours) or "high_byte" (see
+    `to_unit_range`).
 
     Returns:
         tf.data.Dataset of (inputs, sharp, name): inputs (1, h, w, 3) float32 in
@@ -154,7 +184,7 @@ def evaluation_dataset(builder, split="test"):
     ds = builder.as_dataset(split=split, shuffle_files=False)
 
     def unpack(example):
-        views = _standardize(example)
+        views = _standardize(example, to_8bit)
         return _inputs(views), views["sharp"], views["name"]
 
     return ds.map(unpack, num_parallel_calls=tf.data.AUTOTUNE).batch(1).prefetch(1)

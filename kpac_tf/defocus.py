@@ -135,3 +135,22 @@ def add_sensor_noise(image, rng, read_noise=0.004, shot_noise=0.006):
     """
     std = np.sqrt(read_noise ** 2 + shot_noise ** 2 * np.clip(image, 0, 1))
     return np.clip(image + rng.normal(size=image.shape) * std, 0, 1).astype(np.float32)
+
+
+def graded_defocus(sharp, max_radius, rng):
+    """A photo with defocus growing linearly from none at the top row to
+    `max_radius` pixels at the bottom (`render_defocus`), plus `add_sensor_noise`.
+
+    Args:
+        sharp: float array (h, w, 3) in [0, 1].
+        max_radius: float, blur radius (pixels) of the bottom row.
+        rng: numpy Generator (the noise).
+
+    Returns:
+        float32 (h, w, 3) in [0, 1].
+    """
+    height, width = sharp.shape[:2]
+    inverse_depth = np.repeat(np.linspace(0, 1, height, dtype=np.float32)[:, None],
+                              width, axis=1)
+    blurry, _ = render_defocus(sharp, inverse_depth, 0.0, max_radius)
+    return add_sensor_noise(blurry, rng)

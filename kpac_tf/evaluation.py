@@ -1,7 +1,9 @@
 """Running a model over evaluation images and scoring it (PSNR, SSIM, MAE).
 
 Scores are computed on 8-bit images, as the paper evaluates: network outputs are
-quantised with `clip(round((y + 1) * 127.5), 0, 255)` before comparison.
+quantised with `clip(round((y + 1) * 127.5), 0, 255)` before comparison. 16-bit
+sources (DPDD) reach 8 bits before they get here, by the items' loader
+(`data.to_unit_range`, whose `to_8bit` chooses how; `round(x / 257)` is our default).
 """
 
 import csv
@@ -14,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kpac_tf import images as image_io, metrics
+from kpac_tf import images as image_io, metrics, pixels
 from kpac_tf.files import atomic_output
 from kpac_tf.inference import Deblurrer
 from kpac_tf.models import center_view
@@ -68,7 +70,7 @@ LPIPS_UNAVAILABLE = (
     "nothing is downloaded at run time")
 
 
-def evaluate(model, items, output_dir, skip_bad=False):
+def evaluate(model, items, output_dir, skip_bad=False, to_8bit=None):
     """Deblurs and scores every item; writes images, per_image.csv and metrics.json.
 
     Args:
@@ -77,10 +79,13 @@ def evaluate(model, items, output_dir, skip_bad=False):
             [-1, 1] with batch 1, and may raise `images.ImageReadError`/ValueError.
         output_dir: str; receives `images/<name>.png`, `per_image.csv`, `metrics.json`.
         skip_bad: bool; skip (and list) unreadable items instead of aborting.
+        to_8bit: str or None, how `load()` brought 16-bit images to 8 bits ("round"
+            or "high_byte", see `kpac_tf.pixels`); recorded in metrics.json, since
+            "high_byte" scores about 0.034 dB lower (None: not stated).
 
     Returns:
-        dict: `summarize` of the scores plus `skipped` [(name, reason)] and `lpips`
-        (None, with `lpips_unavailable`).
+        dict: `summarize` of the scores plus `skipped` [(name, reason)], `to_8bit`
+        and `lpips` (None, with `lpips_unavailable`).
     """
     items = list(items)
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
@@ -100,10 +105,11 @@ def evaluate(model, items, output_dir, skip_bad=False):
         output = deblurrer(inputs)
         scores.append(score_image(name, center_view(inputs), output, sharp))
         image_io.write_png(os.path.join(output_dir, "images", f"{name}.png"),
-                           tf.cast(tf.round(metrics.to_unit(output)[0] * 255), tf.uint8))
+                           pixels.from_network(output[0], tf.uint8))
         progress.add(1, values=[("psnr", scores[-1].psnr)])
     summary = summarize(scores)
-    summary.update(skipped=skipped, lpips=None, lpips_unavailable=LPIPS_UNAVAILABLE)
+    summary.update(skipped=skipped, to_8bit=to_8bit, lpips=None,
+                   lpips_unavailable=LPIPS_UNAVAILABLE)
     fields = [f.name for f in dataclasses.fields(ImageScore)]
     with atomic_output(os.path.join(output_dir, "per_image.csv")) as tmp, \
             open(tmp, "w", newline="") as f:

@@ -17,6 +17,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from kpac_tf import pixels
 from kpac_tf.fast_path import fast_forward
 from kpac_tf.inference import predict_any_size, size_multiple_of
 
@@ -73,13 +74,12 @@ def export_saved_model(model, export_dir, version=None):
         return [tf.TensorSpec((None, None, None, 3), dtype, name=n) for n in names]
 
     def serve_uint8(*images):
-        views = [tf.cast(x, tf.float32) / 127.5 - 1.0 for x in images]
-        out = tf.clip_by_value(tf.round((run(views) + 1.0) * 127.5), 0.0, 255.0)
-        return {"deblurred": tf.cast(out, tf.uint8)}
+        out = run([pixels.to_network(x) for x in images])
+        return {"deblurred": pixels.from_network(out, tf.uint8)}
 
     def serve_float(*images):
-        out = (run([x * 2.0 - 1.0 for x in images]) + 1.0) / 2.0
-        return {"deblurred": tf.clip_by_value(out, 0.0, 1.0)}
+        out = run([pixels.unit_to_network(x) for x in images])
+        return {"deblurred": pixels.network_to_unit(out)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -1,17 +1,22 @@
-"""Running a network on images of any size: padding to the network's multiple.
+"""Loading a model from any source and running it on photos of any size.
 
-Network-range tensors are float32 (batch, h, w, 3) in [-1, 1].
+`load_deblurrer` is the one loader; the `Deblurrer` it returns pads to the network's
+multiple, tiles large photos and converts uint8/uint16 photos to and from the
+network range, float32 (batch, h, w, 3) in [-1, 1].
 """
 
+import json
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from kpac_tf import bundled, checkpoints, images
+from kpac_tf import bundled, checkpoints, images, pixels
 from kpac_tf.fast_path import fast_forward
 from kpac_tf.layers import SizeCheck
+from kpac_tf.models import MODEL_NAMES, build_model
 
 
 def size_multiple_of(model):
@@ -129,20 +134,35 @@ def scale_attention_maps(model, inputs, block="kpac_0"):
 
 
 class Deblurrer:
-    """A model ready for images of any size: Keras (traced once, no retracing for
-    new sizes) or an exported SavedModel.
+    """A network ready for photos and tensors of any size: a Keras model (traced once,
+    no retracing for new sizes) or an exported SavedModel. Make one with
+    `load_deblurrer`.
 
     Attributes:
         name: str, network name.
         num_inputs: int, 1 (single image) or 3 (centre, left, right).
         params: int or None, parameter count (None for a SavedModel).
-        keras_model: keras.Model or None.
+        keras_model: keras.Model or None (None for a SavedModel).
 
     Call arguments:
-        inputs: float32 (batch, h, w, 3) in [-1, 1], any h and w, or the dual triple.
+        inputs: a photo, numpy uint8 or uint16 (h, w, 3) or a batch (n, h, w, 3)
+            (grey and alpha layouts as for `deblur`), any h and w; or network-range
+            floats (h, w, 3) / (n, h, w, 3) in [-1, 1]. The dual network takes a
+            tuple (center, left, right) of such arrays.
+        tile_size: int or None, deblur in overlapping tiles of this side (bounds
+            memory for large photos).
+        overlap: int, tile overlap in pixels.
 
     Returns:
-        float32 (batch, h, w, 3), the network output (not clipped).
+        numpy array of the input's shape: for a photo, the deblurred photo in its
+        dtype; for floats, float32 network output in [-1, 1] (not clipped).
+
+    Raises:
+        ValueError: an input of another dtype or shape (the message shows both).
+
+    Example:
+    >>> deblurrer = load_deblurrer()
+    >>> sharp = deblurrer(imageio.v3.imread("photo.jpg"))   # uint8 (h, w, 3)
     """
 
     def __init__(self, predict, name, num_inputs, params=None, keras_model=None):
@@ -182,20 +202,105 @@ class Deblurrer:
         name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
         return cls(predict, name, num_inputs)
 
-    def __call__(self, inputs):
+    def network(self, inputs):
+        """The network on float32 (batch, h, w, 3) in [-1, 1] (or the dual triple),
+        any h and w, unchecked: float32 tensor (batch, h, w, 3)."""
         return self._predict(inputs)
 
+    def __call__(self, inputs, tile_size=None, overlap=64):
+        views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+        if len(views) != self.num_inputs:
+            raise ValueError(
+                f"{self.name} takes " + ("a (center, left, right) tuple of images"
+                                         if self.num_inputs == 3 else "one image")
+                + f", got {len(views)}")
+        views = [np.asarray(v) for v in views]
+        if views[0].dtype in (np.uint8, np.uint16):
+            return deblur(self, inputs, tile_size, overlap)
+        if any(v.dtype.kind != "f" or v.ndim not in (3, 4) or v.shape[-1] != 3
+               or v.shape != views[0].shape for v in views):
+            raise ValueError(
+                f"{self.name} deblurs uint8 or uint16 photos (h, w, 3) or (n, h, w, 3), "
+                "or network-range floats (h, w, 3) or (n, h, w, 3) in [-1, 1]; got "
+                + ", ".join(f"{v.dtype} {v.shape}" for v in views))
+        single = views[0].ndim == 3
+        views = [v[None].astype(np.float32) if single else v.astype(np.float32)
+                 for v in views]
+        out = run_network(self, views, tile_size, overlap)
+        return out[0] if single else out
 
-def load_deblurrer(path=None, name=None, precision="float32"):
-    """A `Deblurrer` from a SavedModel folder or any `checkpoints.load_model` source
-    (`precision` applies to Keras models; a SavedModel runs as exported). No path:
-    the bundled model (`kpac_tf.bundled`, trained on synthetic defocus, not DPDD)."""
-    if path is None:
-        return Deblurrer.from_keras(bundled.bundled_model(), precision)
-    path = os.fspath(path)
+
+def _saved_model_folder(path):
+    """`path` if it is a SavedModel, its newest numeric version folder if it is an
+    export base folder (TF Serving's layout), else None."""
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return Deblurrer.from_saved_model(path)
-    return Deblurrer.from_keras(checkpoints.load_model(path, name), precision)
+        return path
+    if not os.path.isdir(path):
+        return None
+    versions = [int(n) for n in os.listdir(path) if n.isdigit()
+                and os.path.isfile(os.path.join(path, n, "saved_model.pb"))]
+    return os.path.join(path, str(max(versions))) if versions else None
+
+
+def _keras_model(source, name):
+    """A keras.Model from a checkpoint source (see `load_deblurrer`)."""
+    if source is None:
+        logging.warning("No checkpoint given: using the bundled %s", bundled.LABEL)
+        return checkpoints.load_tf1_npz(build_model(bundled.NAME), bundled.weights_path())
+    if not os.path.exists(source):
+        raise checkpoints.CheckpointError(
+            f"{source}: no such file or folder; expected a .keras file, a training run "
+            "folder, an authors' .npz (with the network name) or an exported SavedModel")
+    if source.endswith(".keras"):
+        return keras.models.load_model(source)
+    overrides = {}
+    config_path = os.path.join(source, "config.json")
+    if os.path.isdir(source) and os.path.isfile(config_path):
+        with open(config_path) as f:
+            run = json.load(f)
+        if name not in (None, run["model"]):
+            raise checkpoints.CheckpointError(
+                f"{source}: this run trained {run['model']!r}, not {name!r}; drop the "
+                "network name or give another checkpoint")
+        name, overrides = run["model"], run.get("model_overrides", {})
+    if name is None:
+        raise checkpoints.CheckpointError(
+            f"{source}: name the network (one of {', '.join(MODEL_NAMES)}; --model in "
+            "the apps) to load this checkpoint")
+    return checkpoints.initialize_weights(build_model(name, **overrides), source)
+
+
+def load_deblurrer(source=None, name=None, precision="float32"):
+    """The one way to load a model for deblurring, from any source.
+
+    Args:
+        source: str, PathLike or None. None: the bundled model (`kpac_tf.bundled`, a
+            single_2level trained on synthetic defocus, not DPDD; a warning says so).
+            Otherwise a `.keras` file; a training run folder (`experiments.train`'s
+            model_dir: its config.json names the network); an authors' `.npz`
+            (`single_2level.npz`, ...; needs `name`); or a SavedModel exported by
+            `experiments.export` (a version folder, or the export folder: its newest
+            version).
+        name: str or None, network name (`MODEL_NAMES`) for sources that do not
+            record it.
+        precision: "float32" or "bfloat16" (Keras sources; a SavedModel runs as
+            exported).
+
+    Returns:
+        `Deblurrer`: call it on a uint8/uint16 photo to get the deblurred photo.
+
+    Raises:
+        CheckpointError: missing, unreadable or mismatched source, or a missing name.
+
+    Example:
+    >>> deblurrer = kpac_tf.load_deblurrer("single_2level.npz", "single_2level")
+    >>> sharp = deblurrer(photo)    # uint8 (h, w, 3) -> uint8 (h, w, 3)
+    """
+    source = None if source is None else os.fspath(source)
+    saved_model = None if source is None else _saved_model_folder(source)
+    if saved_model is not None:
+        return Deblurrer.from_saved_model(saved_model)
+    return Deblurrer.from_keras(_keras_model(source, name), precision)
 
 
 def _tile_starts(size, tile, overlap):
@@ -248,7 +353,8 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
         for left in cols:
             window = (slice(None), slice(top, top + tile_size), slice(left, left + tile_size))
             tile_views = tuple(v[window] for v in views)
-            out = np.asarray(deblurrer(tile_views if len(views) == 3 else tile_views[0]))
+            out = np.asarray(deblurrer.network(tile_views if len(views) == 3
+                                               else tile_views[0]))
             h, w = out.shape[1:3]
             wy = _ramp(h, min(overlap, h // 2), top == 0, top + h >= height)
             wx = _ramp(w, min(overlap, w // 2), left == 0, left + w >= width)
@@ -258,22 +364,11 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
     return total / weight
 
 
-def _to_network(image):
-    """uint8/uint16 (..., 3) -> float32 in [-1, 1] at the image's own bit depth."""
-    top = 255.0 if image.dtype == np.uint8 else 65535.0
-    return image.astype(np.float32) / (top / 2.0) - 1.0
-
-
-def _from_network(output, dtype):
-    top = 255.0 if dtype == np.uint8 else 65535.0
-    return np.clip(np.round((output + 1.0) * (top / 2.0)), 0, top).astype(dtype)
-
-
 def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
     """Deblurs a photo (or a batch) of any size; returns the same dtype and shape.
 
     Args:
-        model: keras.Model from `build_model` / `load_model`, or a `Deblurrer`.
+        model: keras.Model (e.g. from `build_model`) or a `Deblurrer`.
         image: numpy uint8 or uint16, (h, w) or (h, w, c) with c = 1 (grey),
             2 (grey + alpha), 3 (RGB) or 4 (RGBA), or a batch (n, h, w, c). For the
             dual model, a tuple (center, left, right) of RGB arrays. Grey is
@@ -297,12 +392,20 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
         if deblurrer.num_inputs != 3:
             raise ValueError(f"{deblurrer.name} takes one image, got {len(image)}")
         views = [np.asarray(v) for v in image]
+        if any(v.dtype not in (np.uint8, np.uint16) or v.ndim not in (3, 4)
+               or v.shape[-1] != 3 or v.shape != views[0].shape or v.dtype != views[0].dtype
+               for v in views):
+            raise ValueError("the dual model's (center, left, right) must be uint8 or "
+                             "uint16 RGB arrays of one shape, (h, w, 3) or (n, h, w, 3); got "
+                             + ", ".join(f"{v.dtype} {v.shape}" for v in views))
         return _deblur_batch(deblurrer, views, tile_size, overlap)
     if deblurrer.num_inputs == 3:
         raise ValueError("the dual model needs (center, left, right) images")
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"image must be uint8 or uint16, got {image.dtype}")
+        raise ValueError(f"image must be a uint8 or uint16 photo, got {image.dtype} "
+                         f"{image.shape}; network-range floats go through a Deblurrer "
+                         "(`load_deblurrer`)")
     original_shape = image.shape
     batched = image.ndim == 4
     if image.ndim == 2:  # (h, w) grayscale
@@ -310,33 +413,44 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
     if not batched:
         image = image[None]
     if image.ndim != 4 or image.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"expected (h, w[, c]) or (n, h, w, c) with c in 1-4, got "
-                         f"{np.shape(image)}")
+        raise ValueError(f"a photo must be (h, w), (h, w, c) or (n, h, w, c) with c in "
+                         f"1-4 (grey, grey + alpha, RGB, RGBA); got {image.dtype} "
+                         f"{original_shape}")
     color = 1 if image.shape[-1] <= 2 else 3      # 2 and 4 channels carry alpha
     rgb = np.repeat(image[..., :1], 3, axis=-1) if color == 1 else image[..., :3]
     out = _deblur_batch(deblurrer, [rgb], tile_size, overlap)
     if color == 1:
-        out = _from_network(_to_network(out).mean(axis=-1, keepdims=True), image.dtype)
+        out = pixels.from_network(pixels.to_network(out).mean(axis=-1, keepdims=True),
+                                  image.dtype)
     out = np.concatenate([out, image[..., color:]], axis=-1)
     return out.reshape(original_shape)
 
 
 def _deblur_batch(deblurrer, views, tile_size, overlap):
-    """views: list of (n, h, w, 3) (or (h, w, 3)) same-dtype arrays."""
+    """views: list of (n, h, w, 3) (or (h, w, 3)) same-dtype integer arrays; one
+    image at a time, so only one is in float at once."""
     dtype = views[0].dtype
     single = views[0].ndim == 3
     views = [v[None] if single else v for v in views]
+    out = np.concatenate([
+        pixels.from_network(run_network(deblurrer, [pixels.to_network(v[i:i + 1])
+                                                    for v in views], tile_size, overlap),
+                            dtype)
+        for i in range(views[0].shape[0])], axis=0)
+    return out[0] if single else out
+
+
+def run_network(deblurrer, views, tile_size=None, overlap=64):
+    """`deblurrer`'s network on float32 views (n, h, w, 3) in [-1, 1] (one, or the
+    dual triple), an image at a time; with `tile_size`, in blended tiles
+    (`predict_tiled`). Returns float32 numpy (n, h, w, 3)."""
     outputs = []
     for index in range(views[0].shape[0]):
-        item = [_to_network(v[index:index + 1]) for v in views]
-        inputs = tuple(item) if len(item) == 3 else item[0]
-        if tile_size:
-            out = predict_tiled(deblurrer, inputs, tile_size, overlap)
-        else:
-            out = np.asarray(deblurrer(inputs))
-        outputs.append(_from_network(out, dtype))
-    out = np.concatenate(outputs, axis=0)
-    return out[0] if single else out
+        item = tuple(v[index:index + 1] for v in views)
+        item = item if len(item) == 3 else item[0]
+        outputs.append(predict_tiled(deblurrer, item, tile_size, overlap) if tile_size
+                       else np.asarray(deblurrer.network(item)))
+    return np.concatenate(outputs, axis=0)
 
 
 def attention_image(model, image):
@@ -347,7 +461,8 @@ def attention_image(model, image):
     """
     deblurrer = Deblurrer.from_keras(model)
     multiple = size_multiple_of(model)
-    padded, (height, width) = pad_to_multiple(_to_network(np.asarray(image)[None]), multiple)
+    padded, (height, width) = pad_to_multiple(pixels.to_network(np.asarray(image)[None]),
+                                              multiple)
     maps = scale_attention_maps(model, padded)
     if maps is None or deblurrer.num_inputs != 1:
         return None

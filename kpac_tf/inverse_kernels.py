@@ -61,12 +61,6 @@ def dilate(kernel, rate):
     return out
 
 
-def psnr(a, b):
-    """PSNR (dB) of images in [0, 1]."""
-    mse = np.mean((np.asarray(a) - np.asarray(b)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
-
-
 def approximation_accuracy(approx, target, floor=0.05):
     """The paper's footnote 1: 1 - MAE(1, x_hat / x_s), over pixels where the target
     exceeds `floor` (the ratio is meaningless near black)."""

@@ -1,7 +1,8 @@
 """Image quality metrics as the DPDD authors compute them (their `metrics.py`).
 
 Every function takes float images in [0, 1], (height, width, channels) or batched
-(batch, height, width, channels), and returns one value per image.
+(batch, height, width, channels), and returns one value per image: float64 if
+either image is float64, else float32.
 
 - PSNR: `10 log10(1 / MSE)`, MSE over all pixels and channels; identical images
   give `inf` (the DPDD code returns 100 there).
@@ -14,12 +15,15 @@ Every function takes float images in [0, 1], (height, width, channels) or batche
 
 import tensorflow as tf
 
+from kpac_tf import pixels
+
 SSIM_WINDOW = 7
 
 
 def _pair(a, b):
-    a = tf.convert_to_tensor(a, tf.float32)
-    b = tf.convert_to_tensor(b, tf.float32)
+    a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
+    dtype = tf.float64 if tf.float64 in (a.dtype, b.dtype) else tf.float32
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     if a.shape.rank not in (3, 4):
@@ -31,7 +35,7 @@ def psnr(a, b):
     """Peak signal-to-noise ratio (dB) for images in [0, 1]; `inf` when identical."""
     a, b = _pair(a, b)
     mse = tf.reduce_mean(tf.square(a - b), axis=[-3, -2, -1])
-    return 10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0)
+    return 10.0 * tf.math.log(1.0 / mse) / tf.math.log(tf.constant(10.0, mse.dtype))
 
 
 def mae(a, b):
@@ -72,12 +76,12 @@ def ssim(a, b):
 
 
 def to_unit(image):
-    """8-bit image (or [-1, 1] float network output) -> float32 in [0, 1].
+    """uint8 image (or [-1, 1] float network output) -> float32 tensor in [0, 1].
 
     Network outputs are first quantised to 8 bits like the authors' saved results,
-    `clip(round((y + 1) * 127.5), 0, 255)`.
+    `clip(round((y + 1) * 127.5), 0, 255)` (`pixels.from_network`).
     """
     image = tf.convert_to_tensor(image)
     if image.dtype.is_floating:
-        image = tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0)
-    return tf.cast(image, tf.float32) / 255.0
+        image = pixels.from_network(image, tf.uint8)
+    return pixels.to_unit(image)

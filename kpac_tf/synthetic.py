@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 
+from kpac_tf import pixels
 from kpac_tf.defocus import add_sensor_noise, render_defocus
 
 # Bundled scikit-image photographs per split; no photograph is in both.
@@ -31,11 +32,11 @@ def _load_photo(name):
         disparity = disparity.astype(np.float32)
         valid = np.isfinite(disparity)
         disparity[~valid] = disparity[valid].min()
-        return left.astype(np.float32) / 255, disparity
+        return pixels.to_unit(left), disparity
     image = getattr(data, name)()
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
-    return image[..., :3].astype(np.float32) / 255, None
+    return pixels.to_unit(image[..., :3]), None
 
 
 class SourceBank:
@@ -198,9 +199,6 @@ def make_example(seed, split, index, bank, size):
     blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
                                     rotation=rng.uniform(0, np.pi))
     blurry = add_sensor_noise(blurry, rng)
-
-    def to_uint8(image):
-        return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-
-    return {"blurry": to_uint8(blurry), "sharp": to_uint8(sharp),
+    return {"blurry": pixels.from_unit(blurry, np.uint8),
+            "sharp": pixels.from_unit(sharp, np.uint8),
             "blur_radius": radius.astype(np.float32), "name": f"{split}_{index:05d}"}

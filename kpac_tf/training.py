@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kpac_tf import checkpoints, data, evaluation, losses, metrics
+from kpac_tf import checkpoints, data, evaluation, losses, metrics, pixels
 from kpac_tf.files import atomic_output
 from kpac_tf.inference import predictor, scale_attention_maps
 from kpac_tf.models import build_model, center_view
@@ -36,8 +36,11 @@ class TrainConfig:
         model: str, network name for `build_model`.
         model_overrides: dict, `build_model` overrides (ablations).
         dataset: str, "synthetic" or "dpdd".
-        dataset_config: str or None, builder config (None: "default" / "single",
-            "dual" for the dual network on DPDD).
+        dataset_config: str or None, builder config (None: `data.dataset_config`'s
+            choice, "default" / "single", "dual" for the dual network on DPDD).
+        to_8bit: str, how DPDD's 16-bit images become 8-bit: "round" (our choice,
+            `round(x / 257)`; the paper does not say) or "high_byte" (`x >> 8`, as
+            Pillow reads them in the authors' code). See `kpac_tf.pixels`.
         data_dir: str or None, TFDS data folder.
         manual_dir: str or None, extracted DPDD archive (first run only).
         steps: int, total optimisation steps.
@@ -63,6 +66,7 @@ class TrainConfig:
     model_overrides: dict = dataclasses.field(default_factory=dict)
     dataset: str = "dpdd"
     dataset_config: str = None
+    to_8bit: str = "round"
     data_dir: str = None
     manual_dir: str = None
     steps: int = 200_000
@@ -84,6 +88,9 @@ class TrainConfig:
     save_every: int = 1000
     eval_images: int = 10
 
+    def __post_init__(self):
+        pixels.check_to_8bit(self.to_8bit)  # before config.json records it
+
 
 # Named starting points; explicit settings override them.
 PRESETS = {
@@ -99,7 +106,7 @@ PRESETS = {
 }
 
 # Settings that define what is being trained: a resumed run must keep them.
-_IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "seed")
+_IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "to_8bit", "seed")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -117,14 +124,6 @@ def make_config(preset=None, **settings):
         raise ValueError("paper_phase2 fine-tunes a phase-1 model: pass --init_from "
                          "(the phase-1 model_dir, a .keras file or an authors' .npz)")
     return config
-
-
-def _dataset_config(config):
-    if config.dataset_config:
-        return config.dataset_config
-    if config.dataset == "dpdd":
-        return "dual" if config.model == "dual" else "single"
-    return None
 
 
 def _eval_split(config):
@@ -148,7 +147,9 @@ def _write_or_check_config(config):
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        changed = [k for k in _IDENTITY if saved.get(k) != current[k]]
+        # A setting added later (to_8bit) reads as its default in an older run.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        changed = [k for k in _IDENTITY if saved.get(k, defaults[k]) != current[k]]
         if changed:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
             raise ValueError(f"{config.model_dir} holds a different run ({details}); "
@@ -306,14 +307,17 @@ def _train(config):
         raise ValueError(f"--batch_size {config.batch_size} must be a multiple of the "
                          f"{strategy.num_replicas_in_sync} replicas")
 
-    builder = data.prepare(config.dataset, config.data_dir, _dataset_config(config),
+    builder = data.prepare(config.dataset, config.data_dir,
+                           data.dataset_config(config.dataset, config.model,
+                                               config.dataset_config),
                            config.manual_dir)
     # Each worker reads its own stream (seeded by its index) of batch_size / workers
     # examples; replicas slice it in step_fn. A plain tf.data iterator, unlike a
     # distributed one, can be checkpointed, so resuming is exact.
     train_data = data.training_dataset(
         builder, crop_size=config.crop_size, batch_size=config.batch_size // trainer.workers,
-        flips=config.flips, seed=config.seed + 1000 * trainer.worker_index)
+        flips=config.flips, seed=config.seed + 1000 * trainer.worker_index,
+        to_8bit=config.to_8bit)
     iterator = iter(train_data)
     checkpoint = tf.train.Checkpoint(model=trainer.model, optimizer=trainer.optimizer,
                                      step=trainer.step, iterator=iterator)
@@ -321,7 +325,7 @@ def _train(config):
         checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=3)
     _restore_or_initialize(config, trainer, checkpoint, manager)
 
-    eval_data = data.evaluation_dataset(builder, _eval_split(config))
+    eval_data = data.evaluation_dataset(builder, _eval_split(config), config.to_8bit)
     predict = predictor(trainer.model)
     train_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     eval_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))

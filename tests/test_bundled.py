@@ -32,7 +32,7 @@ def stand_in_weights(tmp_path, monkeypatch):
 def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(tmp_path / "none.npz"))
     with pytest.raises(checkpoints.CheckpointError, match="none.npz: no bundled weights.*--checkpoint"):
-        bundled.bundled_model()
+        load_deblurrer()
 
 
 def test_apps_fall_back_to_the_bundled_model(stand_in_weights, tmp_path, rng):
@@ -54,7 +54,7 @@ def test_apps_fall_back_to_the_bundled_model(stand_in_weights, tmp_path, rng):
 def test_shipped_model_loads_and_deblurs_a_fixed_synthetic_sample():
     info = bundled.bundled_info()
     assert info["label"] == bundled.LABEL and "not DPDD" in info["label"]
-    model = bundled.bundled_model()
+    model = load_deblurrer().keras_model
     assert model.count_params() == 1_578_277
     # A small fixed sample: the synthetic test split's generator (photographs never
     # trained on), first four scenes at 128x128.
@@ -109,8 +109,8 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
     assert "--init_from=" + first in provenance["training"][1]["command"]
     assert provenance["steps"] == 4 and provenance["parameters"] == 1_578_277
     x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_array_equal(bundled.bundled_model()(x).numpy(),
-                                  checkpoints.load_model(second)(x).numpy())
+    np.testing.assert_array_equal(load_deblurrer().keras_model(x).numpy(),
+                                  load_deblurrer(second).keras_model(x).numpy())
 
 
 def test_bundled_examples_app_writes_crops_and_scores(tmp_path):

@@ -3,6 +3,7 @@
 import io
 import os
 import pickle
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from kpac_tf import (CheckpointError, build_model, load_tf1_npz, read_tf1_npz,
                      save_tf1_npz, tf1_variables, write_tf1_npz)
-from kpac_tf.checkpoints import convert_tf1_checkpoint, validation_inputs
+from kpac_tf import checkpoints
+from kpac_tf.checkpoints import MAX_PARAMS_BYTES, convert_tf1_checkpoint, validation_inputs
 from kpac_tf.tf1_graph import tf1_forward
 
 LEVEL_NAMES = {"2": "single_2level", "3": "single_3level"}
@@ -50,7 +52,9 @@ def test_matches_the_authors_graph_at_other_sizes_and_batches(reference_dir, lev
     assert np.max(np.abs(model(x).numpy() - expected)) <= 1e-4
 
 
-def test_dual_matches_the_authors_graph(tmp_path):
+def test_dual_matches_our_reexpression_of_the_authors_graph(tmp_path):
+    """No TF1 output exists for dual: this compares with `tf1_forward`, our raw-op
+    re-expression of the authors' graph, validated above on the single networks."""
     model = build_model("dual")
     path = tmp_path / "dual.npz"
     save_tf1_npz(model, path)
@@ -111,26 +115,86 @@ def write_npz_member(path, payload, member="params.npy"):
         archive.writestr(member, payload)
 
 
-def npy_with_pickle(obj, protocol):
+def npy_header(count):
+    """The `.npy` header numpy writes for a 1-D object array of `count` items."""
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        header, {"descr": "|O", "fortran_order": False, "shape": (len(obj),)})
-    return header.getvalue() + pickle.dumps(obj, protocol=protocol)
+        header, {"descr": "|O", "fortran_order": False, "shape": (count,)})
+    return header.getvalue()
+
+
+def npy_with_pickle(obj, protocol):
+    return npy_header(len(obj)) + pickle.dumps(obj, protocol=protocol)
 
 
 def object_array(tensors):
     holder = np.empty(len(tensors), dtype=object)
-    holder[:] = tensors
+    for i, tensor in enumerate(tensors):
+        holder[i] = tensor
     return holder
 
 
-@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
-def test_reads_python3_resaves(tmp_path, protocol):
-    tensors = [np.arange(6, dtype="float32").reshape(2, 3), np.ones(4, "float32")]
-    path = tmp_path / "resave.npz"
-    write_npz_member(path, npy_with_pickle(object_array(tensors), protocol))
-    for ours, expected in zip(read_tf1_npz(path), tensors):
+def numpy1_npy(tensors, protocol):
+    """`params.npy` byte for byte as numpy 1.x's `np.savez` wrote an object array of
+    `tensors` under Python 3: protocol 2 up to numpy 1.16 (bytes as `_codecs.encode`),
+    3 in 1.17-1.26. Checked against numpy 1.16.6 and 1.26.4 when written."""
+    stream = pickle.dumps(object_array(tensors), protocol=protocol).replace(
+        b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    if protocol == 2:
+        # numpy 1.16 pickled dtype("f4", False, True) with int flags. Protocol 2 writes
+        # array bytes as UTF-8 text, where these three bytes never occur in a row.
+        stream = stream.replace(b"\x89\x88\x87", b"K\x00K\x01\x87")
+    return npy_header(len(tensors)) + stream
+
+
+# What writes real checkpoints; the authors' Python 2 files are byte for byte ours.
+PRODUCERS = {
+    "ours": lambda path, tensors: write_tf1_npz(tensors, path),
+    "numpy<=1.16": lambda path, tensors: write_npz_member(path, numpy1_npy(tensors, 2)),
+    "numpy1.17-1.26": lambda path, tensors: write_npz_member(path, numpy1_npy(tensors, 3)),
+    "numpy-installed": lambda path, tensors: np.savez(path, params=object_array(tensors)),
+}
+
+
+@pytest.mark.parametrize("producer", PRODUCERS)
+def test_reads_every_real_producer(tmp_path, producer):
+    tensors = [np.linspace(-2, 2, 24, dtype="float32").reshape(2, 1, 3, 4),
+               np.full(300, 0.1, "float32")]
+    path = tmp_path / "made.npz"
+    PRODUCERS[producer](path, tensors)
+    for ours, expected in zip(read_tf1_npz(path), tensors, strict=True):
         np.testing.assert_array_equal(ours, expected)
+
+
+def test_allow_list_is_exactly_what_real_producers_name(tmp_path, monkeypatch):
+    """Every allowed global is needed by a real file, and nothing else is allowed."""
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
+        pytest.skip("numpy 2's own np.savez is one of the producers")
+    named = set()
+
+    class Recording(checkpoints._ArrayOnlyUnpickler):
+        def find_class(self, module, name):
+            named.add((module, name))
+            return super().find_class(module, name)
+
+    monkeypatch.setattr(checkpoints, "_ArrayOnlyUnpickler", Recording)
+    for i, produce in enumerate(PRODUCERS.values()):
+        produce(tmp_path / f"{i}.npz", [np.ones((2, 3), "float32"), np.ones(5, "float32")])
+        read_tf1_npz(tmp_path / f"{i}.npz")
+    assert named == set(checkpoints._ALLOWED_GLOBALS)
+
+
+@pytest.mark.parametrize("payload", [
+    lambda: npy_with_pickle(object_array([np.ones(3, "float32")]), protocol=5),
+    lambda: npy_header(1) + b"\x80\x02cnumpy.core.numeric\n_frombuffer\n)R.",
+    lambda: npy_header(1) + b"\x80\x02cnumpy._core.numeric\n_frombuffer\n)R.",
+], ids=["pickle.dumps", "numpy1", "numpy2"])
+def test_protocol_5_buffers_are_refused(tmp_path, payload):
+    """No real producer pickles with protocol 5, so its `_frombuffer` is not allowed."""
+    path = tmp_path / "protocol5.npz"
+    write_npz_member(path, payload())
+    with pytest.raises(CheckpointError, match=r"protocol5\.npz: refused.*numeric\._frombuffer"):
+        read_tf1_npz(path)
 
 
 def test_reads_numpy_savez(tmp_path):
@@ -173,6 +237,55 @@ def test_codecs_encode_only_decodes_latin1(tmp_path):
         read_tf1_npz(path)
 
 
+def zip_declaring(path, payload, file_size, compression=zipfile.ZIP_STORED):
+    """A zip whose `params.npy` holds `payload` but whose central directory, which
+    zipfile goes by, declares `file_size` uncompressed bytes (zip64 past 4 GiB)."""
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("params.npy", payload)
+        archive.getinfo("params.npy").file_size = file_size
+
+
+@pytest.mark.parametrize("declared", [MAX_PARAMS_BYTES + 1, 10 * 2**30])
+def test_huge_declared_size_is_refused_unread(tmp_path, monkeypatch, declared):
+    path = tmp_path / "bomb.npz"
+    # A valid checkpoint but for the declared size: it loads if the limit is gone.
+    zip_declaring(path, npy_with_pickle(object_array([np.ones(3, "float32")]), 2), declared)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo("params.npy").file_size == declared
+    opened = []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *args, **kw: opened.append(args))
+    with pytest.raises(CheckpointError, match=(rf"bomb\.npz: 'params\.npy' declares "
+                                               rf"{declared:,} bytes.*{MAX_PARAMS_BYTES:,}")):
+        read_tf1_npz(path)
+    assert not opened
+
+
+def test_member_under_declaring_its_size_is_not_inflated(tmp_path):
+    """`ZipFile.read` would inflate all 64 MiB here before cutting them to the declared
+    1 KiB; the reader inflates only the declared size, and the CRC then fails."""
+    path = tmp_path / "liar.npz"
+    zip_declaring(path, bytes(64 * 2**20), 1024, zipfile.ZIP_DEFLATED)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"liar\.npz: not a readable npz.*CRC"):
+            read_tf1_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+
+
+def zip_with_patched_entry(path, payload, offset, value):
+    """A zip of `payload` as `params.npy`, with byte `offset` of its central-directory
+    record set to `value` (8: flag bits, 10: compression method)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("params.npy", payload)
+    data = bytearray(buffer.getvalue())
+    data[data.find(b"PK\x01\x02") + offset] = value
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda p, ref: p.write_bytes(ref.read_bytes()[: len(ref.read_bytes()) // 2]),
      "not a readable npz"),
@@ -181,6 +294,12 @@ def test_codecs_encode_only_decodes_latin1(tmp_path):
     (lambda p, ref: np.savez(p, params=np.zeros(3)), "expected the 1-D object array"),
     (lambda p, ref: write_npz_member(p, npy_payload(ref)[:5000]), "corrupt"),
     (lambda p, ref: write_npz_member(p, npy_with_pickle(object_array(["text"]), 2)), "not a float array"),
+    (lambda p, ref: zip_with_patched_entry(p, b"\xff" * 64, 10, zipfile.ZIP_DEFLATED),
+     "not a readable npz.*invalid block type"),
+    (lambda p, ref: zip_with_patched_entry(p, b"\xff" * 64, 10, 99),
+     "not a readable npz.*compression method"),
+    (lambda p, ref: zip_with_patched_entry(p, b"\xff" * 64, 8, 1),
+     "not a readable npz.*encrypted"),
 ])
 def test_broken_files_raise_checkpoint_errors(reference_dir, tmp_path, make, match):
     path = tmp_path / "broken.npz"

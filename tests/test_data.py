@@ -88,11 +88,42 @@ def test_dual_config_yields_three_inputs(dpdd_dual):
     assert name[0].decode() in ("1P0AVA00", "1P0AVA01")
 
 
-def test_sixteen_bit_to_eight_bit_as_the_paper():
-    values = tf.constant([0, 257, 257 * 128, 65535, 300], tf.uint16)
+def test_sixteen_bit_to_eight_bit_round_by_default_or_high_byte():
+    values = tf.constant([0, 257, 257 * 128, 65535, 300, 0x12FF], tf.uint16)
     np.testing.assert_allclose(data.to_unit_range(values).numpy(),
-                               np.array([0, 1, 128, 255, 1]) / 127.5 - 1, atol=1e-6)
+                               np.array([0, 1, 128, 255, 1, 19]) / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(data.to_unit_range(values, "high_byte").numpy(),
+                               np.array([0, 1, 128, 255, 1, 18]) / 127.5 - 1, atol=1e-6)
     np.testing.assert_allclose(data.to_unit_range(tf.constant([0, 255], tf.uint8)), [-1, 1])
+
+
+@pytest.mark.parametrize("to_8bit", ["round", "high_byte"])
+def test_to_8bit_reaches_the_pipeline_output(dpdd_dual, to_8bit):
+    from kpac_tf import images, pixels
+
+    folder = DPDD_DUMMY / "dd_dp_dataset_canon" / "val_c" / "target"
+    validation = data.evaluation_dataset(dpdd_dual, "validation", to_8bit)
+    for _, sharp, (name,) in first(validation, 2):
+        png = images.read_image(folder / f"{name.decode()}.png")
+        np.testing.assert_array_equal(
+            sharp[0], pixels.to_network(pixels.to_uint8(png, to_8bit)))
+    (_, rounded), = first(data.training_dataset(dpdd_dual, crop_size=8, batch_size=2))
+    (_, crops), = first(data.training_dataset(dpdd_dual, crop_size=8, batch_size=2,
+                                              to_8bit=to_8bit))
+    assert (to_8bit == "round") == np.array_equal(rounded, crops)  # same crops, same seed
+    assert np.abs(rounded - crops).max() <= 1 / 127.5 + 1e-6
+
+
+def test_bad_to_8bit_is_named(dpdd_dual):
+    with pytest.raises(ValueError, match="to_8bit must be one of"):
+        data.evaluation_dataset(dpdd_dual, "validation", to_8bit="truncate")
+
+
+def test_dataset_config_defaults():
+    assert data.dataset_config("dpdd", "single_2level") == "single"
+    assert data.dataset_config("dpdd", "dual") == "dual"
+    assert data.dataset_config("synthetic", "dual") == "default"
+    assert data.dataset_config("synthetic", "single_2level", "tiny") == "tiny"
 
 
 def test_flips_move_every_view_together_and_swap_dual_views():

@@ -79,6 +79,14 @@ def test_sensor_noise_is_mild_and_signal_dependent():
     assert 0.001 < dark.std() < bright.std() < 0.02
 
 
+def test_graded_defocus_is_sharp_at_the_top_and_blurred_at_the_bottom():
+    stripes = np.tile(np.arange(64) % 2, (64, 1))[..., None].repeat(3, axis=-1) * 0.8 + 0.1
+    blurry = defocus.graded_defocus(stripes, 6.0, np.random.default_rng(0))
+    assert blurry.dtype == np.float32 and blurry.shape == stripes.shape
+    assert np.abs(blurry[:2] - stripes[:2]).mean() < 0.02
+    assert blurry[-8:].std() < 0.1 * stripes[-8:].std()
+
+
 @pytest.fixture(scope="module")
 def banks():
     return {split: synthetic.SourceBank(split) for split in ("train", "test")}

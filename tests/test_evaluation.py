@@ -108,6 +108,23 @@ def test_table_shows_the_paper_for_dpdd():
     assert "(paper)" not in evaluation.format_table(summary, "dual", 2_061_493)
 
 
-def test_load_model_needs_a_name_for_npz(reference_dir):
-    with pytest.raises(checkpoints.CheckpointError, match="--model"):
-        checkpoints.load_model(reference_dir / "tf1_2level_weights.npz")
+def test_to_8bit_flag_reaches_the_scored_images(tmp_path, capsys):
+    archive = DPDD_DUMMY / "dd_dp_dataset_canon"
+    build_model("single_2level", channels=4).save(tmp_path / "m.keras")
+    eight_bit = {"round": lambda x: np.round(x / 257.0), "high_byte": lambda x: x >> 8}
+    scores = {}
+    for to_8bit, convert in eight_bit.items():
+        out = tmp_path / to_8bit
+        run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(archive),
+                split="test", output_dir=str(out), to_8bit=to_8bit)
+        assert json.loads((out / "metrics.json").read_text())["to_8bit"] == to_8bit
+        rows = (out / "per_image.csv").read_text().splitlines()[1:]
+        for row in rows:
+            name, input_psnr = row.split(",")[0], float(row.split(",")[4])
+            blurry, sharp = (convert(images.read_image(archive / "test_c" / folder /
+                                                       f"{name}.png")) / 255.0
+                             for folder in ("source", "target"))
+            assert input_psnr == pytest.approx(
+                peak_signal_noise_ratio(sharp, blurry, data_range=1), abs=1e-3)
+            scores[to_8bit, name] = input_psnr
+    assert scores["round", "1P0ATE00"] != scores["high_byte", "1P0ATE00"]

@@ -70,6 +70,9 @@ def test_perceptual_loss_refuses_without_weights(tmp_path):
 
 
 def test_perceptual_loss_uses_the_given_weights(vgg_weights, rng):
+    """Catches a loss that is not the mean squared distance of the given VGG19's
+    `block4_conv4` features of both images, each clipped to [0, 1] (the expected
+    values come from Keras' VGG19 alone, not from `PerceptualLoss`)."""
     extractor = losses.vgg19_feature_extractor(vgg_weights)
     reference = keras.applications.VGG19(include_top=False, weights=None)
     reference.load_weights(vgg_weights)
@@ -80,11 +83,15 @@ def test_perceptual_loss_uses_the_given_weights(vgg_weights, rng):
     a = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     assert loss(a, a).numpy() == pytest.approx([0, 0])
     block4 = keras.Model(reference.input, reference.get_layer("block4_conv4").output)
-    expected = block4(keras.applications.vgg19.preprocess_input(
-        np.clip((a + 1) / 2, 0, 1) * 255.0)).numpy()
+
+    def reference_features(images):
+        return block4(keras.applications.vgg19.preprocess_input(
+            np.clip((images + 1) / 2, 0, 1) * 255.0)).numpy()
+
+    expected = reference_features(a)
     assert expected.shape == (2, 4, 4, 512)  # three poolings: 32 / 8
     np.testing.assert_allclose(loss.features(a).numpy(), expected, rtol=1e-4, atol=1e-4)
-    b = np.clip(a + 0.3, -1, 1)
+    b = a + 0.3  # partly above 1, like a network output: clipped as well
     np.testing.assert_allclose(
-        loss(a, b).numpy(), ((expected - loss.features(b).numpy()) ** 2).mean(axis=(1, 2, 3)),
+        loss(a, b).numpy(), ((expected - reference_features(b)) ** 2).mean(axis=(1, 2, 3)),
         rtol=1e-4)

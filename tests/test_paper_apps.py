@@ -1,14 +1,16 @@
 """The paper-reproduction apps: key idea, complexity, ablations, attention."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl.testing import flagsaver
 
 from experiments import ablations, attention as attention_app, complexity as complexity_app
 from experiments import inverse_kernels as inverse_app
-from kpac_tf import attention, build_model, defocus, inverse_kernels as ik
+from kpac_tf import attention, build_model, defocus, inverse_kernels as ik, metrics
 from kpac_tf.complexity import count_flops, count_macs, mac_breakdown
 
 
@@ -31,8 +33,9 @@ def test_inverse_kernel_tools():
     sharp = np.random.RandomState(0).uniform(0, 1, (64, 64))
     blurry = ik.convolve(sharp, k)
     restored = ik.convolve(blurry, ik.wiener_inverse(k, 31, snr=1e4))
-    assert ik.psnr(restored[8:-8, 8:-8], sharp[8:-8, 8:-8]) > ik.psnr(
-        blurry[8:-8, 8:-8], sharp[8:-8, 8:-8]) + 5
+    inner = (slice(8, -8), slice(8, -8), None)
+    assert metrics.psnr(restored[inner], sharp[inner]) > metrics.psnr(
+        blurry[inner], sharp[inner]) + 5
 
 
 def test_inverse_kernels_app_confirms_eqs_4_and_5(tmp_path, capsys):
@@ -128,11 +131,36 @@ def test_attention_app_on_synthetic(tmp_path, capsys):
         attention_app.main(["attention"])
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     correlation = result["weighted_dilation_vs_blur_radius_pearson"]
+    # Reported per block; its value (noise for an untrained network) is tested below.
     assert set(correlation) == {"kpac_0", "kpac_1"}
-    assert all(-1 <= v <= 1 for v in correlation.values())
     for name in ("input.png", "deblurred.png", "kpac_1_rate5.png",
                  "deblurred_alpha_10000.png"):
         assert (tmp_path / "out" / name).exists()
+
+
+def test_blur_radius_correlation_of_attention_that_follows_the_radius(monkeypatch, rng):
+    """Catches a correlation that pairs dilations with the wrong pixels or images,
+    pools the wrong images, or takes the wrong rates or coefficient: attention moving
+    from rate 1 to rate 5 as the radius grows must give r = +1 (kpac_0), the reverse
+    r = -1 (kpac_1)."""
+    levels = rng.randint(0, 256, (3, 16, 16))  # each test image's radius, in its pixels
+    levels[0] = 100  # flat: correlates only when pooled with the next image
+    radii = levels / 50
+    radii[2] = 5.1 - radii[2]  # contradicts its attention, but lies beyond the limit
+    examples = [{"blurry": tf.constant(np.repeat(v[..., None], 3, -1), tf.uint8),
+                 "blur_radius": tf.constant(r, tf.float32)} for v, r in zip(levels, radii)]
+    builder = SimpleNamespace(as_dataset=lambda split: {"test": examples}[split])
+
+    def radius_following_attention(model, inputs):
+        t = (np.asarray(inputs)[0, ..., :1] + 1) / 2  # the pixel level / 255
+        zeros = np.zeros_like(t).repeat(3, -1)
+        return {"kpac_0": np.concatenate([1 - t, zeros, t], -1),
+                "kpac_1": np.concatenate([t, zeros, 1 - t], -1)}
+
+    monkeypatch.setattr(attention, "block_attention", radius_following_attention)
+    correlation = attention_app.blur_radius_correlation(
+        build_model("single_2level", channels=4), builder, 2)
+    assert correlation == pytest.approx({"kpac_0": 1, "kpac_1": -1}, abs=1e-6)
 
 
 def test_wiener_deconvolution_undoes_a_known_blur(rng):
@@ -142,7 +170,8 @@ def test_wiener_deconvolution_undoes_a_known_blur(rng):
     restored = ik.wiener_deconvolve(blurry, kernel, snr=1e3)
     inner = (slice(8, -8), slice(8, -8))
     assert restored.shape == blurry.shape
-    assert ik.psnr(restored[inner], sharp[inner]) > ik.psnr(blurry[inner], sharp[inner]) + 5
+    assert metrics.psnr(restored[inner], sharp[inner]) > metrics.psnr(
+        blurry[inner], sharp[inner]) + 5
 
 
 def test_wiener_baseline_app(tmp_path, capsys):

@@ -79,6 +79,29 @@ def test_resume_refuses_a_different_run(tmp_path, data_dir):
         training.train(tiny_config(tmp_path, data_dir, model_overrides={"channels": 8}))
 
 
+def test_to_8bit_is_part_of_a_run_identity(tmp_path, data_dir):
+    from experiments import train
+
+    config = tiny_config(tmp_path, data_dir)
+    training._write_or_check_config(config)
+    path = tmp_path / "config.json"
+    assert json.loads(path.read_text())["to_8bit"] == "round"
+    high_byte = tiny_config(tmp_path, data_dir, to_8bit="high_byte")
+    with pytest.raises(ValueError, match="different run .*to_8bit: 'round' -> 'high_byte'"):
+        training.train(high_byte)
+    # A run folder from before the setting existed was trained with "round".
+    saved = json.loads(path.read_text())
+    del saved["to_8bit"]
+    path.write_text(json.dumps(saved))
+    training._write_or_check_config(config)
+    with pytest.raises(ValueError, match="to_8bit: 'round' -> 'high_byte'"):
+        training._write_or_check_config(high_byte)
+    with pytest.raises(ValueError, match="to_8bit must be one of"):
+        tiny_config(tmp_path, data_dir, to_8bit="truncate")
+    with flagsaver.flagsaver(to_8bit="high_byte"):
+        assert train.config_from_flags().to_8bit == "high_byte"
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
                                                            monkeypatch):
     original = data.training_dataset
