@@ -9,7 +9,9 @@ image's true mean blur radius (`experiments.wiener_baseline`). Only when the mod
 beats the blurry input by --min_gain_db PSNR and beats the Wiener baseline does it
 write `kpac_tf/weights/single_2level_synthetic.npz` (the authors' format) and its
 provenance `.json` (settings, steps, seed, training wall time, scores); otherwise it
-exits with the measured numbers and writes nothing.
+exits with the measured numbers and writes nothing. For a run trained with
+--ema_decay, the checkpoint's model is the moving average of the weights, so that is
+what is scored and shipped.
 """
 
 import glob
@@ -53,6 +55,10 @@ def training_command(config):
     flags_used = ["model_dir", "init_from", "model", "dataset", "dataset_config", "steps",
                   "learning_rate", "crop_size", "batch_size", "seed"]
     args = [f"--{k}={config[k]}" for k in flags_used if config.get(k) is not None]
+    if config.get("precision", "float32") != "float32":
+        args.append(f"--training_precision={config['precision']}")
+    if config.get("ema_decay"):
+        args.append(f"--ema_decay={config['ema_decay']}")
     return " ".join(["python -m experiments.train"] + args
                     + (["--flips"] if config.get("flips") else []))
 

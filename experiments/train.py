@@ -9,6 +9,9 @@ python -m experiments.train --preset=paper_phase2 --init_from=runs/p1 \
     --vgg19_weights=vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 --model_dir=runs/p2
 
 Re-running with the same --model_dir resumes where the run stopped.
+
+Periodic evaluations score the validation split and keep the best checkpoint in
+<model_dir>/checkpoints/best/; the test split is scored once, at the end.
 """
 
 from absl import app, flags, logging
@@ -36,8 +39,20 @@ _INIT_FROM = flags.DEFINE_string("init_from", None, "Starting weights: .keras, a
                                  "authors' .npz, or a training run folder.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", training.STRATEGIES,
                               "tf.distribute strategy (multi_worker reads TF_CONFIG).")
-_MIXED_PRECISION = flags.DEFINE_boolean("mixed_precision", False,
-                                        "bfloat16 (CPU) / float16 (GPU) compute.")
+_TRAINING_PRECISION = flags.DEFINE_enum(
+    "training_precision", "float32", training.PRECISIONS,
+    "Keras dtype policy of training: float32; mixed_bfloat16 (bfloat16 compute, "
+    "float32 weights), recommended on CPUs with AVX512-BF16 / AMX: 1.6-2x the steps/s "
+    "of float32 at the same validation PSNR on the embedded default "
+    "(benchmarks/training_precision.py); mixed_float16 (float16 compute, loss "
+    "scaling) for GPUs (TensorFlow's CPU kernels cannot train KPAC blocks in "
+    "float16). Evaluation and the saved model are float32 either way. A run keeps "
+    "the precision it started with.")
+_EMA_DECAY = flags.DEFINE_float(
+    "ema_decay", 0.0, "Exponential moving average of the weights after every step "
+    "(0: off; e.g. 0.999 for long runs, 0.99 for a few hundred steps: the average "
+    "starts at the initial weights, which keep a share of decay ** steps). When on, "
+    "the average is what is evaluated, kept as best and saved as the final model.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", None, "Steps between progress logs.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between evaluations.")
 _SAVE_EVERY = flags.DEFINE_integer("save_every", None, "Steps between checkpoints.")
@@ -69,7 +84,8 @@ def config_from_flags():
         crop_size=_CROP_SIZE.value, flips=_FLIPS.value,
         learning_rate=_LEARNING_RATE.value, perceptual_weight=_PERCEPTUAL_WEIGHT.value,
         vgg19_weights=_VGG19_WEIGHTS.value, init_from=_INIT_FROM.value,
-        strategy=_STRATEGY.value, mixed_precision=_MIXED_PRECISION.value,
+        strategy=_STRATEGY.value, precision=_TRAINING_PRECISION.value,
+        ema_decay=_EMA_DECAY.value,
         seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
         save_every=_SAVE_EVERY.value, eval_images=_EVAL_IMAGES.value)
 
@@ -84,10 +100,20 @@ def main(argv):
         final = training.train(config)
     except (ValueError, FileNotFoundError, training.TrainingDiverged) as e:
         raise SystemExit(f"train: {e}") from None
-    print(f"Held-out {config.dataset} images ({final['images']}), step {final['step']}:")
+    average = (f" (moving average of the weights, decay {config.ema_decay:g})"
+               if config.ema_decay else "")
+    print(f"{config.dataset} test split ({final['images']} images, scored once, at the "
+          f"end), final model at step {final['step']}{average}:")
     print(f"  blurry input  PSNR {final['input_psnr']:.2f} dB  SSIM {final['input_ssim']:.4f}")
     print(f"  {config.model:<13} PSNR {final['psnr']:.2f} dB  SSIM {final['ssim']:.4f}")
-    print(f"Model: {config.model_dir}/model.keras (TensorBoard: {config.model_dir})")
+    validation, best = final["validation"], final["best"]
+    print(f"{config.dataset} validation split ({validation['images']} images, chooses the "
+          f"best checkpoint): final model PSNR "
+          f"{validation['psnr']:.2f} dB (input {validation['input_psnr']:.2f}); best "
+          f"{best['psnr']:.2f} dB at step {best['step']} ({config.model_dir}/"
+          f"{best['checkpoint']})")
+    print(f"Model: {config.model_dir}/model.keras, float32 (TensorBoard: "
+          f"{config.model_dir})")
 
 
 FLAG_GROUPS = {
@@ -99,7 +125,8 @@ FLAG_GROUPS = {
     "Optimisation (unset: the preset's)": [
         _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _PERCEPTUAL_WEIGHT,
         _VGG19_WEIGHTS],
-    "Hardware": [_STRATEGY, _MIXED_PRECISION],
+    "Hardware and precision": [_STRATEGY, _TRAINING_PRECISION],
+    "Weight averaging": [_EMA_DECAY],
     "Progress, evaluation and checkpoints": [
         _LOG_EVERY, _EVAL_EVERY, _EVAL_IMAGES, _SAVE_EVERY],
     "Logging": LOGGING,

@@ -122,20 +122,76 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that builds numpy arrays and dtypes and refuses everything else."""
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that never runs code named by the file.
+
+    `find_class` hands out only the objects in the subclass's `allowed` table
+    ((module, name) -> the object to use instead, often a checking stand-in);
+    anything else, and any persistent id a subclass does not handle, raises
+    `_Refused`. `restricted_load` turns that into a `CheckpointError`. Used for
+    the authors' TF1 `.npz` files here and for PyTorch `.pth` files in
+    `kpac_tf.lpips`.
+    """
+
+    allowed = {}
+    admits = "the objects this format needs"  # completes "only ... are allowed"
 
     def find_class(self, module, name):
         try:
-            return _ALLOWED_GLOBALS[(module, name)]
+            return self.allowed[(module, name)]
         except KeyError:
             raise _Refused(
-                f"refusing to load '{module}.{name}': only numpy arrays are allowed "
+                f"refusing to load '{module}.{name}': only {self.admits} are allowed "
                 "in a checkpoint") from None
 
     def persistent_load(self, pid):
         del pid
         raise _Refused("persistent ids are not allowed in a checkpoint")
+
+
+def restricted_load(unpickler, stream, source, what, **kwargs):
+    """Unpickles one object from `stream` with `unpickler` (a `RestrictedUnpickler`
+    class or a factory of one; `kwargs` go to it).
+
+    Raises:
+        CheckpointError: naming `source`: "refused, the file may be hostile" when
+            the pickle asks for anything not allowed, "corrupt <what>" when the
+            stream is malformed.
+    """
+    try:
+        return unpickler(stream, **kwargs).load()
+    except CheckpointError:
+        raise
+    except _Refused as e:
+        raise CheckpointError(f"{source}: refused, the file may be hostile: {e}") from None
+    except Exception as e:  # any malformed pickle stream
+        raise CheckpointError(f"{source}: corrupt {what} ({type(e).__name__}: {e})") from None
+
+
+def read_zip_member(archive, name, limit, source, hint=""):
+    """The bytes of member `name` of an open zip, refused unread over `limit` bytes.
+
+    Not `archive.read`: it inflates all the compressed data (up to 2 GiB a step)
+    before cutting it to the declared size, so a member that under-declares could
+    take gigabytes. Reading the declared size inflates no more than that, and still
+    checks the CRC. A compression-ratio limit would add nothing: memory is bounded
+    by the declared size either way, as it is for a stored member that size.
+    zipfile's own errors (corrupt, encrypted, CRC) propagate to the caller.
+    """
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise CheckpointError(
+            f"{source}: '{name}' declares {info.file_size:,} bytes uncompressed, over "
+            f"the {limit:,}-byte limit{hint}; refused unread, the file may be hostile")
+    with archive.open(info) as member:
+        return member.read(info.file_size)
+
+
+class _ArrayOnlyUnpickler(RestrictedUnpickler):
+    """Unpickler that builds numpy arrays and dtypes and refuses everything else."""
+
+    allowed = _ALLOWED_GLOBALS
+    admits = "numpy arrays"
 
 
 def read_tf1_npz(path):
@@ -160,21 +216,9 @@ def read_tf1_npz(path):
                     f"{path}: no '{PARAMS_MEMBER}' inside; found {archive.namelist()}. "
                     "Authors' checkpoints are tensorlayer npz files (single_2level.npz, "
                     "single_3level.npz, dual.npz)")
-            info = archive.getinfo(PARAMS_MEMBER)
-            if info.file_size > MAX_PARAMS_BYTES:
-                raise CheckpointError(
-                    f"{path}: '{PARAMS_MEMBER}' declares {info.file_size:,} bytes "
-                    f"uncompressed, over the {MAX_PARAMS_BYTES:,}-byte limit (the "
-                    "published checkpoints are under 10 MB); refused unread, the file "
-                    "may be hostile")
-            # Not `archive.read`: it inflates all the compressed data (up to 2 GiB a
-            # step) before cutting it to the declared size, so a member that
-            # under-declares could take gigabytes. Reading the declared size inflates
-            # no more than that, and still checks the CRC. A compression-ratio limit
-            # would add nothing: memory is bounded by the declared size either way,
-            # as it is for a stored member that size.
-            with archive.open(info) as member:
-                payload = member.read(info.file_size)
+            payload = read_zip_member(
+                archive, PARAMS_MEMBER, MAX_PARAMS_BYTES, path,
+                hint=" (the published checkpoints are under 10 MB)")
     except CheckpointError:
         raise
     except FileNotFoundError:
@@ -188,18 +232,15 @@ def read_tf1_npz(path):
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(stream)
-        if dtype != object:
-            raise CheckpointError(
-                f"{path}: '{PARAMS_MEMBER}' holds a {dtype} array of shape {shape}, "
-                "expected the 1-D object array tensorlayer writes")
-        params = _ArrayOnlyUnpickler(stream, encoding="latin1").load()
-    except CheckpointError:
-        raise
-    except _Refused as e:
-        raise CheckpointError(f"{path}: refused, the file may be hostile: {e}") from None
-    except Exception as e:  # any malformed header or pickle stream
+    except Exception as e:  # any malformed header
         raise CheckpointError(f"{path}: corrupt '{PARAMS_MEMBER}' "
                               f"({type(e).__name__}: {e})") from None
+    if dtype != object:
+        raise CheckpointError(
+            f"{path}: '{PARAMS_MEMBER}' holds a {dtype} array of shape {shape}, "
+            "expected the 1-D object array tensorlayer writes")
+    params = restricted_load(_ArrayOnlyUnpickler, stream, path, f"'{PARAMS_MEMBER}'",
+                             encoding="latin1")
     if not (isinstance(params, np.ndarray) and params.dtype == object
             and params.ndim == 1):
         raise CheckpointError(f"{path}: '{PARAMS_MEMBER}' does not hold a 1-D list "

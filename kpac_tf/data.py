@@ -9,12 +9,19 @@ Pillow / `scipy.misc.imread` give, as in the authors' evaluation code.
 """
 
 import importlib
+import json
+import os
 import pathlib
 import sys
+import tempfile
+import time
 
+import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from kpac_tf import pixels
+from kpac_tf.files import atomic_output
 
 # Our dataset names -> TFDS builder folders under datasets/.
 DATASETS = {"synthetic": "synthetic_defocus", "dpdd": "dpdd"}
@@ -109,65 +116,252 @@ def _inputs(example):
     return example["center"]
 
 
-def _random_crop(example, crop_size, flips, seed):
-    """Same random crop (and optional flips) of every view; stateless in `seed`."""
-    keys = [k for k in ("center", "left", "right", "sharp") if k in example]
-    stacked = tf.concat([example[k] for k in keys], axis=-1)
-    big_enough = tf.debugging.assert_greater_equal(
-        tf.reduce_min(tf.shape(stacked)[:2]), crop_size,
-        message=f"crop_size {crop_size} is larger than an image of this dataset; "
-                "choose a smaller --crop_size")
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    with tf.control_dependencies([big_enough]):
-        stacked = tf.image.stateless_random_crop(
-            stacked, [crop_size, crop_size, len(keys) * 3], seed=seeds[0])
-    views = dict(zip(keys, tf.split(stacked, len(keys), axis=-1)))
-    if flips:
-        mirrored = tf.random.stateless_uniform([], seeds[1]) < 0.5
-        upside_down = tf.random.stateless_uniform([], seeds[2]) < 0.5
-        views = {k: tf.cond(mirrored, lambda v=v: tf.reverse(v, [1]), lambda v=v: v)
-                 for k, v in views.items()}
-        views = {k: tf.cond(upside_down, lambda v=v: tf.reverse(v, [0]), lambda v=v: v)
-                 for k, v in views.items()}
-        if "left" in views:  # a mirrored left view looks like a right view
-            left, right = views["left"], views["right"]
-            views["left"] = tf.where(mirrored, right, left)
-            views["right"] = tf.where(mirrored, left, right)
-    return views
+_CACHE_FORMAT = 1
+_VIEW_ORDER = ("center", "left", "right", "sharp")
+
+
+class TrainingImages:
+    """A split's 8-bit views, decoded once, as raw uint8 files: one per image and view.
+
+    Written by `training_images` into `folder`: image i's view v is the file
+    `path(v, i)` holding its `(height, width, 3)` bytes, row after row (views
+    "center", "sharp", and "left" / "right" for DPDD's dual config). `names[i]` is
+    its scene name, `shapes[i]` its (height, width), in the split's stored (TFDS)
+    order.
+    """
+
+    def __init__(self, folder, manifest):
+        self.folder = folder
+        self.views = list(manifest["views"])
+        self.names = list(manifest["names"])
+        self.shapes = np.array(manifest["shapes"], np.int64).reshape(-1, 2)
+
+    def __len__(self):
+        return len(self.names)
+
+    def path(self, view, index):
+        return os.path.join(self.folder, f"{index:05d}-{view}.u8")
+
+    def image(self, view, index):
+        """Image `index` of `view`, uint8 (h, w, 3) (numpy, read from its file)."""
+        return np.fromfile(self.path(view, index), np.uint8).reshape(
+            *self.shapes[index], 3)
+
+
+def _write_images(folder, examples, **identity):
+    """Writes `examples`, an iterable of (name, {view: uint8 (h, w, 3)}), into
+    `folder` as one raw file per image and view, then `manifest.json` (names,
+    shapes, views and `identity`): a folder without the manifest is incomplete.
+    Every file appears atomically, so concurrent writers of the same data are safe."""
+    os.makedirs(folder, exist_ok=True)
+    views, names, shapes = None, [], []
+    for index, (name, images) in enumerate(examples):
+        views = views or list(images)
+        shape = images[views[0]].shape
+        for view in views:
+            image = images[view]
+            if image.shape != shape or image.dtype != np.uint8 or len(shape) != 3 \
+                    or shape[-1] != 3:
+                raise ValueError(f"{name}: view {view} is {image.shape} {image.dtype}, "
+                                 f"expected {shape} uint8 with 3 channels")
+            with atomic_output(os.path.join(folder, f"{index:05d}-{view}.u8")) as tmp:
+                np.ascontiguousarray(image).tofile(tmp)
+                os.chmod(tmp, 0o644)  # readable by every user of the data
+        names.append(name)
+        shapes.append([int(shape[0]), int(shape[1])])
+    if not names:
+        raise ValueError(f"no images to cache in {folder}")
+    manifest = dict(format=_CACHE_FORMAT, views=views, names=names, shapes=shapes,
+                    **identity)
+    with atomic_output(os.path.join(folder, "manifest.json")) as tmp, open(tmp, "w") as f:
+        json.dump(manifest, f)
+        os.chmod(tmp, 0o644)
+
+
+def _open_images(folder, **identity):
+    """The `TrainingImages` cached in `folder`, or None when missing, incomplete or
+    written for other data (`identity` differs)."""
+    try:
+        with open(os.path.join(folder, "manifest.json")) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format") != _CACHE_FORMAT or any(
+            manifest.get(key) != value for key, value in identity.items()):
+        return None
+    images = TrainingImages(folder, manifest)
+    for index, (height, width) in enumerate(images.shapes):
+        for view in images.views:
+            path = images.path(view, index)
+            if not os.path.exists(path) or os.path.getsize(path) != height * width * 3:
+                return None
+    return images
+
+
+def _decoded_split(builder, split, to_8bit):
+    """Yields (name, {view: uint8 (h, w, 3)}) of every example in stored order: the
+    one place the training pipeline decodes PNGs (`pixels.to_uint8` with `to_8bit`)."""
+    def to_8bit_views(example):
+        views = ({"center": example["blurry"], "sharp": example["sharp"]}
+                 if "blurry" in example else
+                 {"center": example["image"], "sharp": example["target"]})
+        if "left" in example:
+            views.update(left=example["left"], right=example["right"])
+        return {k: pixels.to_uint8(v, to_8bit) for k, v in views.items()}, example["name"]
+
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = ds.map(to_8bit_views, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    for views, name in ds.as_numpy_iterator():
+        yield name.decode(), {k: views[k] for k in _VIEW_ORDER if k in views}
+
+
+def training_images(builder, split="train", to_8bit="round", cache_dir=None):
+    """A split's images decoded once and converted to 8-bit (`pixels.to_uint8` with
+    `to_8bit`), for `training_dataset` to crop from.
+
+    The first call decodes every image of the split and writes it, 8-bit and raw,
+    one file per image and view, with a `manifest.json`, into
+    `<cache_dir>/<split>-<to_8bit>/`. `cache_dir` defaults to `training_cache/`
+    inside the prepared dataset's folder (`builder.data_dir`): every run on that
+    data shares it, and it goes when the dataset is deleted; where that folder
+    cannot be written, `kpac_tf_training_cache/` in the system's temporary folder
+    (logged). Later calls (resumes, other runs and processes) find it and decode
+    nothing. DPDD's train split takes 350 x 1680 x 1120 x 3 bytes = 1.98 GB per view
+    (single: 4.0 GB, dual: 7.9 GB) of disk; no process holds it in memory (the
+    operating system's page cache keeps what fits).
+
+    Args:
+        builder: a prepared TFDS builder from `get_builder` / `prepare`.
+        split: str, split name.
+        to_8bit: str, "round" (ours) or "high_byte" (see `to_unit_range`).
+        cache_dir: str or None, the cache's folder (None: see above).
+
+    Returns:
+        `TrainingImages`.
+    """
+    pixels.check_to_8bit(to_8bit)
+    info = builder.info.splits[split]
+    config = builder.builder_config.name if builder.builder_config else "default"
+    # What the cache was made from: a rebuilt dataset gets a fresh cache.
+    identity = dict(to_8bit=to_8bit, source=dict(
+        dataset=builder.name, config=config, version=str(builder.info.version),
+        split=split, num_examples=int(info.num_examples), num_bytes=int(info.num_bytes),
+        shard_lengths=[int(n) for n in info.shard_lengths]))
+    roots = [cache_dir] if cache_dir else [
+        os.path.join(os.fspath(builder.data_dir), "training_cache"),
+        os.path.join(tempfile.gettempdir(), "kpac_tf_training_cache", builder.name,
+                     config, str(builder.info.version))]
+    folders = [os.path.join(root, f"{split}-{to_8bit}") for root in roots]
+    for folder in folders:
+        cached = _open_images(folder, **identity)
+        if cached is not None:
+            return cached
+    for folder in folders:
+        start = time.time()
+        try:
+            _write_images(folder, _decoded_split(builder, split, to_8bit), **identity)
+        except OSError as e:
+            if folder == folders[-1]:
+                raise
+            logging.warning("Cannot write the training cache in %s (%s); using %s",
+                            folder, e, folders[-1])
+            continue
+        cached = _open_images(folder, **identity)
+        logging.info("Decoded the %s split once: %d images in %.0f s, cached (8-bit, "
+                     "%.0f MB per view) in %s", split, len(cached), time.time() - start,
+                     cached.shapes.prod(axis=1).sum() * 3 / 1e6, folder)
+        return cached
+
+
+def _fold(seed, *values):
+    """A stateless RNG seed (shape [2]) from `seed` and integer `values`."""
+    key = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    for value in values:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(value, tf.int64))
+    return key
 
 
 def training_dataset(builder, split="train", crop_size=512, batch_size=4, flips=False,
-                     seed=0, shuffle_buffer=32, to_8bit="round"):
+                     seed=0, to_8bit="round", start=0, cache_dir=None):
     """Endless, deterministic batches of random crops for training.
+
+    Every image is decoded once, converted to 8-bit and cached on disk
+    (`training_images`); each crop reads its image's 8-bit file (the page cache
+    serves it once warm), slices the window, and only the crops become float. The
+    stream is a pure function of (seed, position): each epoch visits every image
+    once in an order drawn from (seed, epoch), and crop k's window and flips are
+    drawn from (seed, k). Batch b therefore needs no iterator state: a resumed run
+    asks for `start=b` (training passes its step), and a checkpoint holds no images.
 
     Args:
         builder: a prepared TFDS builder from `get_builder` / `prepare`.
         split: str, split name.
         crop_size: int, side of the random square crops (the paper: 512).
         batch_size: int (the paper: 4).
-        flips: bool, random horizontal and vertical flips (the paper uses none).
+        flips: bool, random horizontal and vertical flips (the paper uses none); a
+            mirrored dual-pixel pair also swaps left and right.
         seed: int, fixes the order, crops and flips.
-        shuffle_buffer: int, examples in the shuffle buffer.
         to_8bit: str, 16-bit to 8-bit conversion, "round" (ours) or "high_byte"
             (see `to_unit_range`; no effect on 8-bit datasets).
+        start: int, index of the first batch (a resumed run: its step).
+        cache_dir: str or None, where the decoded 8-bit images are cached (see
+            `training_images`).
 
     Returns:
         tf.data.Dataset of (inputs, sharp): inputs (batch, crop, crop, 3) float32 in
         [-1, 1], or (center, left, right) for DPDD's dual config; sharp likewise.
+
+    Raises:
+        ValueError: `crop_size` larger than an image of the split.
     """
-    import tensorflow_datasets as tfds
+    source = training_images(builder, split, to_8bit, cache_dir)
+    return _crop_stream(source, crop_size, batch_size, flips, seed, start)
 
-    ds = builder.as_dataset(split=split, shuffle_files=True,
-                            read_config=tfds.ReadConfig(shuffle_seed=seed))
-    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat().enumerate()
 
-    def crop(index, example):
-        views = _random_crop(_standardize(example, to_8bit), crop_size, flips,
-                             tf.stack([tf.cast(seed, tf.int64), index]))
-        return _inputs(views), views["sharp"]
+def _crop_stream(source, crop_size, batch_size, flips, seed, start):
+    """`training_dataset`'s stream over a `TrainingImages`."""
+    smallest = source.shapes.min(axis=0)
+    if crop_size > smallest.min():
+        raise ValueError(f"crop_size {crop_size} is larger than an image of this dataset "
+                         f"({smallest[1]}x{smallest[0]}); choose a smaller --crop_size")
+    count, shapes = len(source), tf.constant(source.shapes)
+    paths = {view: tf.constant([source.path(view, i) for i in range(count)])
+             for view in source.views}
+    swapped = {"left": "right", "right": "left"}
 
-    return (ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def crop(element):
+        epoch, position = element // count, element % count
+        order = tf.argsort(tf.random.stateless_uniform([count], _fold(seed, 0, epoch)))
+        index = tf.gather(order, position)
+        height, width = tf.unstack(tf.gather(shapes, index))
+        draws = tf.random.experimental.stateless_split(_fold(seed, 1, element), 4)
+        row, col = (tf.random.stateless_uniform([], draw, 0, side - crop_size + 1, tf.int64)
+                    for draw, side in ((draws[0], height), (draws[1], width)))
+        mirrored = tf.random.stateless_uniform([], draws[2]) < 0.5
+        upside_down = tf.random.stateless_uniform([], draws[3]) < 0.5
+
+        def window(view):
+            path = paths[view][index]
+            if flips and view in swapped:  # a mirrored left view looks like a right view
+                path = tf.where(mirrored, paths[swapped[view]][index], path)
+            image = tf.reshape(tf.io.decode_raw(tf.io.read_file(path), tf.uint8),
+                               tf.stack([height, width, 3]))
+            crop = tf.slice(image, tf.stack([row, col, 0]), [crop_size, crop_size, 3])
+            if flips:
+                crop = tf.cond(mirrored, lambda: tf.reverse(crop, [1]), lambda: crop)
+                crop = tf.cond(upside_down, lambda: tf.reverse(crop, [0]), lambda: crop)
+            return crop
+
+        return {view: window(view) for view in source.views}
+
+    def to_network(crops):
+        crops = {view: pixels.to_network(x) for view, x in crops.items()}
+        return _inputs(crops), crops["sharp"]
+
+    return (tf.data.Dataset.range(start * batch_size, 2 ** 62)
+            .map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True)
+            .map(to_network, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
 
 
@@ -181,10 +375,28 @@ def evaluation_dataset(builder, split="test", to_8bit="round"):
         tf.data.Dataset of (inputs, sharp, name): inputs (1, h, w, 3) float32 in
         [-1, 1] (or the dual triple), sharp (1, h, w, 3), name (1,) string.
     """
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    import warnings
+
+    import tensorflow_datasets as tfds
+
+    # A stream that holds at most two scenes beyond the one being scored (the final
+    # prefetch and the one being decoded), so evaluation's memory does not grow with
+    # the split. TFDS's defaults read files in parallel (about 10 full-size DPDD
+    # scenes ahead), decode and prefetch more, and cache a dataset under 250 MiB
+    # whole in memory; tf.data's default optimisations would parallelise `unpack`
+    # and add autotuned buffers.
+    read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False,
+                                  num_parallel_calls_for_interleave_files=None,
+                                  num_parallel_calls_for_decode=1, skip_prefetch=True)
+    with warnings.catch_warnings():  # TFDS passes `deterministic` to a serial interleave
+        warnings.filterwarnings("ignore", "The `deterministic` argument has no effect")
+        ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
 
     def unpack(example):
         views = _standardize(example, to_8bit)
         return _inputs(views), views["sharp"], views["name"]
 
-    return ds.map(unpack, num_parallel_calls=tf.data.AUTOTUNE).batch(1).prefetch(1)
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False
+    options.experimental_optimization.inject_prefetch = False
+    return ds.map(unpack).batch(1).prefetch(1).with_options(options)

@@ -73,15 +73,16 @@ def read_image(path):
     return _orient(image.numpy(), _exif_orientation(path))
 
 
-def write_png(path, image):
-    """Writes uint8/uint16 (h, w, c) as PNG, atomically."""
+def write_png(path, image, compression=-1):
+    """Writes uint8/uint16 (h, w, c) as PNG, atomically; `compression` is the zlib
+    level, 0-9 (-1: zlib's default, 6)."""
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_png needs uint8 or uint16, got {image.dtype}")
     if image.ndim == 2:
         image = image[..., None]
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        f.write(tf.io.encode_png(image).numpy())
+        f.write(tf.io.encode_png(image, compression=compression).numpy())
 
 
 def list_images(folder):
@@ -100,34 +101,47 @@ def scene_name(path, strip_side=False):
     return stem
 
 
-def pair_views(folders, label="images"):
-    """Matches the files of several view folders by scene name.
+def pair_views(folders, label="images", by="name"):
+    """Matches the files of several view folders into scenes.
 
     Args:
         folders: dict view -> folder (epath.Path or str); the first view leads.
-            Views named "left"/"right" may carry DPDD's _L / _R suffixes.
         label: str, prefix of error messages (e.g. "DPDD").
+        by: "name" matches files by scene name (user folders such as blurry/ +
+            sharp/; views named "left"/"right" may carry DPDD's _L / _R suffixes).
+            "position" pairs the folders' sorted file lists index by index, as the
+            official DPDD loaders do (there a scene's target has a name of its own:
+            test_c/source/1P0A0917.png pairs with test_c/target/1P0A0916.png).
 
     Returns:
-        [(scene name, {view: path})], sorted by name.
+        [(scene name, {view: path})], sorted by name: the lead file's stem
+        (without _L / _R).
 
     Raises:
-        FileNotFoundError: a folder is missing or empty, or a scene lacks a view
-            (the message names the file and the folder searched).
+        FileNotFoundError: a folder is missing or empty, or (by name) a scene lacks
+            a view; the message names the file and the folder searched.
+        ValueError: (by position) the folders hold different numbers of files (the
+            message lists every folder with its count); `by` is unknown.
     """
     from etils import epath
 
-    found = {}
+    if by not in ("name", "position"):
+        raise ValueError(f'pair_views: by must be "name" or "position", got {by!r}')
+    files = {}
     for view, folder in folders.items():
         folder = epath.Path(folder)
         if not folder.exists():
             raise FileNotFoundError(f"{label} folder missing: {folder}")
-        found[view] = {scene_name(p, view in ("left", "right")): p
-                       for p in folder.iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS}
-        if not found[view]:
+        files[view] = sorted((p for p in folder.iterdir()
+                              if p.suffix.lower() in IMAGE_EXTENSIONS),
+                             key=lambda p: p.name)
+        if not files[view]:
             raise FileNotFoundError(f"{label} folder has no PNG or JPEG files: {folder}")
+    if by == "position":
+        return _pair_by_position(folders, files, label)
     views = list(folders)
+    found = {view: {scene_name(p, view in ("left", "right")): p for p in paths}
+             for view, paths in files.items()}
     lead = found[views[0]]
     for view in views[1:]:
         for name in sorted(lead):
@@ -139,3 +153,19 @@ def pair_views(folders, label="images"):
             raise FileNotFoundError(f"{label}: {found[view][extra[0]]} has no "
                                     f"{views[0]} image in {folders[views[0]]}")
     return [(name, {view: found[view][name] for view in views}) for name in sorted(lead)]
+
+
+def _pair_by_position(folders, files, label):
+    """pair_views(by="position"): file i (sorted by name) of every folder is scene i."""
+    counts = {view: len(paths) for view, paths in files.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{folders[view]} {count}" for view, count in counts.items())
+        raise ValueError(
+            f"{label}: the view folders hold different numbers of images, so they cannot "
+            f"be paired by position (file i of each sorted folder is scene i): {listing}. "
+            "Every folder needs exactly one image per scene; restore the missing files "
+            "or remove the extra ones.")
+    lead = next(iter(folders))
+    return [(scene_name(path, lead in ("left", "right")),
+             {view: files[view][i] for view in folders})
+            for i, path in enumerate(files[lead])]

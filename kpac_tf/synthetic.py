@@ -1,9 +1,9 @@
 """Synthetic defocus scenes: sharp content that ships with scikit-image, plus
 procedural textures, arranged in depth and blurred with `kpac_tf.defocus`.
 
-No download: every photograph comes from `skimage.data`'s bundled files. Train and
-test use disjoint photographs (`SOURCES`); procedural content is drawn from
-split-specific seeds.
+No download: every photograph comes from `skimage.data`'s bundled files. Train,
+validation and test use disjoint photographs (`SOURCES`); procedural content is
+drawn from split-specific seeds.
 """
 
 import zlib
@@ -13,11 +13,12 @@ import numpy as np
 from kpac_tf import pixels
 from kpac_tf.defocus import add_sensor_noise, render_defocus
 
-# Bundled scikit-image photographs per split; no photograph is in both.
+# Bundled scikit-image photographs per split; no photograph is in two splits.
+# Validation mirrors test's mix (a portrait, text, a texture) for model selection.
 SOURCES = {
-    "train": ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry",
-              "retina", "coins", "moon", "brick", "grass", "page", "colorwheel",
-              "cell", "motorcycle"),
+    "train": ("rocket", "hubble_deep_field", "immunohistochemistry", "retina", "coins",
+              "moon", "grass", "colorwheel", "cell", "motorcycle"),
+    "validation": ("astronaut", "page", "brick"),
     "test": ("chelsea", "coffee", "camera", "gravel", "text"),
 }
 MAX_RADIUS = 10.0

@@ -16,8 +16,9 @@ REFERENCE_DIR = REPO / "tests" / "data"
 
 @pytest.fixture(scope="session")
 def reference_dir():
-    """tests/data/: random weights in the authors' format (tf1_{2,3}level_weights.npz)
-    and what the authors' TF1 graph computed from them (tf1_{2,3}level_io.npz)."""
+    """tests/data/ (its README lists the files): random weights in the authors' format
+    and what the authors' TF1 code computed from them (tf1_*), and LPIPS reference
+    vectors made by the `lpips` package (lpips_*)."""
     return REFERENCE_DIR
 
 
@@ -39,4 +40,14 @@ def vgg_weights(tmp_path_factory):
     keras.utils.set_random_seed(0)
     path = str(tmp_path_factory.mktemp("vgg") / "vgg19_notop.weights.h5")
     keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A TFDS data folder holding the synthetic `tiny` config (one per test module)."""
+    from kpac_tf import data
+
+    path = str(tmp_path_factory.mktemp("tfds"))
+    data.prepare("synthetic", path, "tiny")
     return path

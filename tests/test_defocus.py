@@ -89,11 +89,13 @@ def test_graded_defocus_is_sharp_at_the_top_and_blurred_at_the_bottom():
 
 @pytest.fixture(scope="module")
 def banks():
-    return {split: synthetic.SourceBank(split) for split in ("train", "test")}
+    return {split: synthetic.SourceBank(split) for split in synthetic.SOURCES}
 
 
 def test_splits_share_no_photograph(banks):
-    assert not set(synthetic.SOURCES["train"]) & set(synthetic.SOURCES["test"])
+    splits = list(synthetic.SOURCES.values())
+    assert sorted(synthetic.SOURCES) == ["test", "train", "validation"]
+    assert sum(map(len, splits)) == len(set().union(*splits))  # no photo in two splits
     assert banks["train"].with_depth == ["motorcycle"] and banks["test"].with_depth == []
 
 

@@ -14,6 +14,13 @@ from kpac_tf import build_model, checkpoints, evaluation, images, save_tf1_npz
 from test_data import DPDD_DUMMY
 
 
+def dummy_scenes(split="test"):
+    """{scene name: (source, target)} of the dummy DPDD archive, its sorted folders
+    paired by position as DPDD's loaders do (a target has a name of its own)."""
+    folder = DPDD_DUMMY / "dd_dp_dataset_canon" / f"{split}_c"
+    sources, targets = (sorted((folder / kind).glob("*.png")) for kind in ("source",
+                                                                            "target"))
+    return {source.stem: (source, target) for source, target in zip(sources, targets)}
 
 def run_app(capsys, **values):
     with flagsaver.flagsaver(**values):
@@ -32,11 +39,12 @@ def test_authors_npz_on_a_dpdd_layout_folder(reference_dir, tmp_path, capsys):
     rows = (tmp_path / "per_image.csv").read_text().splitlines()
     assert rows[0] == "name,psnr,ssim,mae,input_psnr,input_ssim,input_mae"
     # Independent check: scikit-image on the written 8-bit output and the 8-bit target.
+    scenes = dummy_scenes()
+    assert sorted(row.split(",")[0] for row in rows[1:]) == sorted(scenes)
     for row in rows[1:]:
         name, psnr, ssim = row.split(",")[:3]
         output = images.read_image(tmp_path / "images" / f"{name}.png") / 255.0
-        target = np.round(images.read_image(archive / "test_c" / "target" / f"{name}.png")
-                          / 257.0) / 255.0
+        target = np.round(images.read_image(scenes[name][1]) / 257.0) / 255.0
         assert float(psnr) == pytest.approx(
             peak_signal_noise_ratio(target, output, data_range=1), abs=1e-3)
         assert float(ssim) == pytest.approx(
@@ -55,18 +63,19 @@ def test_dual_model_on_a_dpdd_layout_folder(tmp_path, capsys):
 def test_bad_images_abort_or_are_skipped(tmp_path, capsys):
     archive = tmp_path / "archive"
     shutil.copytree(DPDD_DUMMY / "dd_dp_dataset_canon", archive)
-    (archive / "test_c" / "source" / "1P0ATE01.png").write_bytes(b"not a png")
+    bad = sorted(dummy_scenes())[1]
+    (archive / "test_c" / "source" / f"{bad}.png").write_bytes(b"not a png")
     model = build_model("single_2level", channels=4)
     model.save(tmp_path / "m.keras")
     common = dict(checkpoint=str(tmp_path / "m.keras"), input_dir=str(archive),
                   split="test")
-    with pytest.raises(SystemExit, match="1P0ATE01.*not a readable image.*--skip_bad"):
+    with pytest.raises(SystemExit, match=f"{bad}.*not a readable image.*--skip_bad"):
         run_app(capsys, output_dir=str(tmp_path / "a"), **common)
     assert not (tmp_path / "a" / "metrics.json").exists()
     printed = run_app(capsys, output_dir=str(tmp_path / "b"), skip_bad=True, **common)
-    assert "skipped 1P0ATE01" in printed
+    assert f"skipped {bad}" in printed
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert metrics["images"] == 1 and metrics["skipped"][0][0] == "1P0ATE01"
+    assert metrics["images"] == 1 and metrics["skipped"][0][0] == bad
 
 
 def test_blurry_sharp_folders_of_odd_sizes(tmp_path, rng):
@@ -112,6 +121,7 @@ def test_to_8bit_flag_reaches_the_scored_images(tmp_path, capsys):
     archive = DPDD_DUMMY / "dd_dp_dataset_canon"
     build_model("single_2level", channels=4).save(tmp_path / "m.keras")
     eight_bit = {"round": lambda x: np.round(x / 257.0), "high_byte": lambda x: x >> 8}
+    scenes = dummy_scenes()
     scores = {}
     for to_8bit, convert in eight_bit.items():
         out = tmp_path / to_8bit
@@ -121,10 +131,172 @@ def test_to_8bit_flag_reaches_the_scored_images(tmp_path, capsys):
         rows = (out / "per_image.csv").read_text().splitlines()[1:]
         for row in rows:
             name, input_psnr = row.split(",")[0], float(row.split(",")[4])
-            blurry, sharp = (convert(images.read_image(archive / "test_c" / folder /
-                                                       f"{name}.png")) / 255.0
-                             for folder in ("source", "target"))
+            blurry, sharp = (convert(images.read_image(path)) / 255.0
+                             for path in scenes[name])
             assert input_psnr == pytest.approx(
                 peak_signal_noise_ratio(sharp, blurry, data_range=1), abs=1e-3)
             scores[to_8bit, name] = input_psnr
-    assert scores["round", "1P0ATE00"] != scores["high_byte", "1P0ATE00"]
+    first = sorted(scenes)[0]
+    assert scores["round", first] != scores["high_byte", first]
+
+
+def test_evaluate_takes_one_scene_at_a_time(tmp_path):
+    """A stream of items is never drawn ahead: item i is taken only after item i - 1
+    was scored and written, and each is loaded once, when its turn comes."""
+    loads = []
+
+    def stream(out):
+        for i in range(3):
+            assert len(list((out / "images").glob("*.png"))) == i, "drew ahead"
+
+            def load(i=i):
+                loads.append(i)
+                x = np.full((1, 8, 12, 3), 0.1 * i, np.float32)
+                return x, x
+            yield f"scene{i}", load
+
+    model = build_model("single_2level", channels=4)
+    summary = evaluation.evaluate(model, stream(tmp_path / "a"), str(tmp_path / "a"),
+                                  count=3)
+    assert summary["images"] == 3 and loads == [0, 1, 2]
+    items = evaluation.Items(3, lambda: stream(tmp_path / "b"))
+    assert len(items) == 3 and len(loads) == 3  # the count costs no loading
+    assert evaluation.evaluate(model, items, str(tmp_path / "b"))["images"] == 3
+    # No count: the progress bar runs without a total.
+    assert evaluation.evaluate(model, stream(tmp_path / "c"), str(tmp_path / "c"))[
+        "images"] == 3
+    assert loads == [0, 1, 2] * 3
+
+
+def test_limit_reads_only_the_first_scenes_of_a_folder(tmp_path, capsys, monkeypatch):
+    archive = DPDD_DUMMY / "dd_dp_dataset_canon"
+    build_model("single_2level", channels=4).save(tmp_path / "m.keras")
+    read = []
+    real_read = images.read_image
+    monkeypatch.setattr(images, "read_image", lambda path: read.append(path) or
+                        real_read(path))
+    run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(archive),
+            split="test", output_dir=str(tmp_path / "out"), limit=1)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["images"] == 1
+    assert len(read) == 2  # one scene: its blurry centre and its target
+    with pytest.raises(SystemExit, match="--limit=-1"):
+        run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(archive),
+                output_dir=str(tmp_path / "neg"), limit=-1)
+
+
+def _count_examples_read(builder, monkeypatch):
+    """Names of the examples the builder's datasets yield, as they are read."""
+    import tensorflow as tf
+
+    read = []
+    real_as_dataset = type(builder).as_dataset
+
+    def counting_as_dataset(self, *args, **kwargs):
+        def count(example):
+            name = tf.py_function(lambda n: read.append(n.numpy()) or n,
+                                  [example["name"]], tf.string)
+            return {**example, "name": tf.ensure_shape(name, [])}
+        return real_as_dataset(self, *args, **kwargs).map(count)
+
+    monkeypatch.setattr(type(builder), "as_dataset", counting_as_dataset)
+    return read
+
+
+def test_limit_decodes_no_dataset_example_past_it(tmp_path, capsys, monkeypatch):
+    """The TFDS path slices the split before anything is read: with --limit=1 the
+    builder's dataset yields one example, not the prefetched next."""
+    from kpac_tf import data
+
+    data_dir = str(tmp_path / "tfds")
+    read = _count_examples_read(
+        data.prepare("dpdd", data_dir, "single", manual_dir=DPDD_DUMMY), monkeypatch)
+    build_model("single_2level", channels=4).save(tmp_path / "m.keras")
+    common = dict(checkpoint=str(tmp_path / "m.keras"), dataset="dpdd", data_dir=data_dir,
+                  manual_dir=str(DPDD_DUMMY), split="test")
+    run_app(capsys, output_dir=str(tmp_path / "one"), limit=1, **common)
+    assert len(read) == 1
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["images"] == 1
+    read.clear()
+    run_app(capsys, output_dir=str(tmp_path / "all"), limit=5, **common)  # past the end
+    assert len(read) == 2
+    assert json.loads((tmp_path / "all" / "metrics.json").read_text())["images"] == 2
+
+
+def test_dataset_stream_reads_at_most_two_scenes_ahead(tmp_path, monkeypatch):
+    """While one scene is scored, the split is not read far ahead: the scene in hand,
+    the one prefetched and the one being decoded (with TFDS's and tf.data's default
+    buffering, 4-6 of these 6 examples were read by then)."""
+    import time
+
+    from kpac_tf import data
+
+    data_dir = str(tmp_path / "tfds")
+    read = _count_examples_read(data.prepare("synthetic", data_dir, "tiny"), monkeypatch)
+    items = evaluate.dataset_items("synthetic", "tiny", data_dir, None, "train",
+                                   "single_2level")
+    assert len(items) == 6 and not read  # counted from metadata, nothing read
+    stream = iter(items)
+    next(stream)
+    time.sleep(1.0)  # time for any read-ahead to happen
+    assert len(read) <= 3
+    assert len(list(stream)) == 5 and len(read) == 6
+
+
+@pytest.fixture
+def pairs_dir(tmp_path, rng):
+    """blurry/ + sharp/ folders of two 40x48 pairs (big enough for LPIPS)."""
+    for folder in ("sharp", "blurry"):
+        (tmp_path / "pairs" / folder).mkdir(parents=True)
+    for name in ("a", "b"):
+        sharp = rng.randint(0, 256, (40, 48, 3)).astype(np.uint8)
+        images.write_png(tmp_path / "pairs" / "sharp" / f"{name}.png", sharp)
+        images.write_png(tmp_path / "pairs" / "blurry" / f"{name}.png", sharp // 2 + 60)
+    build_model("single_2level", channels=4).save(tmp_path / "m.keras")
+    return tmp_path / "pairs"
+
+
+def test_lpips_column_from_the_two_weight_files(reference_dir, pairs_dir, tmp_path, capsys):
+    from kpac_tf.lpips import LPIPS
+
+    files = dict(lpips_alexnet=str(reference_dir / "lpips_alex_alexnet_trunk.pth"),
+                 lpips_linear=str(reference_dir / "lpips_v0.1_alex.pth"))
+    out = tmp_path / "out"
+    printed = run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(pairs_dir),
+                      output_dir=str(out), **files)
+    assert "LPIPS: unavailable" not in printed
+    summary = json.loads((out / "metrics.json").read_text())
+    rows = (out / "per_image.csv").read_text().splitlines()
+    assert rows[0].endswith(",lpips,input_lpips")
+    # Independent check: the metric on the written 8-bit output and the sharp image.
+    metric = LPIPS.from_files(files["lpips_alexnet"], files["lpips_linear"])
+    expected = []
+    for row in rows[1:]:
+        name, lpips_value = row.split(",")[0], float(row.split(",")[-2])
+        output, sharp = (images.read_image(folder / f"{name}.png")[None] / 127.5 - 1
+                         for folder in (out / "images", pairs_dir / "sharp"))
+        expected.append(float(metric(output.astype(np.float32), sharp.astype(np.float32))[0]))
+        assert lpips_value == pytest.approx(expected[-1], abs=1e-5)
+    assert summary["lpips"] == pytest.approx(np.mean(expected), abs=1e-5)
+    assert 0 < summary["lpips"] and 0 < summary["input_lpips"]
+    assert f"{summary['lpips']:.3f}" in printed.split("(ours)")[-1]
+
+
+def test_lpips_says_which_file_is_missing(pairs_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_torch"))
+    printed = run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(pairs_dir),
+                      output_dir=str(tmp_path / "out"))
+    assert "LPIPS: unavailable" in printed and "alexnet-owt-7be5be79.pth" in printed
+    assert "weights/v0.1/alex.pth" in printed
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["lpips"] is None
+    with pytest.raises(SystemExit, match="missing.pth"):
+        run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(pairs_dir),
+                output_dir=str(tmp_path / "out2"), lpips_alexnet=str(tmp_path / "missing.pth"))
+
+
+def test_table_shows_our_lpips_beside_the_papers():
+    summary = dict(psnr=25.0, ssim=0.84, input_psnr=23.9, input_ssim=0.81, lpips=0.2314,
+                   input_lpips=0.3456)
+    table = evaluation.format_table(summary, "single_2level", 1_578_277, with_paper=True)
+    assert "single_2level (paper)  25.24  0.845  0.229" in table
+    assert "single_2level (ours)   25.00  0.840  0.231" in table
+    assert "Blurry input (ours)" in table and "0.346" in table

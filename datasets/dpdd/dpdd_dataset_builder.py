@@ -3,9 +3,11 @@
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 from etils import epath
 
 from kpac_tf import images
+from kpac_tf.dpdd_stand_in import MARKER as _STAND_IN_MARKER
 
 _SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
 _VIEWS = {"image": ("c", "source"), "target": ("c", "target"),
@@ -15,8 +17,16 @@ _VIEWS = {"image": ("c", "source"), "target": ("c", "target"),
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DPDD for defocus deblurring: 350 / 74 / 76 scenes at 1680x1120, 16-bit."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: 16-bit PNGs stored byte for byte."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: 16-bit PNGs stored byte for byte.",
+        "1.1.0": "Scenes paired by the sorted position of their files in each folder, "
+                 "as the official loaders do (a scene's target has its own name: "
+                 "test_c/source/1P0A0917.png pairs with test_c/target/1P0A0916.png; "
+                 "1.0.0 paired by name and failed on the real archive). New feature "
+                 "`target_name`; metadata `stand_in` marks an archive written by "
+                 "experiments.dpdd_stand_in.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     DPDD cannot be downloaded automatically.
     1. Download `dd_dp_dataset_canon.zip` ("All images used for training/testing",
@@ -44,11 +54,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         image = tfds.features.Image(shape=(None, None, 3), dtype=np.uint16,
                                     encoding_format="png")
         features = {view: image for view in self._views()}
-        features["name"] = tfds.features.Text()
+        features["name"] = tfds.features.Text(
+            doc="Stem of the centre source file, e.g. 1P0A0917.")
+        features["target_name"] = tfds.features.Text(
+            doc="File name of the paired target in <split>_c/target/, e.g. 1P0A0916.png.")
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "target"),
             homepage="https://github.com/Abdullah-Abuolaim/defocus-deblurring-dual-pixel",
+            metadata=tfds.core.MetadataDict(),
         )
 
     def _split_generators(self, dl_manager):
@@ -56,6 +70,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         # List and pair every split before anything is written.
         scenes = {split: _list_scenes(root, folder, self._views())
                   for split, folder in _SPLIT_FOLDERS.items()}
+        stand_in = (root / _STAND_IN_MARKER).exists()
+        if stand_in:
+            logging.warning("DPDD: %s holds a stand-in archive written by "
+                            "experiments.dpdd_stand_in (synthetic scenes, NOT DPDD): "
+                            "its scores are no DPDD numbers", root)
+        self.info.metadata["stand_in"] = stand_in
         return {split: self._generate_examples(pairs) for split, pairs in scenes.items()}
 
     def _generate_examples(self, scenes):
@@ -66,6 +86,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 listing = ", ".join(f"{paths[v]} {s[1]}x{s[0]}" for v, s in shapes.items())
                 raise ValueError(f"DPDD scene {name}: views differ in size: {listing}")
             example["name"] = name
+            example["target_name"] = paths["target"].name
             yield name, example
 
 
@@ -81,12 +102,13 @@ def _find_root(manual_dir):
 
 
 def _list_scenes(root, folder, views):
-    """[(scene name, {view: path})] of one split, sorted; every view is required."""
+    """[(source stem, {view: path})] of one split: the folders' sorted file lists
+    paired by position, as the official loaders do (names differ within a scene)."""
     folders = {}
     for view in views:
         side, kind = _VIEWS[view]
         folders[view] = root / f"{folder}_{side}" / kind
-    return images.pair_views(folders, label="DPDD")
+    return images.pair_views(folders, label="DPDD", by="position")
 
 
 def _read_png(path):

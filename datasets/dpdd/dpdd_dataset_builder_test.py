@@ -1,8 +1,9 @@
-"""TFDS tests of the DPDD builder on dummy_data/ (the archive's real layout)."""
+"""TFDS tests of the DPDD builder on dummy_data/ (the archive's real layout and
+naming: a scene's files are paired by position, their names differ)."""
 
 import tensorflow_datasets as tfds
 
-from dpdd import dpdd_dataset_builder
+from dpdd import dpdd_dataset_builder, make_dummy_data
 
 
 class DpddSingleTest(tfds.testing.DatasetBuilderTestCase):
@@ -20,7 +21,8 @@ if __name__ == "__main__":
     tfds.testing.test_main()
 
 
-# Bad input: every failure names the file and leaves nothing in data_dir.
+# Pairing, content, bad input: every failure names the file and leaves nothing in
+# data_dir.
 
 import pathlib  # noqa: E402
 import shutil  # noqa: E402
@@ -50,26 +52,44 @@ def archive(tmp_path):
     return root
 
 
+@pytest.mark.parametrize("config", ["single", "dual"])
+def test_scenes_pair_by_position_and_belong_together(tmp_path, config):
+    """Every example's views hold one scene's pixels, though their names differ."""
+    import tensorflow as tf
+
+    builder = _build(DUMMY.parent, tmp_path / "data", config)
+    views = {"image": "source", "target": "target", "left": "left", "right": "right"}
+    scenes = [pair for pairs in make_dummy_data.SCENES.values() for pair in pairs]
+    for split, folder in (("train", "train"), ("validation", "val"), ("test", "test")):
+        seen = []
+        for example in builder.as_dataset(split=split):
+            name = example["name"].numpy().decode()
+            target_name = example["target_name"].numpy().decode()
+            scene = scenes.index((name, target_name[:-len(".png")]))
+            for feature, view in views.items():
+                if feature in example:
+                    assert example[feature].dtype == tf.uint16
+                    assert make_dummy_data.decode(example[feature].numpy()) == (scene, view)
+            seen.append((name, target_name[:-len(".png")]))
+        assert sorted(seen) == make_dummy_data.SCENES[folder]
+
+
 def _corrupt_png(root):
-    path = root / "val_c" / "target" / "1P0AVA01.png"
+    path = root / "val_c" / "target" / "1P0A0982.png"
     path.write_bytes(path.read_bytes()[:40])
-    return "val_c/target/1P0AVA01.png.*not a readable PNG"
+    return "val_c/target/1P0A0982.png.*not a readable PNG"
 
 
 def _other_size(root):
     import tensorflow as tf
-    path = root / "test_c" / "target" / "1P0ATE00.png"
+    path = root / "test_c" / "target" / "1P0A0916.png"
     path.write_bytes(tf.io.encode_png(tf.zeros((8, 8, 3), tf.uint16)).numpy())
-    return "1P0ATE00.*differ in size.*test_c/target/1P0ATE00.png 8x8"
+    return "1P0A0917.*differ in size.*test_c/target/1P0A0916.png 8x8"
 
 
 @pytest.mark.parametrize("config,breaks", [
     ("single", lambda root: (shutil.rmtree(root / "test_c" / "target"),
                              "DPDD folder missing: .*test_c/target")[1]),
-    ("single", lambda root: ((root / "train_c" / "target" / "1P0ATR01.png").unlink(),
-                             "train_c/source/1P0ATR01.png has no target view")[1]),
-    ("dual", lambda root: ((root / "val_r" / "source" / "1P0AVA00_R.png").unlink(),
-                           "val_c/source/1P0AVA00.png has no right view")[1]),
     ("single", _corrupt_png),
     ("single", _other_size),
 ])
@@ -77,6 +97,26 @@ def test_bad_archives_fail_clearly_and_write_nothing(archive, tmp_path, config, 
     pattern = breaks(archive)
     data_dir = tmp_path / "data"
     with pytest.raises((ValueError, FileNotFoundError), match=pattern):
+        _build(archive.parent, data_dir, config)
+    assert _files(data_dir) == []
+
+
+@pytest.mark.parametrize("config,missing,pattern", [
+    ("single", "test_c/target/1P0A0985.png",
+     r"test_c/source 2, .*test_c/target 1\b"),
+    ("dual", "val_r/source/1P0A0894_R.png",
+     r"val_c/source 2, .*val_c/target 2, .*val_l/source 2, .*val_r/source 1\b"),
+])
+def test_unequal_folders_fail_before_anything_is_read(archive, tmp_path, monkeypatch,
+                                                      config, missing, pattern):
+    """A split whose folders hold different numbers of PNGs cannot be paired by
+    position: the error lists every folder with its count before any PNG is read or
+    any split written (the broken split is the last one listed)."""
+    (archive / missing).unlink()
+    monkeypatch.setattr(dpdd_dataset_builder, "_read_png", pytest.fail)
+    data_dir = tmp_path / "data"
+    with pytest.raises(ValueError, match="DPDD: the view folders hold different numbers "
+                                         "of images.*" + pattern):
         _build(archive.parent, data_dir, config)
     assert _files(data_dir) == []
 
@@ -89,9 +129,13 @@ def test_missing_manual_dir_names_the_layout(tmp_path):
 def test_stores_16_bit_pngs_losslessly(archive, tmp_path):
     import tensorflow as tf
     builder = _build(archive, tmp_path / "data", "dual")
-    example = next(iter(builder.as_dataset(split="validation").take(1)))
-    name = example["name"].numpy().decode()
-    original = tf.io.decode_png((archive / "val_l" / "source" / f"{name}_L.png").read_bytes(),
-                                dtype=tf.uint16)
-    assert example["left"].dtype == tf.uint16
-    assert (example["left"].numpy() == original.numpy()).all()
+    assert builder.info.metadata["stand_in"] is False
+    for example in builder.as_dataset(split="validation"):
+        name = example["name"].numpy().decode()
+        target_name = example["target_name"].numpy().decode()
+        for feature, path in (("image", f"val_c/source/{name}.png"),
+                              ("target", f"val_c/target/{target_name}"),
+                              ("left", f"val_l/source/{name}_L.png"),
+                              ("right", f"val_r/source/{name}_R.png")):
+            original = tf.io.decode_png((archive / path).read_bytes(), dtype=tf.uint16)
+            assert (example[feature].numpy() == original.numpy()).all()

@@ -16,12 +16,15 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
     Attributes:
         image_size: int, height and width of every example.
         num_train: int, training examples.
+        num_validation: int, validation examples (model selection; photographs
+            used in neither training nor test).
         num_test: int, test examples (from photographs never used in training).
         seed: int, base seed; the dataset is a pure function of the config.
     """
 
     image_size: int = 256
     num_train: int = 400
+    num_validation: int = 40
     num_test: int = 40
     seed: int = 0
 
@@ -29,21 +32,26 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
                  "enlarged: enlarged crops made soft 'sharp' targets.",
+        "1.2.0": "A validation split for model selection, from photographs in neither "
+                 "train nor test (astronaut, page and brick, which leave train); the "
+                 "test split is unchanged, example for example.",
     }
     BUILDER_CONFIGS = [
         SyntheticDefocusConfig(
-            name="default", description="400 train / 40 test examples of 256x256."),
+            name="default", description="400 train / 40 validation / 40 test examples "
+            "of 256x256."),
         SyntheticDefocusConfig(
-            name="large", description="2000 train / 40 test examples of 256x256; the "
-            "test split is `default`'s, example for example.", num_train=2000),
+            name="large", description="2000 train / 40 validation / 40 test examples of "
+            "256x256; validation and test are `default`'s, example for example.",
+            num_train=2000),
         SyntheticDefocusConfig(
-            name="tiny", description="6 train / 3 test examples of 64x64, for tests.",
-            image_size=64, num_train=6, num_test=3),
+            name="tiny", description="6 train / 2 validation / 3 test examples of 64x64, "
+            "for tests.", image_size=64, num_train=6, num_validation=2, num_test=3),
     ]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -64,6 +72,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         del dl_manager  # everything is generated
         config = self.builder_config
         return {"train": self._generate_examples("train", config.num_train),
+                "validation": self._generate_examples("validation", config.num_validation),
                 "test": self._generate_examples("test", config.num_test)}
 
     def _generate_examples(self, split, count):

@@ -10,7 +10,7 @@ from synthetic_defocus import synthetic_defocus_dataset_builder
 class SyntheticDefocusTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = synthetic_defocus_dataset_builder.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["tiny"]
-    SPLITS = {"train": 6, "test": 3}
+    SPLITS = {"train": 6, "validation": 2, "test": 3}
     # Nothing is downloaded; TFDS's test case still wants an existing folder.
     EXAMPLE_DIR = str(pathlib.Path(__file__).parent)
     MOCK_OUT_FORBIDDEN_OS_FUNCTIONS = False  # scikit-image opens its bundled files
