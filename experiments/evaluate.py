@@ -21,8 +21,8 @@ from absl import app, flags
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
                            DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG, LOGGING,
-                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, run_app)
-from .common_flags import TO_8BIT as _TO_8BIT
+                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, TO_8BIT as _TO_8BIT,
+                           run_app)
 from kpac_tf import data, evaluation, images, inference, lpips
 
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")

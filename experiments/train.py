@@ -21,8 +21,8 @@ from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
                            EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
                            MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, PRESET as _PRESET,
-                           SEED as _SEED, STEPS as _STEPS, LOGGING, run_app, value_or)
-from .common_flags import TO_8BIT as _TO_8BIT
+                           SEED as _SEED, STEPS as _STEPS, TO_8BIT as _TO_8BIT, LOGGING,
+                           run_app, value_or)
 from kpac_tf import training
 from kpac_tf.models import BLOCK_TYPES
 
