@@ -10,6 +10,9 @@ VERSION = re.search(r"^__version__ = [\"']([^\"']+)[\"']$",
                     (pathlib.Path(__file__).parent / "kpac_tf" / "__init__.py").read_text(),
                     re.M).group(1)
 
+EXPORT = ["tf2onnx", "onnxruntime", "ai-edge-litert"]
+HELD_OUT = ["matplotlib", "scikit-learn"]
+
 setup(
     name="kpac-tf",
     version=VERSION,
@@ -48,8 +51,12 @@ setup(
         "scikit-image",
     ],
     extras_require={
+        # experiments.export --format=litert|onnx, and the runtimes that run the files.
+        "export": EXPORT,
+        # The held-out photographs of kpac_tf.held_out (experiments.ship_model).
+        "held_out": HELD_OUT,
         # dill: tensorflow-datasets' DatasetBuilderTestCase imports it.
-        "test": ["pytest>=7", "dill"],
+        "test": ["pytest>=7", "dill"] + EXPORT + HELD_OUT,
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -16,7 +16,6 @@ a harsh case); then training steps/s at batch 4, crop 256.
 
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,25 +28,13 @@ from kpac_tf import metrics, pixels  # noqa: E402
 from kpac_tf.complexity import count_flops  # noqa: E402
 from kpac_tf.tf1_graph import tf1_graph  # noqa: E402
 
+from timing import timings  # noqa: E402  (benchmarks/ is the script's folder)
+
 _RUNS = flags.DEFINE_integer("runs", 9, "Timed runs per network.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "single_2level weights for the "
                                   "bfloat16 PSNR (default: random).")
 _HEIGHT, _WIDTH = 720, 1280
-
-
-def timings(fns, runs):
-    """{name: (median, best) seconds} of zero-argument callables, timed in turns so
-    that a change in the machine's speed (other load, clock) affects all alike."""
-    for fn in fns.values():
-        fn()  # warm-up: tracing and oneDNN kernel selection
-    times = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: (float(np.median(t)), float(np.min(t))) for name, t in times.items()}
 
 
 def matmul_fn(size=4096):

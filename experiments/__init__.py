@@ -2,11 +2,12 @@
 `kpac_tf_experiments`).
 
 Importing the package quiets TensorFlow before anything imports it: its C++ start-up
-and log lines (oneDNN, CUDA probing, grappler's "remapper failed" notes) and library
-deprecation warnings are hidden, so an app's own progress lines are what you see.
+and log lines (oneDNN, CUDA probing, grappler's "remapper failed" notes), library
+deprecation warnings and the libraries' INFO lines are hidden, so an app's own progress lines are what you see.
 `--verbosity=1` (or higher) on the command line shows them all again.
 """
 
+import logging
 import os
 import re
 import sys
@@ -50,5 +51,22 @@ def _quiet_tensorflow():
     tf.get_logger().setLevel("ERROR")
 
 
+_LIBRARY_FOLDERS = tuple(f"{os.sep}{name}{os.sep}" for name in (
+    "tensorflow", "keras", "tensorflow_datasets", "tf2onnx"))
+
+
+class _OwnInfoOnly(logging.Filter):
+    """Passes INFO lines only from outside the libraries (TensorFlow's savers, TFDS's
+    readers and tf2onnx's passes print theirs through absl's handler); warnings
+    always."""
+
+    def filter(self, record):
+        return (record.levelno >= logging.WARNING
+                or not any(folder in record.pathname for folder in _LIBRARY_FOLDERS))
+
+
 if _verbosity(sys.argv[1:]) < 1:
     _quiet_tensorflow()
+    from absl import logging as absl_logging
+
+    absl_logging.get_absl_handler().addFilter(_OwnInfoOnly())

@@ -8,7 +8,9 @@ sources, never trained on) are given defocus that grows from the top of the fram
 with `kpac_tf.defocus` plus sensor noise, then deblurred. For each photo it writes
 `<output>/bundled_<photo>.png`: a crop from the blurred part, blurry | deblurred |
 sharp, each scaled x2; and prints the whole-photo PSNR / SSIM of blurry and
-deblurred against the sharp photo (also in `<output>/bundled_examples.json`).
+deblurred against the sharp photo (also in `<output>/bundled_examples.json`). The
+same for `HELD_OUT`, a held-out render of `kpac_tf.held_out` (a photograph from
+another package, the second renderer), cropped where it is most blurred.
 """
 
 import json
@@ -18,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from kpac_tf import bundled, defocus, evaluation, images, inference, pixels
+from kpac_tf import bundled, defocus, evaluation, held_out, images, inference, pixels
 from kpac_tf.data import to_unit_range
 from kpac_tf.files import atomic_output
 
@@ -27,6 +29,7 @@ from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
 
 _MAX_RADIUS = flags.DEFINE_float("max_radius", 4.0, "Blur radius at the bottom (pixels).")
 PHOTOS = ("chelsea", "coffee")
+HELD_OUT = "grace_hopper_r10"
 CROP = 128
 
 
@@ -40,14 +43,35 @@ def defocused(photo, max_radius, seed=0):
     return pixels.from_unit(blurry, np.uint8), sharp
 
 
-def panel(blurry, deblurred, sharp):
-    """A crop from the blurred lower part: blurry | deblurred | sharp, scaled x2."""
+def most_blurred_window(blurry, sharp):
+    """(top, left) of the CROP x CROP window (on a CROP / 4 grid) where blurry and sharp
+    differ most."""
+    difference = np.abs(blurry.astype(np.float32) - sharp).mean(axis=-1)
+    step = CROP // 4
+    windows = [(difference[t:t + CROP, l:l + CROP].mean(), t, l)
+               for t in range(0, difference.shape[0] - CROP + 1, step)
+               for l in range(0, difference.shape[1] - CROP + 1, step)]
+    return max(windows)[1:]
+
+
+def panel(blurry, deblurred, sharp, top=None, left=None):
+    """A crop (default: from the blurred lower part): blurry | deblurred | sharp,
+    scaled x2."""
     height, width = sharp.shape[:2]
-    top, left = height - CROP - height // 8, (width - CROP) // 2
+    top = height - CROP - height // 8 if top is None else top
+    left = (width - CROP) // 2 if left is None else left
     crops = [x[top:top + CROP, left:left + CROP] for x in (blurry, deblurred, sharp)]
     gap = np.full((CROP, 4, 3), 255, np.uint8)
     row = np.concatenate([crops[0], gap, crops[1], gap, crops[2]], axis=1)
     return np.repeat(np.repeat(row, 2, axis=0), 2, axis=1)
+
+
+def examples():
+    """[(name, blurry, sharp, crop window or None)]: the graded photos, then HELD_OUT."""
+    graded = [(photo, *defocused(photo, _MAX_RADIUS.value), None) for photo in PHOTOS]
+    (held,) = [(name, blurry, sharp, most_blurred_window(blurry, sharp))
+               for name, blurry, sharp, _ in held_out.defocused_photos() if name == HELD_OUT]
+    return graded + [held]
 
 
 def main(argv):
@@ -61,15 +85,14 @@ def main(argv):
     output_dir = value_or(_OUTPUT, "docs/images")
     os.makedirs(output_dir, exist_ok=True)
     results = {"model": label, "max_radius": _MAX_RADIUS.value}
-    for photo in PHOTOS:
-        blurry, sharp = defocused(photo, _MAX_RADIUS.value)
+    for photo, blurry, sharp, window in examples():
         deblurred = inference.deblur(deblurrer, blurry)
         score = evaluation.score_image(photo, *(to_unit_range(tf.constant(x[None]))
                                                 for x in (blurry, deblurred, sharp)))
         results[photo] = {"blurry": (score.input_psnr, score.input_ssim),
                           "deblurred": (score.psnr, score.ssim)}
         path = os.path.join(output_dir, f"bundled_{photo}.png")
-        images.write_png(path, panel(blurry, deblurred, sharp))
+        images.write_png(path, panel(blurry, deblurred, sharp, *(window or ())))
         print(f"{photo}: blurry {score.input_psnr:.2f} dB / {score.input_ssim:.4f} -> "
               f"deblurred {score.psnr:.2f} dB / {score.ssim:.4f}  ({path})")
     with atomic_output(os.path.join(output_dir, "bundled_examples.json")) as tmp, \

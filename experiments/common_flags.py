@@ -19,7 +19,7 @@ MODEL = flags.DEFINE_enum("model", None, MODEL_NAMES,
 DATASET = flags.DEFINE_enum("dataset", None, sorted(data.DATASETS),
                             "Dataset: synthetic (no download) or dpdd.")
 DATASET_CONFIG = flags.DEFINE_string(
-    "dataset_config", None, "TFDS builder config: default|tiny (synthetic), "
+    "dataset_config", None, "TFDS builder config: default|large|tiny (synthetic), "
     "single|dual (dpdd). Default: chosen from the dataset and network.")
 DATA_DIR = flags.DEFINE_string("data_dir", None,
                                "TFDS data folder (default ~/tensorflow_datasets).")

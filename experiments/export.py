@@ -1,33 +1,65 @@
-r"""Exports a model as a SavedModel for TF Serving.
+r"""Exports a model for TF Serving (SavedModel), LiteRT (TFLite) or ONNX.
 
-python -m experiments.export --checkpoint=single_2level.npz --model=single_2level \
-    --export_dir=serving/kpac
+python -m experiments.export --export_dir=serving/kpac             # SavedModel
+python -m experiments.export --format=litert --output=kpac.tflite  # one file
+python -m experiments.export --format=onnx --output=kpac.onnx      # one file
 
-Writes --export_dir/<version>/ (the next free number unless --version is given) with
-signatures `serving_default` (uint8 `images` -> uint8 `deblurred`, any size) and
-`float` (float32 in [0, 1]); the dual network takes `center`, `left`, `right`.
-Without --checkpoint, the bundled model (`kpac_tf.bundled`): a single_2level trained
-on synthetic defocus, not DPDD.
+saved_model writes --export_dir/<version>/ (the next free number unless --version is
+given) with signatures `serving_default` (uint8 `images` -> uint8 `deblurred`, any
+size), `serving_uint16` (uint16) and `float` (float32 in [0, 1]). litert and onnx
+write one file (--output, replaced atomically if it exists): input `images` float32 (batch, height, width, 3) in [0, 1], any height
+and width, output `deblurred` float32 of the same shape in [0, 1]. The dual network
+takes `center`, `left`, `right`. Without --checkpoint, the bundled model
+(`kpac_tf.bundled`): a single_2level trained on synthetic defocus, not DPDD.
 """
 
 from absl import app, flags, logging
 
-from kpac_tf.export import export_saved_model
+from kpac_tf import export
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
-                           keras_model_from_flags, run_app)
+                           OUTPUT as _OUTPUT, keras_model_from_flags, run_app)
 
-_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Model base folder for TF Serving.")
-_VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free).")
+_FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx"],
+                            "saved_model (TF Serving folder), litert (.tflite file) or "
+                            "onnx (.onnx file).")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "saved_model: model base folder "
+                                  "for TF Serving.")
+_VERSION = flags.DEFINE_integer("version", None, "saved_model: version number (default: "
+                                "next free).")
+_LITERT_WEIGHTS = flags.DEFINE_enum(
+    "litert_weights", "float32", list(export.LITERT_WEIGHTS),
+    "litert: float32; float16 (half the size); int8 (dynamic-range quantisation, a "
+    "quarter of the size). WORKSPACE.md has each one's size, latency and PSNR.")
+
+
+def _check_flags():
+    """The output flag the chosen format needs, and no other's."""
+    needed, unused = ((_EXPORT_DIR, (_OUTPUT,)) if _FORMAT.value == "saved_model"
+                      else (_OUTPUT, (_EXPORT_DIR, _VERSION)))
+    for holder in unused:
+        if holder.value is not None:
+            raise app.UsageError(f"--{holder.name} is not used by --format={_FORMAT.value}"
+                                 f"; give --{needed.name}")
+    if needed.value is None:
+        raise app.UsageError(f"--format={_FORMAT.value} needs --{needed.name}")
+    if _FORMAT.value != "litert" and _LITERT_WEIGHTS.value != "float32":
+        raise app.UsageError("--litert_weights applies to --format=litert only")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    _check_flags()
     try:
         model = keras_model_from_flags()
-        path = export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        if _FORMAT.value == "saved_model":
+            path = export.export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)
+        elif _FORMAT.value == "litert":
+            path = export.export_litert(model, _OUTPUT.value, _LITERT_WEIGHTS.value)
+        else:
+            path = export.export_onnx(model, _OUTPUT.value)
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
         raise SystemExit(f"export: {e}") from None
     logging.info("Exported %s to %s", model.name, path)
     print(path)
@@ -35,14 +67,14 @@ def main(argv):
 
 FLAG_GROUPS = {
     "Model": [_CHECKPOINT, _MODEL],
-    "Export": [_EXPORT_DIR, _VERSION],
+    "Export": [_FORMAT, _EXPORT_DIR, _VERSION, _OUTPUT, _LITERT_WEIGHTS],
     "Logging": LOGGING,
 }
 
 
 def run():
     """Console-script entry point (`kpac-export`)."""
-    run_app(main, FLAG_GROUPS, required=["export_dir"])
+    run_app(main, FLAG_GROUPS)
 
 
 if __name__ == "__main__":

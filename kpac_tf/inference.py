@@ -25,28 +25,32 @@ def size_multiple_of(model):
     return max(multiples, default=1)
 
 
+def _padded_indices(size, pad, reflect):
+    """Source index of each of `size + pad` positions: the image, then a mirror of its
+    end (`reflect`, needs pad < size) or copies of its last row / column."""
+    index = tf.range(size + pad)
+    mirrored = tf.where(index < size, index, 2 * (size - 1) - index)
+    return tf.where(reflect, mirrored, tf.minimum(index, size - 1))
+
+
 def pad_to_multiple(images, multiple):
     """Pads (batch, h, w, c) at the bottom and right up to multiples of `multiple`.
 
-    Reflection padding (edge replication where an image is too small to reflect).
+    Reflection padding (edge replication where an image is too small to reflect),
+    written as two gathers, without control flow, so that converters (LiteRT, ONNX)
+    see a graph of plain ops of known rank.
 
     Returns:
         (padded tensor, (h, w)) with the original size for `crop`.
     """
     images = tf.convert_to_tensor(images)
     height, width = tf.shape(images)[1], tf.shape(images)[2]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
-    paddings = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]
-    can_reflect = tf.logical_and(pad_h < height, pad_w < width)
-
-    def replicate_edges():
-        rows = tf.concat([images, tf.repeat(images[:, -1:], pad_h, axis=1)], axis=1)
-        return tf.concat([rows, tf.repeat(rows[:, :, -1:], pad_w, axis=2)], axis=2)
-
-    padded = tf.cond(can_reflect, lambda: tf.pad(images, paddings, mode="REFLECT"),
-                     replicate_edges)
-    return padded, (height, width)
+    # (m - h % m) % m, not (-h) % m: ONNX exports compute the latter as C's remainder.
+    pad_h = (multiple - height % multiple) % multiple
+    pad_w = (multiple - width % multiple) % multiple
+    reflect = tf.logical_and(pad_h < height, pad_w < width)
+    rows = tf.gather(images, _padded_indices(height, pad_h, reflect), axis=1)
+    return tf.gather(rows, _padded_indices(width, pad_w, reflect), axis=2), (height, width)
 
 
 def crop(images, size):

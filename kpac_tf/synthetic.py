@@ -3,7 +3,13 @@ procedural textures, arranged in depth and blurred with `kpac_tf.defocus`.
 
 No download: every photograph comes from `skimage.data`'s bundled files. Train,
 validation and test use disjoint photographs (`SOURCES`); procedural content is
-drawn from split-specific seeds.
+drawn from split-specific seeds. The photographs that ship with matplotlib and
+scikit-learn are never used here: `kpac_tf.held_out` keeps them for held-out checks.
+
+Validation and test examples are drawn as in version 1.2.0 of the builder (blur radius
+up to `MAX_RADIUS`, fixed noise). Training examples (`TRAIN`) also include whole
+in-focus images, large blur and noise from none to strong, so that a trained model
+learns to leave sharp content alone and meets the blur sizes of real photos.
 """
 
 import zlib
@@ -17,11 +23,17 @@ from kpac_tf.defocus import add_sensor_noise, render_defocus
 # Validation mirrors test's mix (a portrait, text, a texture) for model selection.
 SOURCES = {
     "train": ("rocket", "hubble_deep_field", "immunohistochemistry", "retina", "coins",
-              "moon", "grass", "colorwheel", "cell", "motorcycle"),
+              "moon", "grass", "colorwheel", "cell", "motorcycle", "clock", "logo",
+              "horse", "checkerboard", "shepp_logan_phantom"),
     "validation": ("astronaut", "page", "brick"),
     "test": ("chelsea", "coffee", "camera", "gravel", "text"),
 }
 MAX_RADIUS = 10.0
+# The training split's recipe: share of whole in-focus images, of large blur (radius up
+# to `large_radius` instead of MAX_RADIUS), of noise-free examples, and the range of
+# the noise strength (times `add_sensor_noise`'s defaults) of the others.
+TRAIN = dict(in_focus=0.12, large_blur=0.3, large_radius=20.0, noise_free=0.25,
+             noise_scale=(0.25, 2.0))
 
 
 def _load_photo(name):
@@ -35,9 +47,14 @@ def _load_photo(name):
         disparity[~valid] = disparity[valid].min()
         return pixels.to_unit(left), disparity
     image = getattr(data, name)()
+    if image.dtype == bool or image.dtype == np.float64:  # horse; shepp_logan_phantom
+        image = np.round(np.clip(image.astype(np.float64), 0, 1) * 255).astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
-    return pixels.to_unit(image[..., :3]), None
+    if image.shape[-1] == 4:  # logo: composite over white
+        alpha = image[..., 3:] / 255.0
+        image = np.round(image[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    return pixels.to_unit(image), None
 
 
 class SourceBank:
@@ -180,6 +197,24 @@ def example_rng(seed, split, index):
     return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
 
 
+def _train_defocus(rng, depth):
+    """Focus, blur scale, aperture blades and noise strength of a training example
+    (`TRAIN`): (focus, pixels_per_unit, blades, noise_scale)."""
+    if rng.uniform() < TRAIN["in_focus"]:  # the whole image sharp
+        focus, pixels_per_unit = float(depth.mean()), 0.0
+    else:
+        if rng.uniform() < 0.5:
+            focus = float(rng.choice(np.unique(np.round(depth, 3))))
+        else:
+            focus = rng.uniform(float(depth.min()), float(depth.max()))
+        spread = max(float(np.abs(depth - focus).max()), 1e-3)
+        top = TRAIN["large_radius"] if rng.uniform() < TRAIN["large_blur"] else MAX_RADIUS
+        pixels_per_unit = rng.uniform(1.5, top) / spread
+    blades = 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
+    noise = 0.0 if rng.uniform() < TRAIN["noise_free"] else rng.uniform(*TRAIN["noise_scale"])
+    return focus, pixels_per_unit, blades, noise
+
+
 def make_example(seed, split, index, bank, size):
     """One synthetic defocus example.
 
@@ -190,16 +225,22 @@ def make_example(seed, split, index, bank, size):
     """
     rng = example_rng(seed, split, index)
     sharp, depth = make_scene(rng, bank, size)
-    if rng.uniform() < 0.5:  # focus on something in the scene
-        focus = float(rng.choice(np.unique(np.round(depth, 3))))
-    else:
-        focus = rng.uniform(float(depth.min()), float(depth.max()))
-    spread = max(float(np.abs(depth - focus).max()), 1e-3)
-    pixels_per_unit = rng.uniform(1.5, MAX_RADIUS) / spread
-    blades = 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
+    if split == "train":
+        focus, pixels_per_unit, blades, noise = _train_defocus(rng, depth)
+    else:  # exactly the draws of version 1.2.0
+        if rng.uniform() < 0.5:  # focus on something in the scene
+            focus = float(rng.choice(np.unique(np.round(depth, 3))))
+        else:
+            focus = rng.uniform(float(depth.min()), float(depth.max()))
+        spread = max(float(np.abs(depth - focus).max()), 1e-3)
+        pixels_per_unit = rng.uniform(1.5, MAX_RADIUS) / spread
+        blades = 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
+        noise = 1.0
     blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
                                     rotation=rng.uniform(0, np.pi))
-    blurry = add_sensor_noise(blurry, rng)
+    if noise:
+        blurry = add_sensor_noise(blurry, rng, read_noise=0.004 * noise,
+                                  shot_noise=0.006 * noise)
     return {"blurry": pixels.from_unit(blurry, np.uint8),
             "sharp": pixels.from_unit(sharp, np.uint8),
             "blur_radius": radius.astype(np.float32), "name": f"{split}_{index:05d}"}

@@ -98,19 +98,49 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
         ship_app.main(["ship_model"])
     assert not weights.parent.exists()  # a failed gate writes nothing
 
-    # A model that passes: the gate itself is not what is under test here.
+    # A model that passes: the targets are tested below, not here.
     monkeypatch.setattr(ship_app, "wiener_scores",
                         lambda builder, snrs: {10.0: dict(psnr=0.0, ssim=0.0)})
-    with flagsaver.flagsaver(min_gain_db=-100.0, **common):
+    passing = dict(defocus=[dict(name="a", gain=1.5)], mean_gain=1.5, min_gain=1.5,
+                   in_focus=[dict(name="b", psnr=45.0)], min_in_focus_psnr=45.0)
+    monkeypatch.setattr(ship_app.held_out, "check", lambda deblurrer: passing)
+    monkeypatch.setattr(ship_app.held_out, "format_report", lambda result: "")
+    with flagsaver.flagsaver(min_gain_db=-100.0, notes="tiny", **common):
         ship_app.main(["ship_model"])
     provenance = bundled.bundled_info()
-    assert provenance["label"] == bundled.LABEL
+    assert provenance["label"] == bundled.LABEL and provenance["notes"] == "tiny"
     assert [p["steps"] for p in provenance["training"]] == [2, 2]
     assert "--init_from=" + first in provenance["training"][1]["command"]
     assert provenance["steps"] == 4 and provenance["parameters"] == 1_578_277
+    assert provenance["chosen_on_validation"]["step"] == 2
+    assert provenance["held_out"] == passing
+    # What ships is the checkpoint chosen on validation.
     x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_array_equal(load_deblurrer().keras_model(x).numpy(),
-                                  load_deblurrer(second).keras_model(x).numpy())
+    np.testing.assert_array_equal(
+        load_deblurrer().keras_model(x).numpy(),
+        load_deblurrer(os.path.join(second, "checkpoints", "best")).keras_model(x).numpy())
+
+
+def test_ship_model_names_every_missed_target():
+    from experiments import ship_model as ship_app
+
+    test = dict(psnr=29.0, input_psnr=27.5)
+    held = dict(defocus=[dict(name="china_r5", gain=1.2), dict(name="flower_r10", gain=-0.1)],
+                mean_gain=0.55, in_focus=[dict(name="chelsea", psnr=33.3),
+                                          dict(name="text", psnr=46.0)])
+    with flagsaver.flagsaver(min_gain_db=2.0, min_held_out_gain_db=1.0,
+                             min_in_focus_psnr=40.0):
+        missed = ship_app.missed_targets(test, dict(psnr=29.5), held)
+        assert missed == [
+            "synthetic test gain +1.50 dB < +2.0 dB",
+            "synthetic test 29.00 dB <= Wiener 29.50 dB",
+            "held-out mean gain +0.55 dB < +1.0 dB",
+            "held-out flower_r10: no gain (-0.10 dB)",
+            "in-focus chelsea: output 33.30 dB from the input < 40.0 dB"]
+        good = dict(defocus=[dict(name="x", gain=1.1)], mean_gain=1.1,
+                    in_focus=[dict(name="y", psnr=40.0)])
+        assert ship_app.missed_targets(dict(psnr=30.0, input_psnr=28.0),
+                                       dict(psnr=25.0), good) == []
 
 
 def test_bundled_examples_app_writes_crops_and_scores(tmp_path):
@@ -120,7 +150,7 @@ def test_bundled_examples_app_writes_crops_and_scores(tmp_path):
         examples_app.main(["bundled_examples"])
     results = json.loads((tmp_path / "bundled_examples.json").read_text())
     assert results["model"] == bundled.LABEL
-    for photo in examples_app.PHOTOS:
+    for photo in examples_app.PHOTOS + (examples_app.HELD_OUT,):
         panel = imageio.v3.imread(tmp_path / f"bundled_{photo}.png")
         assert panel.shape == (2 * examples_app.CROP, 2 * (3 * examples_app.CROP + 8), 3)
         (psnr_in, _), (psnr_out, _) = results[photo]["blurry"], results[photo]["deblurred"]

@@ -144,3 +144,17 @@ def test_photo_crops_are_only_ever_shrunk(monkeypatch):
         assert synthetic._random_crop(rng, rng.uniform(size=(300, 200, 3)), 64).shape == \
             (64, 64, 3)
     assert resized
+
+
+def test_training_examples_include_in_focus_images_and_large_blur(banks):
+    """The training recipe (`synthetic.TRAIN`): whole in-focus images (sharp content a
+    model must leave alone), blur beyond the test split's MAX_RADIUS, noise-free ones."""
+    in_focus = large = noise_free = 0
+    for index in range(60):
+        ex = synthetic.make_example(0, "train", index, banks["train"], 48)
+        radius = ex["blur_radius"]
+        if radius.max() == 0:
+            in_focus += 1
+        large += radius.max() > synthetic.MAX_RADIUS
+        noise_free += np.array_equal(ex["blurry"], ex["sharp"])
+    assert in_focus >= 3 and large >= 5 and noise_free >= 1, (in_focus, large, noise_free)

@@ -27,6 +27,8 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
     keys = ["center", "left", "right"] if name == "dual" else ["images"]
     views = [rng.randint(0, 256, (2, 101, 157, 3)).astype(np.uint8) for _ in keys]
     np.savez(tmp_path / "views.npz", *views)
+    views16 = [rng.randint(0, 65536, (2, 101, 157, 3)).astype(np.uint16) for _ in keys]
+    np.savez(tmp_path / "views16.npz", *views16)
     script = textwrap.dedent(f"""
         import json, os
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -38,13 +40,17 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
             **{{k: tf.constant(v) for k, v in zip(keys, views)}})["deblurred"]
         outf = loaded.signatures["float"](
             **{{k: tf.constant(v / 255.0, tf.float32) for k, v in zip(keys, views)}})["deblurred"]
-        np.savez({str(tmp_path / 'out.npz')!r}, u8=out8.numpy(), f=outf.numpy())
+        views16 = list(np.load({str(tmp_path / 'views16.npz')!r}).values())
+        out16 = loaded.signatures["serving_uint16"](
+            **{{k: tf.constant(v) for k, v in zip(keys, views16)}})["deblurred"]
+        np.savez({str(tmp_path / 'out.npz')!r}, u8=out8.numpy(), f=outf.numpy(), u16=out16.numpy())
         print(json.dumps(sorted(loaded.signatures)))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["float", "serving_default"]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "float", "serving_default", "serving_uint16"]
     served = np.load(tmp_path / "out.npz")
     expected = deblur(model, tuple(views) if name == "dual" else views[0])
     assert served["u8"].dtype == np.uint8 and served["u8"].shape == (2, 101, 157, 3)
@@ -53,6 +59,9 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
     assert difference.max() <= 1 and (difference == 0).mean() > 0.999
     np.testing.assert_allclose(served["f"] * 2 - 1, _keras_any_size(model, views),
                                atol=2e-5)
+    assert served["u16"].dtype == np.uint16 and served["u16"].shape == (2, 101, 157, 3)
+    expected16 = deblur(model, tuple(views16) if name == "dual" else views16[0])
+    assert np.abs(served["u16"].astype(int) - expected16.astype(int)).max() <= 2
 
 
 def _keras_any_size(model, views):
@@ -72,7 +81,8 @@ def test_saved_model_cli_lists_the_signatures(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     for expected in ("signature_def['serving_default']", "signature_def['float']",
-                     "inputs['images']", "outputs['deblurred']", "dtype: DT_UINT8"):
+                     "signature_def['serving_uint16']", "inputs['images']",
+                     "outputs['deblurred']", "dtype: DT_UINT8", "dtype: DT_UINT16"):
         assert expected in result.stdout
 
 

@@ -1,0 +1,47 @@
+r"""The bundled model's held-out checks, for any single-image model.
+
+python -m experiments.held_out [--checkpoint=RUN_OR_FILE] [--output=held_out.json]
+
+Scores the model (the bundled one without --checkpoint) on matplotlib's and
+scikit-learn's sample photographs (never used in training) defocused by a second
+renderer unlike the training one, and on in-focus photographs, which should come back
+unchanged (PSNR of output to input); see `kpac_tf.held_out`. Needs matplotlib and
+scikit-learn installed (they ship the photographs).
+"""
+
+import json
+
+from absl import app
+
+from kpac_tf import held_out, load_deblurrer
+from kpac_tf.files import atomic_output
+
+from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
+                           OUTPUT as _OUTPUT, run_app)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        deblurrer = load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        if deblurrer.num_inputs != 1:
+            raise ValueError(f"{deblurrer.name} takes dual-pixel views; the held-out "
+                             "photographs are single images")
+        result = held_out.check(deblurrer)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"held_out: {e}") from None
+    print(held_out.format_report(result))
+    if _OUTPUT.value:
+        with atomic_output(_OUTPUT.value) as tmp, open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+FLAG_GROUPS = {
+    "Model": [_CHECKPOINT, _MODEL],
+    "Output": [_OUTPUT],
+    "Logging": LOGGING,
+}
+
+if __name__ == "__main__":
+    run_app(main, FLAG_GROUPS)
