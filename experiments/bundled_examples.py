@@ -29,7 +29,7 @@ from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
 
 _MAX_RADIUS = flags.DEFINE_float("max_radius", 4.0, "Blur radius at the bottom (pixels).")
 PHOTOS = ("chelsea", "coffee")
-HELD_OUT = "grace_hopper_r10"
+HELD_OUT = ("grace_hopper", 10.0)  # (photograph, largest blur radius)
 CROP = 128
 
 
@@ -67,11 +67,14 @@ def panel(blurry, deblurred, sharp, top=None, left=None):
 
 
 def examples():
-    """[(name, blurry, sharp, crop window or None)]: the graded photos, then HELD_OUT."""
-    graded = [(photo, *defocused(photo, _MAX_RADIUS.value), None) for photo in PHOTOS]
-    (held,) = [(name, blurry, sharp, most_blurred_window(blurry, sharp))
-               for name, blurry, sharp, _ in held_out.defocused_photos() if name == HELD_OUT]
-    return graded + [held]
+    """[(name, blurry, sharp, largest blur radius, crop window or None)]: the graded
+    photos, then the held-out render `HELD_OUT`."""
+    graded = [(photo, *defocused(photo, _MAX_RADIUS.value), _MAX_RADIUS.value, None)
+              for photo in PHOTOS]
+    name, max_radius = HELD_OUT
+    blurry, sharp = held_out.defocused_photo(name, max_radius)
+    return graded + [(f"{name}_r{max_radius:g}", blurry, sharp, max_radius,
+                      most_blurred_window(blurry, sharp))]
 
 
 def main(argv):
@@ -84,12 +87,13 @@ def main(argv):
     label = bundled.LABEL if _CHECKPOINT.value is None else _CHECKPOINT.value
     output_dir = value_or(_OUTPUT, "docs/images")
     os.makedirs(output_dir, exist_ok=True)
-    results = {"model": label, "max_radius": _MAX_RADIUS.value}
-    for photo, blurry, sharp, window in examples():
+    results = {"model": label}
+    for photo, blurry, sharp, max_radius, window in examples():
         deblurred = inference.deblur(deblurrer, blurry)
         score = evaluation.score_image(photo, *(to_unit_range(tf.constant(x[None]))
                                                 for x in (blurry, deblurred, sharp)))
-        results[photo] = {"blurry": (score.input_psnr, score.input_ssim),
+        results[photo] = {"max_radius": max_radius,
+                          "blurry": (score.input_psnr, score.input_ssim),
                           "deblurred": (score.psnr, score.ssim)}
         path = os.path.join(output_dir, f"bundled_{photo}.png")
         images.write_png(path, panel(blurry, deblurred, sharp, *(window or ())))

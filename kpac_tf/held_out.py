@@ -4,7 +4,7 @@
   sample photos that ship with matplotlib and scikit-learn, which `kpac_tf.synthetic`
   never uses), defocused by `render_gather`, a second renderer that shares nothing with
   the training renderer (`kpac_tf.defocus.render_defocus`): a continuous depth surface
-  instead of layered shapes, a soft-edged aperture with a bright rim instead of a flat
+  instead of layered shapes, a cat's-eye aperture with a bright rim instead of a flat
   disc or polygon, per-pixel gathering from a ladder of blurred copies (no occlusion
   model) in the sRGB transfer curve instead of gamma 2.2, and Poisson-Gaussian noise
   with its own levels.
@@ -51,13 +51,10 @@ def photo_path(name):
 def in_focus_photos():
     """[(name, uint8 (h, w, 3))]: the held-out photographs and the synthetic test
     split's source photographs, as they are."""
-    from skimage import data
-
     photos = [(name, images.read_image(photo_path(name))) for name in PHOTOS]
     for name in synthetic.SOURCES["test"]:
-        image = getattr(data, name)()
-        photos.append((name, np.repeat(image[..., None], 3, -1) if image.ndim == 2
-                       else image[..., :3]))
+        image, _ = synthetic.load_photo(name)
+        photos.append((name, np.asarray(pixels.from_unit(image, np.uint8))))
     return photos
 
 
@@ -70,46 +67,57 @@ def _linear_to_srgb(x):
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
-def rim_aperture(radius):
-    """Normalised kernel of a soft-edged disc brighter towards its rim (spherical
-    aberration's look): weight 0.5 + (r / R)^2 inside, a one-pixel linear edge.
+def cat_eye_aperture(radius, angle=0.0, offset=0.35, supersample=4):
+    """Normalised kernel of a cat's-eye aperture: the lens-shaped overlap of two discs
+    of radius R whose centres sit `offset * R` either side of the middle along
+    `angle` (the vignetted bokeh of an off-axis point), brighter towards its rim
+    (weight 0.5 + (r / R)^2, spherical aberration's look). Neither a disc nor a
+    regular polygon, the training apertures.
 
     Returns:
-        float64 (2K + 1, 2K + 1), K = ceil(radius) + 1, summing to 1; the identity for
+        float64 (2K + 1, 2K + 1), K = ceil(radius), summing to 1; the identity for
         radius < 0.5.
     """
     if radius < 0.5:
         return np.ones((1, 1))
-    half = int(np.ceil(radius)) + 1
-    y, x = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float64)
-    r = np.hypot(y, x)
-    kernel = (0.5 + np.minimum(r / radius, 1) ** 2) * np.clip(radius + 0.5 - r, 0, 1)
+    half = int(np.ceil(radius))
+    sub = (np.arange(supersample) + 0.5) / supersample - 0.5
+    axis = (np.arange(-half, half + 1)[:, None] + sub[None, :]).ravel()
+    y, x = np.meshgrid(axis, axis, indexing="ij")
+    shift_y, shift_x = offset * radius * np.sin(angle), offset * radius * np.cos(angle)
+    inside = (np.hypot(y - shift_y, x - shift_x) <= radius) & (
+        np.hypot(y + shift_y, x + shift_x) <= radius)
+    weight = inside * (0.5 + np.minimum(np.hypot(y, x) / radius, 1) ** 2)
+    size = 2 * half + 1
+    kernel = weight.reshape(size, supersample, size, supersample).sum(axis=(1, 3))
     return kernel / kernel.sum()
 
 
 def depth_surface(rng, shape):
     """A continuous inverse-depth surface in [0, 1]: a tilted plane plus smooth relief
-    (bilinear upsampling of a coarse random grid), (h, w) float64."""
-    import tensorflow as tf
+    (cubic-spline upsampling of a coarse 4 x 6 random grid), (h, w) float64."""
+    from scipy.ndimage import zoom
 
     height, width = shape
     y, x = np.mgrid[0:height, 0:width] / max(height, width)
     angle = rng.uniform(0, 2 * np.pi)
     plane = x * np.cos(angle) + y * np.sin(angle)
-    coarse = rng.uniform(-1, 1, (1, 4, 6, 1))
-    relief = tf.image.resize(coarse, shape, method="bicubic").numpy()[0, ..., 0]
+    coarse = rng.uniform(-1, 1, (4, 6))
+    relief = zoom(coarse, (height / 4, width / 6), order=3, mode="nearest")[:height, :width]
     surface = plane + rng.uniform(0.2, 0.5) * relief
     return (surface - surface.min()) / np.ptp(surface)
 
 
-def render_gather(sharp, radius, radius_step=0.5):
-    """Spatially varying blur by gathering: the image is blurred with `rim_aperture`
-    at radii 0, radius_step, ... and each pixel interpolates linearly between the two
-    copies nearest its own radius, in linear light (sRGB curve).
+def render_gather(sharp, radius, angle=0.0, radius_step=0.5):
+    """Spatially varying blur by gathering: the image is blurred with
+    `cat_eye_aperture` (at `angle`) at radii 0, radius_step, ... and each pixel
+    interpolates linearly between the two copies nearest its own radius, in linear
+    light (sRGB curve). No occlusion: unlike the training renderer's layers.
 
     Args:
         sharp: float (h, w, 3) in [0, 1], sRGB.
         radius: float (h, w), blur radius per pixel.
+        angle: float, the cat's eye's orientation (radians).
 
     Returns:
         float64 (h, w, 3) in [0, 1], sRGB.
@@ -124,7 +132,7 @@ def render_gather(sharp, radius, radius_step=0.5):
         weight = np.clip(1 - np.abs(position - index), 0, 1)[..., None]
         if not weight.any():
             continue
-        kernel = rim_aperture(level)
+        kernel = cat_eye_aperture(level, angle)
         pad = kernel.shape[0] // 2
         padded = np.pad(linear, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
         blurred = fftconvolve(padded, kernel[..., None], mode="valid", axes=(0, 1))
@@ -140,23 +148,27 @@ def poisson_gaussian_noise(image, rng, photons=800.0, read_noise=0.003):
     return _linear_to_srgb(noisy)
 
 
+def defocused_photo(name, max_radius, seed=SEED):
+    """(blurry, sharp) uint8 (h, w, 3): held-out photograph `name` rendered with
+    `render_gather` and `poisson_gaussian_noise`; blur radius up to `max_radius`
+    pixels over a `depth_surface` whose focal plane is a random depth of it, so part
+    of the image is in focus. A pure function of (name, max_radius, seed)."""
+    sharp = images.read_image(photo_path(name))
+    unit = np.asarray(pixels.to_unit(sharp, np.float64))
+    rng = np.random.default_rng([seed, list(PHOTOS).index(name), int(max_radius * 10)])
+    depth = depth_surface(rng, sharp.shape[:2])
+    focus = rng.uniform(0.2, 0.8)
+    coc = np.abs(depth - focus) * max_radius / max(focus, 1 - focus)
+    blurry = render_gather(unit, coc, angle=rng.uniform(0, np.pi))
+    blurry = poisson_gaussian_noise(blurry, rng)
+    return np.asarray(pixels.from_unit(blurry, np.uint8)), sharp
+
+
 def defocused_photos(seed=SEED):
-    """[(name, blurry uint8, sharp uint8, max_radius)]: every held-out photograph
-    rendered at every radius of `MAX_RADII` with `render_gather` and noise; the focal
-    plane is a random depth of the surface, so part of each image is in focus."""
-    renders = []
-    for index, name in enumerate(PHOTOS):
-        sharp = images.read_image(photo_path(name))
-        unit = np.asarray(pixels.to_unit(sharp, np.float64))
-        for max_radius in MAX_RADII:
-            rng = np.random.default_rng([seed, index, int(max_radius * 10)])
-            depth = depth_surface(rng, sharp.shape[:2])
-            focus = rng.uniform(0.2, 0.8)
-            coc = np.abs(depth - focus) * max_radius / max(focus, 1 - focus)
-            blurry = poisson_gaussian_noise(render_gather(unit, coc), rng)
-            renders.append((f"{name}_r{max_radius:g}", np.asarray(
-                pixels.from_unit(blurry, np.uint8)), sharp, max_radius))
-    return renders
+    """[(name, blurry uint8, sharp uint8, max_radius)]: every photograph of `PHOTOS`
+    at every radius of `MAX_RADII` (`defocused_photo`), named `<photo>_r<radius>`."""
+    return [(f"{name}_r{max_radius:g}", *defocused_photo(name, max_radius, seed),
+             max_radius) for name in PHOTOS for max_radius in MAX_RADII]
 
 
 def check(deblurrer):

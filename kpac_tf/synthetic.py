@@ -36,7 +36,7 @@ TRAIN = dict(in_focus=0.12, large_blur=0.3, large_radius=20.0, noise_free=0.25,
              noise_scale=(0.25, 2.0))
 
 
-def _load_photo(name):
+def load_photo(name):
     """(image float32 (h, w, 3) in [0, 1], inverse depth (h, w) or None)."""
     from skimage import data
 
@@ -64,7 +64,7 @@ class SourceBank:
         if split not in SOURCES:
             raise ValueError(f"split must be one of {sorted(SOURCES)}, got {split!r}")
         self.split = split
-        self.photos = {name: _load_photo(name) for name in SOURCES[split]}
+        self.photos = {name: load_photo(name) for name in SOURCES[split]}
         self.with_depth = [n for n, (_, depth) in self.photos.items() if depth is not None]
 
 
@@ -197,20 +197,36 @@ def example_rng(seed, split, index):
     return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
 
 
+def _focus(rng, depth):
+    """An in-focus inverse depth: one of the scene's surfaces (half the time) or any
+    depth in its range."""
+    if rng.uniform() < 0.5:
+        return float(rng.choice(np.unique(np.round(depth, 3))))
+    return rng.uniform(float(depth.min()), float(depth.max()))
+
+
+def _blur_scale(rng, depth, focus, top_radius):
+    """Pixels of blur radius per unit of inverse depth: the largest radius in the
+    scene is drawn from [1.5, top_radius]."""
+    spread = max(float(np.abs(depth - focus).max()), 1e-3)
+    return rng.uniform(1.5, top_radius) / spread
+
+
+def _blades(rng):
+    """0 (a disc aperture, 70%) or a 5-8 blade polygon."""
+    return 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
+
+
 def _train_defocus(rng, depth):
     """Focus, blur scale, aperture blades and noise strength of a training example
     (`TRAIN`): (focus, pixels_per_unit, blades, noise_scale)."""
     if rng.uniform() < TRAIN["in_focus"]:  # the whole image sharp
         focus, pixels_per_unit = float(depth.mean()), 0.0
     else:
-        if rng.uniform() < 0.5:
-            focus = float(rng.choice(np.unique(np.round(depth, 3))))
-        else:
-            focus = rng.uniform(float(depth.min()), float(depth.max()))
-        spread = max(float(np.abs(depth - focus).max()), 1e-3)
+        focus = _focus(rng, depth)
         top = TRAIN["large_radius"] if rng.uniform() < TRAIN["large_blur"] else MAX_RADIUS
-        pixels_per_unit = rng.uniform(1.5, top) / spread
-    blades = 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
+        pixels_per_unit = _blur_scale(rng, depth, focus, top)
+    blades = _blades(rng)
     noise = 0.0 if rng.uniform() < TRAIN["noise_free"] else rng.uniform(*TRAIN["noise_scale"])
     return focus, pixels_per_unit, blades, noise
 
@@ -228,14 +244,9 @@ def make_example(seed, split, index, bank, size):
     if split == "train":
         focus, pixels_per_unit, blades, noise = _train_defocus(rng, depth)
     else:  # exactly the draws of version 1.2.0
-        if rng.uniform() < 0.5:  # focus on something in the scene
-            focus = float(rng.choice(np.unique(np.round(depth, 3))))
-        else:
-            focus = rng.uniform(float(depth.min()), float(depth.max()))
-        spread = max(float(np.abs(depth - focus).max()), 1e-3)
-        pixels_per_unit = rng.uniform(1.5, MAX_RADIUS) / spread
-        blades = 0 if rng.uniform() < 0.7 else int(rng.integers(5, 9))
-        noise = 1.0
+        focus = _focus(rng, depth)
+        pixels_per_unit = _blur_scale(rng, depth, focus, MAX_RADIUS)
+        blades, noise = _blades(rng), 1.0
     blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
                                     rotation=rng.uniform(0, np.pi))
     if noise:

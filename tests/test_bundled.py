@@ -141,6 +141,11 @@ def test_ship_model_names_every_missed_target():
                     in_focus=[dict(name="y", psnr=40.0)])
         assert ship_app.missed_targets(dict(psnr=30.0, input_psnr=28.0),
                                        dict(psnr=25.0), good) == []
+        nan = float("nan")
+        assert len(ship_app.missed_targets(
+            dict(psnr=nan, input_psnr=28.0), dict(psnr=25.0),
+            dict(defocus=[dict(name="x", gain=nan)], mean_gain=nan,
+                 in_focus=[dict(name="y", psnr=nan)]))) == 5
 
 
 def test_bundled_examples_app_writes_crops_and_scores(tmp_path):
@@ -150,7 +155,8 @@ def test_bundled_examples_app_writes_crops_and_scores(tmp_path):
         examples_app.main(["bundled_examples"])
     results = json.loads((tmp_path / "bundled_examples.json").read_text())
     assert results["model"] == bundled.LABEL
-    for photo in examples_app.PHOTOS + (examples_app.HELD_OUT,):
+    held = "{}_r{:g}".format(*examples_app.HELD_OUT)
+    for photo in examples_app.PHOTOS + (held,):
         panel = imageio.v3.imread(tmp_path / f"bundled_{photo}.png")
         assert panel.shape == (2 * examples_app.CROP, 2 * (3 * examples_app.CROP + 8), 3)
         (psnr_in, _), (psnr_out, _) = results[photo]["blurry"], results[photo]["deblurred"]
