@@ -11,7 +11,8 @@ during training), then scores it once on each of:
   true mean blur radius (`experiments.wiener_baseline`);
 - held-out defocus (`kpac_tf.held_out`): matplotlib's and scikit-learn's sample
   photographs, defocused by a second renderer unlike the training one;
-- in-focus photographs, which must come back unchanged (PSNR of output to input).
+- photographs in focus everywhere (`held_out.IN_FOCUS`), which must come back
+  unchanged (PSNR of output to input).
 
 Only when every target holds (--min_gain_db over the blurry test input, a win over
 Wiener, --min_held_out_gain_db on average and a gain on every held-out image,

@@ -71,8 +71,8 @@ def test_check_scores_a_model_that_changes_nothing():
     result = held_out.check(lambda image: image)
     assert len(result["defocus"]) == len(held_out.PHOTOS) * len(held_out.MAX_RADII)
     assert all(row["gain"] == 0 for row in result["defocus"])
-    assert [row["name"] for row in result["in_focus"]] == (
-        list(held_out.PHOTOS) + list(synthetic.SOURCES["test"]))
+    assert [row["name"] for row in result["in_focus"]] == list(held_out.IN_FOCUS)
+    assert not set(held_out.IN_FOCUS) & set(synthetic.SOURCES["train"])
     assert result["min_in_focus_psnr"] == float("inf")
     assert "mean gain +0.00 dB" in held_out.format_report(result)
 
@@ -89,6 +89,7 @@ def test_app_reports_and_writes_json(tmp_path, monkeypatch, capsys):
     model.save(tmp_path / "m.keras")
     monkeypatch.setattr(held_out, "PHOTOS", {"flower": held_out.PHOTOS["flower"]})
     monkeypatch.setattr(held_out, "MAX_RADII", (3.0,))
+    monkeypatch.setattr(held_out, "IN_FOCUS", ("gravel",))
     with flagsaver.flagsaver(checkpoint=str(tmp_path / "m.keras"), model=None,
                              output=str(tmp_path / "h.json")):
         held_out_app.main(["held_out"])
