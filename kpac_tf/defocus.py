@@ -30,6 +30,26 @@ def coc_radius(inverse_depth, focus_inverse_depth, pixels_per_unit):
             ).astype(np.float32)
 
 
+def rasterize_aperture(weight, radius, supersample):
+    """A normalised (2R + 1, 2R + 1) kernel, R = ceil(radius), from an aperture's
+    weight at sub-pixel positions: `weight(y, x)` (arrays of offsets from the centre,
+    in pixels) is sampled `supersample`^2 times per pixel and averaged; a radius below
+    0.5 gives the identity kernel.
+
+    Returns:
+        float64 array summing to 1.
+    """
+    if radius < 0.5:
+        return np.ones((1, 1))
+    half = int(np.ceil(radius))
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    axis = (np.arange(-half, half + 1)[:, None] + offsets[None, :]).ravel()
+    y, x = np.meshgrid(axis, axis, indexing="ij")
+    size = 2 * half + 1
+    kernel = weight(y, x).reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    return kernel / kernel.sum()
+
+
 def aperture_kernel(radius, blades=0, rotation=0.0, supersample=8):
     """Normalised blur kernel of a disc (blades=0) or regular-polygon aperture.
 
@@ -47,24 +67,18 @@ def aperture_kernel(radius, blades=0, rotation=0.0, supersample=8):
     """
     if blades and blades < 3:
         raise ValueError(f"blades must be 0 (disc) or >= 3, got {blades}")
-    if radius < 0.5:
-        return np.ones((1, 1))
-    half = int(np.ceil(radius))
-    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
-    axis = (np.arange(-half, half + 1)[:, None] + offsets[None, :]).ravel()
-    y, x = np.meshgrid(axis, axis, indexing="ij")
-    if blades:
+
+    def inside(y, x):
+        if not blades:
+            return x ** 2 + y ** 2 <= radius ** 2
         # Inside a regular polygon: the projection on every edge normal is below
         # the apothem.
         angles = rotation + 2 * np.pi * (np.arange(blades) + 0.5) / blades
         apothem = radius * np.cos(np.pi / blades)
-        inside = np.all(x[..., None] * np.cos(angles) + y[..., None] * np.sin(angles)
-                        <= apothem, axis=-1)
-    else:
-        inside = x ** 2 + y ** 2 <= radius ** 2
-    size = 2 * half + 1
-    kernel = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
-    return kernel / kernel.sum()
+        return np.all(x[..., None] * np.cos(angles) + y[..., None] * np.sin(angles)
+                      <= apothem, axis=-1)
+
+    return rasterize_aperture(inside, radius, supersample)
 
 
 def _convolve_same(images, kernel):

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from kpac_tf import evaluation, images, metrics, pixels, synthetic
+from kpac_tf.defocus import rasterize_aperture
 
 # Held-out photographs: (package, file inside the package).
 PHOTOS = {
@@ -87,19 +88,14 @@ def cat_eye_aperture(radius, angle=0.0, offset=0.35, supersample=4):
         float64 (2K + 1, 2K + 1), K = ceil(radius), summing to 1; the identity for
         radius < 0.5.
     """
-    if radius < 0.5:
-        return np.ones((1, 1))
-    half = int(np.ceil(radius))
-    sub = (np.arange(supersample) + 0.5) / supersample - 0.5
-    axis = (np.arange(-half, half + 1)[:, None] + sub[None, :]).ravel()
-    y, x = np.meshgrid(axis, axis, indexing="ij")
     shift_y, shift_x = offset * radius * np.sin(angle), offset * radius * np.cos(angle)
-    inside = (np.hypot(y - shift_y, x - shift_x) <= radius) & (
-        np.hypot(y + shift_y, x + shift_x) <= radius)
-    weight = inside * (0.5 + np.minimum(np.hypot(y, x) / radius, 1) ** 2)
-    size = 2 * half + 1
-    kernel = weight.reshape(size, supersample, size, supersample).sum(axis=(1, 3))
-    return kernel / kernel.sum()
+
+    def weight(y, x):
+        inside = (np.hypot(y - shift_y, x - shift_x) <= radius) & (
+            np.hypot(y + shift_y, x + shift_x) <= radius)
+        return inside * (0.5 + np.minimum(np.hypot(y, x) / radius, 1) ** 2)
+
+    return rasterize_aperture(weight, radius, supersample)
 
 
 def depth_surface(rng, shape):
