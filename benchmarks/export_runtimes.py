@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from kpac_tf import export, load_deblurrer, pixels  # noqa: E402
+from kpac_tf import export, load_deblurrer, metrics, pixels  # noqa: E402
 from kpac_tf.defocus import graded_defocus  # noqa: E402
 
 from timing import timings  # noqa: E402  (benchmarks/ is the script's folder)
@@ -68,10 +68,6 @@ def onnx_fn(path, photo):
     return lambda: session.run(["deblurred"], {"images": photo})[0]
 
 
-def psnr(a, b):
-    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
 def main(argv):
     del argv
     deblurrer = load_deblurrer(_CHECKPOINT.value, _MODEL.value)
@@ -92,7 +88,8 @@ def main(argv):
     print(f"{'runtime':<18} {'size MB':>8} {'median s':>9} {'best s':>7} {'PSNR to TF':>11}")
     for name, fn in fns.items():
         size = os.path.getsize(files[name]) / 1e6 if name in files else None
-        quality = psnr(fn(), reference) if name != "tensorflow" else None
+        quality = (float(metrics.psnr(fn(), reference)[0]) if name != "tensorflow"
+                   else None)
         results[name] = dict(size_mb=size, median_s=times[name][0], best_s=times[name][1],
                              psnr_to_tensorflow=quality)
         print(f"{name:<18} {size or 0:8.2f} {times[name][0]:9.3f} {times[name][1]:7.3f} "
