@@ -146,15 +146,36 @@ def test_photo_crops_are_only_ever_shrunk(monkeypatch):
     assert resized
 
 
-def test_training_examples_include_in_focus_images_and_large_blur(banks):
+def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeypatch):
     """The training recipe (`synthetic.TRAIN`): whole in-focus images (sharp content a
-    model must leave alone), blur beyond the test split's MAX_RADIUS, noise-free ones."""
-    in_focus = large = noise_free = 0
-    for index in range(60):
+    model must leave alone: no blur, no noise), blur beyond the test split's MAX_RADIUS,
+    defocused examples without noise and with noise weaker and stronger than the test's."""
+    noise_levels = []
+
+    def recording_noise(image, rng, read_noise, shot_noise):
+        noise_levels.append(read_noise / 0.004)
+        return image
+
+    monkeypatch.setattr(synthetic, "add_sensor_noise", recording_noise)
+    count, in_focus, large = 80, 0, 0
+    for index in range(count):
         ex = synthetic.make_example(0, "train", index, banks["train"], 48)
         radius = ex["blur_radius"]
         if radius.max() == 0:
             in_focus += 1
+            assert np.array_equal(ex["blurry"], ex["sharp"]), ex["name"]
         large += radius.max() > synthetic.MAX_RADIUS
-        noise_free += np.array_equal(ex["blurry"], ex["sharp"])
-    assert in_focus >= 3 and large >= 5 and noise_free >= 1, (in_focus, large, noise_free)
+    noise_free = count - in_focus - len(noise_levels)
+    assert in_focus >= 5 and large >= 2 and noise_free >= 5, (in_focus, large, noise_free)
+    assert min(noise_levels) < 0.8 and max(noise_levels) > 1.2, noise_levels
+
+
+def test_native_scale_crops_are_cut_without_resampling():
+    """Native-scale training crops (dataset 1.4.0) keep the photograph's own softness:
+    the crop is a window of the photograph, pixel for pixel."""
+    rng = np.random.default_rng(1)
+    photo = rng.uniform(size=(300, 200, 3)).astype(np.float32)
+    for _ in range(5):
+        crop = synthetic._random_crop(rng, photo, 64, native=True)
+        top, left = (int(v[0]) for v in np.nonzero(photo[..., 0] == crop[0, 0, 0]))
+        np.testing.assert_array_equal(crop, photo[top:top + 64, left:left + 64])
