@@ -99,17 +99,25 @@ def _run_folder(path):
 
 
 def training_phases(run_dir, step=None):
-    """[{command, steps, data_seed, wall_hours}] of a run and, following --init_from
-    to earlier run folders, the runs it continued; first phase first. `steps` is the
-    step whose weights were used: the next phase's starting point, or `step`."""
+    """[{command, steps, data_seed, learning_rate, wall_hours, dataset}] of a run and,
+    following --init_from to earlier run folders, the runs it continued; first phase
+    first. `steps` is the step whose weights were used: the next phase's starting
+    point, or `step`. `dataset` ("name/config/version") is None for a run whose
+    metrics.json does not record it (runs before it did, or unfinished)."""
     phases = []
     while run_dir:
         with open(os.path.join(run_dir, "config.json")) as f:
             config = json.load(f)
+        metrics_path = os.path.join(run_dir, "metrics.json")
+        metrics = {}
+        if os.path.isfile(metrics_path):
+            with open(metrics_path) as f:
+                metrics = json.load(f)
         phases.insert(0, dict(command=training_command(config),
                               steps=step if step is not None else latest_step(run_dir),
                               data_seed=config["seed"], learning_rate=config["learning_rate"],
-                              wall_hours=round(training_wall_seconds(run_dir) / 3600, 2)))
+                              wall_hours=round(training_wall_seconds(run_dir) / 3600, 2),
+                              dataset=metrics.get("dataset")))
         run_dir, step = _run_folder(config["init_from"]) if config.get("init_from") \
             else (None, None)
     return phases

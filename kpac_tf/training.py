@@ -12,7 +12,7 @@
   weights_tf1.npz      the final weights in the authors' TF1 checkpoint format
   metrics.json         the final model's test scores (all test images) and those of
                        the blurry input; its validation scores; the best validation
-                       step and scores
+                       step and scores; the dataset's name, config and version
 
 Model selection uses the validation split only: periodic evaluations score the first
 `eval_images` validation images, and a better PSNR than the best so far saves
@@ -650,7 +650,8 @@ def train(config):
         `step`, `last_loss` (the last training step's loss, None if no step ran),
         `validation` (the final model's scores on the validation images periodic
         evaluations use), `best` (the best validation record: `step`, `psnr`, ...,
-        `checkpoint`), `precision` and `ema_decay`.
+        `checkpoint`), `precision`, `ema_decay` and `dataset` (the TFDS name,
+        config and version trained on, e.g. "synthetic_defocus/large/1.4.0").
 
     Raises:
         TrainingDiverged: the loss became NaN or Inf (the last good checkpoint is
@@ -793,7 +794,8 @@ def _train(config, strategy, worker, out_dir):
     for writer in (train_writer, validation_writer, test_writer):
         writer.close()
     final.update(split=TEST_SPLIT, step=step, last_loss=loss, validation=validation,
-                 best=best.record, precision=config.precision, ema_decay=config.ema_decay)
+                 best=best.record, precision=config.precision, ema_decay=config.ema_decay,
+                 dataset=builder.info.full_name)
     with atomic_output(os.path.join(out_dir, "metrics.json")) as tmp, \
             open(tmp, "w") as f:
         json.dump(final, f, indent=2)

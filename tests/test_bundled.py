@@ -110,6 +110,8 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
     provenance = bundled.bundled_info()
     assert provenance["label"] == bundled.LABEL and provenance["notes"] == "tiny"
     assert [p["steps"] for p in provenance["training"]] == [2, 2]
+    assert {p["dataset"] for p in provenance["training"]} == {
+        data.get_builder("synthetic", data_dir, "tiny").info.full_name}
     assert "--init_from=" + first in provenance["training"][1]["command"]
     assert provenance["steps"] == 4 and provenance["parameters"] == 1_578_277
     assert provenance["chosen_on_validation"]["step"] == 2

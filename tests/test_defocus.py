@@ -172,10 +172,13 @@ def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeyp
 
 def test_native_scale_crops_are_cut_without_resampling():
     """Native-scale training crops (dataset 1.4.0) keep the photograph's own softness:
-    the crop is a window of the photograph, pixel for pixel."""
+    the crop is a window of the photograph, pixel for pixel; zoom 2 is softer still."""
     rng = np.random.default_rng(1)
     photo = rng.uniform(size=(300, 200, 3)).astype(np.float32)
     for _ in range(5):
-        crop = synthetic._random_crop(rng, photo, 64, native=True)
+        crop = synthetic._random_crop(rng, photo, 64, zoom=1.0)
         top, left = (int(v[0]) for v in np.nonzero(photo[..., 0] == crop[0, 0, 0]))
         np.testing.assert_array_equal(crop, photo[top:top + 64, left:left + 64])
+    softer = synthetic._random_crop(rng, photo, 64, zoom=2.0)  # in-focus, enlarged 2x
+    assert softer.shape == (64, 64, 3)
+    assert np.abs(np.diff(softer, axis=1)).mean() < 0.6 * np.abs(np.diff(photo, axis=1)).mean()

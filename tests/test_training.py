@@ -45,6 +45,7 @@ def test_tiny_run_writes_everything(tmp_path, data_dir):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["step"] == 4 and saved["split"] == "test" and saved["images"] == 3
     assert saved["validation"]["images"] == 2 and saved["best"]["split"] == "validation"
+    assert re.fullmatch(r"synthetic_defocus/tiny/\d+\.\d+\.\d+", saved["dataset"]), saved
     assert (tmp_path / "checkpoints" / "best" / "best.json").exists()
     assert checkpoints.training_checkpoint(str(tmp_path)).endswith("ckpt-4")
     # The authors'-format weights are the final model's.

@@ -45,10 +45,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "more bundled images (clock, logo, horse, checkerboard, Shepp-Logan); "
                  "`large` has 4000 training examples. Validation and test are "
                  "unchanged, example for example.",
-        "1.4.0": "Training examples: whole in-focus images 15% (noise-free, photographs "
-                 "at native scale), photographs at native scale in 40% of the others, "
-                 "large blur in 10%, noise none (20%) or 0.5-1.5x 1.2.0's. Validation "
-                 "and test are unchanged, example for example.",
+        "1.4.0": "Training examples: whole in-focus images 20% (no blur, no noise, "
+                 "target = input; photographs at native scale or enlarged up to 2x, as "
+                 "soft as photographed or softer), photographs at native scale in 40% of "
+                 "the others, large blur in 10%, noise none (20%) or 0.5-1.5x 1.2.0's. "
+                 "Validation and test are unchanged, example for example.",
     }
     BUILDER_CONFIGS = [
         SyntheticDefocusConfig(
