@@ -249,6 +249,7 @@ def make_example(seed, split, index, bank, size):
         image's pixels), and `name`.
     """
     rng = example_rng(seed, split, index)
+    in_focus = False
     if split == "train":
         in_focus = rng.uniform() < TRAIN["in_focus"]
         if in_focus:
@@ -256,22 +257,21 @@ def make_example(seed, split, index, bank, size):
         else:
             zoom = 1.0 if rng.uniform() < TRAIN["native_scale"] else None
         sharp, depth = make_scene(rng, bank, size, zoom)
-        if in_focus:  # the sharp image itself: no blur, no noise
-            return {"blurry": pixels.from_unit(sharp, np.uint8),
-                    "sharp": pixels.from_unit(sharp, np.uint8),
-                    "blur_radius": np.zeros((size, size), np.float32),
-                    "name": f"{split}_{index:05d}"}
-        focus, pixels_per_unit, blades, noise = _train_defocus(rng, depth)
+        if not in_focus:
+            focus, pixels_per_unit, blades, noise = _train_defocus(rng, depth)
     else:  # exactly the draws of version 1.2.0
         sharp, depth = make_scene(rng, bank, size)
         focus = _focus(rng, depth)
         pixels_per_unit = _blur_scale(rng, depth, focus, MAX_RADIUS)
         blades, noise = _blades(rng), 1.0
-    blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
-                                    rotation=rng.uniform(0, np.pi))
-    if noise:
-        blurry = add_sensor_noise(blurry, rng, read_noise=0.004 * noise,
-                                  shot_noise=0.006 * noise)
+    if in_focus:  # the sharp image itself: no blur, no noise
+        blurry, radius = sharp, np.zeros((size, size), np.float32)
+    else:
+        blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit,
+                                        blades=blades, rotation=rng.uniform(0, np.pi))
+        if noise:
+            blurry = add_sensor_noise(blurry, rng, read_noise=0.004 * noise,
+                                      shot_noise=0.006 * noise)
     return {"blurry": pixels.from_unit(blurry, np.uint8),
             "sharp": pixels.from_unit(sharp, np.uint8),
             "blur_radius": radius.astype(np.float32), "name": f"{split}_{index:05d}"}

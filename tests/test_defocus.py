@@ -148,25 +148,39 @@ def test_photo_crops_are_only_ever_shrunk(monkeypatch):
 
 def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeypatch):
     """The training recipe (`synthetic.TRAIN`): whole in-focus images (sharp content a
-    model must leave alone: no blur, no noise), blur beyond the test split's MAX_RADIUS,
-    defocused examples without noise and with noise weaker and stronger than the test's."""
-    noise_levels = []
+    model must leave alone: no blur, no noise, photographs enlarged at most there),
+    blur beyond the test split's MAX_RADIUS, defocused examples without noise and with
+    noise weaker and stronger than the test's, photographs at native scale."""
+    noise_levels, zooms = [], []
+    real_crop = synthetic._random_crop
 
     def recording_noise(image, rng, read_noise, shot_noise):
         noise_levels.append(read_noise / 0.004)
         return image
 
+    def recording_crop(rng, image, size, depth=None, zoom=None):
+        zooms.append(zoom)
+        return real_crop(rng, image, size, depth, zoom)
+
     monkeypatch.setattr(synthetic, "add_sensor_noise", recording_noise)
-    count, in_focus, large = 80, 0, 0
+    monkeypatch.setattr(synthetic, "_random_crop", recording_crop)
+    count, in_focus, large, native, noise_free = 80, 0, 0, 0, 0
     for index in range(count):
+        del zooms[:]
+        noisy_before = len(noise_levels)
         ex = synthetic.make_example(0, "train", index, banks["train"], 48)
         radius = ex["blur_radius"]
+        noisy = len(noise_levels) > noisy_before
         if radius.max() == 0:
             in_focus += 1
-            assert np.array_equal(ex["blurry"], ex["sharp"]), ex["name"]
+            assert np.array_equal(ex["blurry"], ex["sharp"]) and not noisy, ex["name"]
+        else:
+            assert set(zooms) <= {None, 1.0}, (ex["name"], zooms)  # never enlarged
+            native += 1.0 in zooms
+            noise_free += not noisy
         large += radius.max() > synthetic.MAX_RADIUS
-    noise_free = count - in_focus - len(noise_levels)
-    assert in_focus >= 5 and large >= 2 and noise_free >= 5, (in_focus, large, noise_free)
+    assert in_focus >= 5 and large >= 2 and noise_free >= 5 and native >= 10, \
+        (in_focus, large, noise_free, native)
     assert min(noise_levels) < 0.8 and max(noise_levels) > 1.2, noise_levels
 
 

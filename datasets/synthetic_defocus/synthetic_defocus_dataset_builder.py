@@ -47,8 +47,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "unchanged, example for example.",
         "1.4.0": "Training examples: whole in-focus images 20% (no blur, no noise, "
                  "target = input; photographs at native scale or enlarged up to 2x, as "
-                 "soft as photographed or softer), photographs at native scale in 40% of "
-                 "the others, large blur in 10%, noise none (20%) or 0.5-1.5x 1.2.0's. "
+                 "soft as photographed or softer); of the defocused examples, 40% with "
+                 "photographs at native scale, 10% with large blur, 20% without noise "
+                 "and the others with 0.5-1.5x 1.2.0's. "
                  "Validation and test are unchanged, example for example.",
     }
     BUILDER_CONFIGS = [
