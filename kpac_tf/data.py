@@ -384,7 +384,8 @@ def evaluation_dataset(builder, split="test", to_8bit="round"):
     # the split. TFDS's defaults read files in parallel (about 10 full-size DPDD
     # scenes ahead), decode and prefetch more, and cache a dataset under 250 MiB
     # whole in memory; tf.data's default optimisations would parallelise `unpack`
-    # and add autotuned buffers.
+    # and add autotuned buffers; fusing `unpack` with `batch` would run it on a thread of
+    # its own with a result buffer, one scene more.
     read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False,
                                   num_parallel_calls_for_interleave_files=None,
                                   num_parallel_calls_for_decode=1, skip_prefetch=True)
@@ -399,4 +400,5 @@ def evaluation_dataset(builder, split="test", to_8bit="round"):
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = False
     options.experimental_optimization.inject_prefetch = False
+    options.experimental_optimization.map_and_batch_fusion = False
     return ds.map(unpack).batch(1).prefetch(1).with_options(options)
