@@ -3,7 +3,8 @@
 
 Importing the package quiets TensorFlow before anything imports it: its C++ start-up
 and log lines (oneDNN, CUDA probing, grappler's "remapper failed" notes), library
-deprecation warnings and the libraries' INFO lines are hidden, so an app's own progress lines are what you see.
+deprecation warnings and the libraries' INFO lines are hidden, so an app's own
+progress lines are what you see.
 `--verbosity=1` (or higher) on the command line shows them all again.
 """
 

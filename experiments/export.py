@@ -7,10 +7,11 @@ python -m experiments.export --format=onnx --output=kpac.onnx      # one file
 saved_model writes --export_dir/<version>/ (the next free number unless --version is
 given) with signatures `serving_default` (uint8 `images` -> uint8 `deblurred`, any
 size), `serving_uint16` (uint16) and `float` (float32 in [0, 1]). litert and onnx
-write one file (--output, replaced atomically if it exists): input `images` float32 (batch, height, width, 3) in [0, 1], any height
-and width, output `deblurred` float32 of the same shape in [0, 1]. The dual network
-takes `center`, `left`, `right`. Without --checkpoint, the bundled model
-(`kpac_tf.bundled`): a single_2level trained on synthetic defocus, not DPDD.
+write one file (--output, replaced atomically if it exists): input `images` float32
+(batch, height, width, 3) in [0, 1], any height and width, output `deblurred` float32
+of the same shape in [0, 1]. The dual network takes `center`, `left`, `right`.
+Without --checkpoint, the bundled model (`kpac_tf.bundled`): a single_2level trained
+on synthetic defocus, not DPDD.
 """
 
 from absl import app, flags, logging

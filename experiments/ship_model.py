@@ -87,12 +87,21 @@ def latest_step(run_dir):
     return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def _read_json(folder, name):
+    """The contents of `folder/name`, or None if there is no such file."""
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def _run_folder(path):
     """(run folder, step or None) of an --init_from: a run folder (its latest step) or
     its `checkpoints/best` (the best step); (None, None) for a file."""
-    if os.path.isfile(os.path.join(path, "best.json")):
-        with open(os.path.join(path, "best.json")) as f:
-            return os.path.dirname(os.path.dirname(os.path.normpath(path))), json.load(f)["step"]
+    best = _read_json(path, "best.json")
+    if best is not None:
+        return os.path.dirname(os.path.dirname(os.path.normpath(path))), best["step"]
     if os.path.isfile(os.path.join(path, "config.json")):
         return path, None
     return None, None
@@ -106,13 +115,8 @@ def training_phases(run_dir, step=None):
     metrics.json does not record it (runs before it did, or unfinished)."""
     phases = []
     while run_dir:
-        with open(os.path.join(run_dir, "config.json")) as f:
-            config = json.load(f)
-        metrics_path = os.path.join(run_dir, "metrics.json")
-        metrics = {}
-        if os.path.isfile(metrics_path):
-            with open(metrics_path) as f:
-                metrics = json.load(f)
+        config = _read_json(run_dir, "config.json")
+        metrics = _read_json(run_dir, "metrics.json") or {}
         phases.insert(0, dict(command=training_command(config),
                               steps=step if step is not None else latest_step(run_dir),
                               data_seed=config["seed"], learning_rate=config["learning_rate"],
@@ -161,11 +165,10 @@ def main(argv):
             raise ValueError(f"{run_dir}: the bundled model is a plain {bundled.NAME} "
                              f"trained on synthetic data; this run is {config['model']} "
                              f"on {config['dataset']} {config.get('model_overrides')}")
-        if not os.path.isfile(os.path.join(best_dir, "best.json")):
+        best = _read_json(best_dir, "best.json")
+        if best is None:
             raise FileNotFoundError(f"{best_dir}/best.json: the run has no checkpoint "
                                     "chosen on validation (train with --eval_every)")
-        with open(os.path.join(best_dir, "best.json")) as f:
-            best = json.load(f)
         deblurrer = inference.load_deblurrer(best_dir)
         model = deblurrer.keras_model
         phases = training_phases(run_dir, best["step"])

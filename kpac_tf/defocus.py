@@ -138,7 +138,7 @@ def render_defocus(sharp, inverse_depth, focus_inverse_depth, pixels_per_unit,
     return (np.power(np.clip(blurry, 0, 1), 1 / GAMMA).astype(np.float32), radius)
 
 
-def add_sensor_noise(image, rng, read_noise=0.004, shot_noise=0.006):
+def add_sensor_noise(image, rng, read_noise=0.004, shot_noise=0.006, strength=1.0):
     """Heteroscedastic Gaussian noise (read + signal-dependent shot), clipped to [0, 1].
 
     Args:
@@ -146,8 +146,10 @@ def add_sensor_noise(image, rng, read_noise=0.004, shot_noise=0.006):
         rng: numpy Generator.
         read_noise: float, std of signal-independent noise.
         shot_noise: float, std scale of signal-dependent noise (std = shot * sqrt(x)).
+        strength: float, multiplies both.
     """
-    std = np.sqrt(read_noise ** 2 + shot_noise ** 2 * np.clip(image, 0, 1))
+    read, shot = read_noise * strength, shot_noise * strength
+    std = np.sqrt(read ** 2 + shot ** 2 * np.clip(image, 0, 1))
     return np.clip(image + rng.normal(size=image.shape) * std, 0, 1).astype(np.float32)
 
 

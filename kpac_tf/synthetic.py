@@ -270,8 +270,7 @@ def make_example(seed, split, index, bank, size):
         blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit,
                                         blades=blades, rotation=rng.uniform(0, np.pi))
         if noise:
-            blurry = add_sensor_noise(blurry, rng, read_noise=0.004 * noise,
-                                      shot_noise=0.006 * noise)
+            blurry = add_sensor_noise(blurry, rng, strength=noise)
     return {"blurry": pixels.from_unit(blurry, np.uint8),
             "sharp": pixels.from_unit(sharp, np.uint8),
             "blur_radius": radius.astype(np.float32), "name": f"{split}_{index:05d}"}

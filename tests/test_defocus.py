@@ -154,8 +154,8 @@ def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeyp
     noise_levels, zooms = [], []
     real_crop = synthetic._random_crop
 
-    def recording_noise(image, rng, read_noise, shot_noise):
-        noise_levels.append(read_noise / 0.004)
+    def recording_noise(image, rng, strength):
+        noise_levels.append(strength)
         return image
 
     def recording_crop(rng, image, size, depth=None, zoom=None):
