@@ -8,10 +8,10 @@ scikit-learn are never used here: `kpac_tf.held_out` keeps them for held-out che
 
 Validation and test examples are drawn as in version 1.2.0 of the builder (blur radius
 up to `MAX_RADIUS`, fixed noise, photographs shrunk). Training examples (`TRAIN`) also
-include whole in-focus images (photographs at their native scale or enlarged, as soft
-as photographed or softer), photographs at native scale, some large blur and noise from
-none to strong, so that a trained model learns to leave in-focus content alone, crisp
-or soft, and meets the blur sizes of real photos.
+include whole in-focus images (scenes at the photographs' native scale, some enlarged
+as a whole: as soft as photographed or softer, object edges and all), some large blur and noise from none to strong, so that a
+trained model learns to leave in-focus content alone, crisp or soft, and meets the blur
+sizes of real photos.
 """
 
 import zlib
@@ -32,13 +32,14 @@ SOURCES = {
 }
 MAX_RADIUS = 10.0
 # The training split's recipe: share of whole in-focus images (noise-free, target =
-# input; photographs enlarged by a factor drawn from `in_focus_zoom`, 1 = native scale),
-# of the other examples whose photographs are cut at native scale instead of shrunk, of
-# large blur (radius up to `large_radius` instead of MAX_RADIUS), of noise-free
+# input; a scene composed with photographs at native scale, then enlarged as a whole by a
+# factor drawn from `in_focus_zoom`);
+# of the defocused examples (photographs shrunk, as in validation and test), the share of
+# large blur (radius up to `large_radius` instead of MAX_RADIUS) and of noise-free
 # examples, and the range of the noise strength (times `add_sensor_noise`'s defaults)
 # of the others.
-TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 2.0), native_scale=0.4, large_blur=0.1,
-             large_radius=20.0, noise_free=0.2, noise_scale=(0.5, 1.5))
+TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 2.0), large_blur=0.1, large_radius=20.0,
+             noise_free=0.2, noise_scale=(0.5, 1.5))
 
 
 def load_photo(name):
@@ -80,21 +81,20 @@ def _resize(image, size):
                   ).astype(np.float32)
 
 
-def _random_crop(rng, image, size, depth=None, zoom=None):
+def _random_crop(rng, image, size, depth=None, native=False):
     """A random square of `image` (and `depth`) brought to `size` x `size`.
 
-    With `zoom` None, by shrinking only: an enlarged crop is soft, a defocus example's
-    'sharp' target with a blur of its own that the network could not tell from defocus.
-    With `zoom` >= 1, a square of side `size / zoom` enlarged `zoom` times (1: the
-    photograph's own scale, pixel for pixel), for in-focus content as soft as
-    photographed or softer. A photograph smaller than `size` is mirrored out first."""
+    By shrinking only: an enlarged crop is soft, a defocus example's 'sharp' target with
+    a blur of its own that the network could not tell from defocus. With `native`, cut
+    at the photograph's own scale, pixel for pixel, for in-focus content as soft as
+    photographed. A photograph smaller than `size` is mirrored out first."""
     pad = [(0, max(size - n, 0)) for n in image.shape[:2]]
     image = np.pad(image, pad + [(0, 0)], mode="symmetric")
     depth = None if depth is None else np.pad(depth, pad, mode="symmetric")
     height, width = image.shape[:2]
     short = min(height, width)
-    if zoom is not None:
-        side = int(round(size / zoom))
+    if native:
+        side = size
     else:
         side = int(rng.uniform(max(size, short // 2), short + 1)) if short > size else size
     top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
@@ -135,10 +135,10 @@ def _procedural_texture(rng, size):
     return colors[0] + (colors[1] - colors[0]) * t[..., None]
 
 
-def _texture(rng, bank, size, zoom):
+def _texture(rng, bank, size, native):
     if rng.uniform() < 0.7:
         name = sorted(bank.photos)[rng.integers(len(bank.photos))]
-        return _random_crop(rng, bank.photos[name][0], size, zoom=zoom)
+        return _random_crop(rng, bank.photos[name][0], size, native=native)
     return _procedural_texture(rng, size)
 
 
@@ -168,13 +168,13 @@ def _shape_mask(rng, size):
     return inside
 
 
-def make_scene(rng, bank, size, zoom=None):
+def make_scene(rng, bank, size, native=False):
     """A sharp image and its inverse depth (larger is nearer, in [0, 1]).
 
     Kinds: layered planes (textured shapes at constant depths over a background),
     a slanted background plane (a depth ramp) with shapes, or a photograph with its
     real disparity (when the split has one). Photographs are shrunk into the scene,
-    or enlarged `zoom` times (`_random_crop`).
+    or cut at their native scale (`_random_crop`).
 
     Returns:
         (sharp float32 (size, size, 3) in [0, 1], inverse_depth float32 (size, size)).
@@ -185,10 +185,10 @@ def make_scene(rng, bank, size, zoom=None):
     if kind == "disparity":
         name = bank.with_depth[rng.integers(len(bank.with_depth))]
         image, disparity = bank.photos[name]
-        sharp, depth = _random_crop(rng, image, size, disparity, zoom)
+        sharp, depth = _random_crop(rng, image, size, disparity, native)
         depth = (depth - depth.min()) / max(float(np.ptp(depth)), 1e-6)
         return sharp, depth.astype(np.float32)
-    sharp = _texture(rng, bank, size, zoom)
+    sharp = _texture(rng, bank, size, native)
     if kind == "ramp":
         angle = rng.uniform(0, 2 * np.pi)
         y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -199,7 +199,7 @@ def make_scene(rng, bank, size, zoom=None):
         depth = np.full((size, size), rng.uniform(0, 0.3))
     for object_depth in np.sort(rng.uniform(0.2, 1.0, rng.integers(1, 5))):
         mask = _shape_mask(rng, size)
-        sharp = np.where(mask[..., None], _texture(rng, bank, size, zoom), sharp)
+        sharp = np.where(mask[..., None], _texture(rng, bank, size, native), sharp)
         depth = np.where(mask, object_depth, depth)
     return sharp.astype(np.float32), depth.astype(np.float32)
 
@@ -252,12 +252,12 @@ def make_example(seed, split, index, bank, size):
     in_focus = False
     if split == "train":
         in_focus = rng.uniform() < TRAIN["in_focus"]
-        if in_focus:
+        if in_focus:  # composed at 1 / zoom of the size, then enlarged as a whole
             zoom = rng.uniform(*TRAIN["in_focus_zoom"])
+            small, _ = make_scene(rng, bank, int(round(size / zoom)), native=True)
+            sharp = small if small.shape[0] == size else _resize(small, (size, size))
         else:
-            zoom = 1.0 if rng.uniform() < TRAIN["native_scale"] else None
-        sharp, depth = make_scene(rng, bank, size, zoom)
-        if not in_focus:
+            sharp, depth = make_scene(rng, bank, size)
             focus, pixels_per_unit, blades, noise = _train_defocus(rng, depth)
     else:  # exactly the draws of version 1.2.0
         sharp, depth = make_scene(rng, bank, size)

@@ -32,7 +32,7 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.4.0")
+    VERSION = tfds.core.Version("1.5.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
@@ -51,6 +51,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "photographs at native scale, 10% with large blur, 20% without noise "
                  "and the others with 0.5-1.5x 1.2.0's. "
                  "Validation and test are unchanged, example for example.",
+        "1.5.0": "Training examples: defocused examples' photographs are shrunk, as in "
+                 "validation and test, never cut at native scale; an in-focus image is a "
+                 "scene composed with photographs at native scale and enlarged as a whole "
+                 "up to 2x, so its object edges and procedural textures are as soft as "
+                 "its photographs (1.4.0 enlarged only the photographs). Shares of "
+                 "in-focus images, large blur and noise as in 1.4.0. Validation and test "
+                 "are unchanged, example for example.",
     }
     BUILDER_CONFIGS = [
         SyntheticDefocusConfig(
