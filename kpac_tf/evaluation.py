@@ -13,7 +13,6 @@ import json
 import math
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -21,6 +20,7 @@ from kpac_tf import images as image_io, metrics, pixels
 from kpac_tf.files import atomic_output
 from kpac_tf.inference import Deblurrer
 from kpac_tf.models import center_view
+from kpac_tf.progress import progress_bar
 
 
 @dataclasses.dataclass
@@ -136,7 +136,7 @@ def evaluate(model, items, output_dir, skip_bad=False, to_8bit=None, count=None,
         count = len(items)
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
     deblurrer = model if isinstance(model, Deblurrer) else Deblurrer.from_keras(model)
-    progress = keras.utils.Progbar(count, unit_name="image")
+    progress = progress_bar(count, "image")
     scores, skipped = [], []
     for name, load in items:
         try:

@@ -17,6 +17,7 @@ from kpac_tf import bundled, checkpoints, images, pixels
 from kpac_tf.fast_path import fast_forward
 from kpac_tf.layers import SizeCheck
 from kpac_tf.models import MODEL_NAMES, build_model
+from kpac_tf.progress import progress_bar
 
 
 def size_multiple_of(model):
@@ -492,7 +493,7 @@ def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=Fal
     if save_attention and deblurrer.keras_model is None:
         raise ValueError("--save_attention needs a Keras model, not a SavedModel")
     failures = []
-    progress = keras.utils.Progbar(len(jobs), unit_name="image")
+    progress = progress_bar(len(jobs), "image")
     for source, target in jobs:
         try:
             image = images.read_image(source)
