@@ -38,7 +38,7 @@ MAX_RADIUS = 10.0
 # large blur (radius up to `large_radius` instead of MAX_RADIUS) and of noise-free
 # examples, and the range of the noise strength (times `add_sensor_noise`'s defaults)
 # of the others.
-TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 2.0), large_blur=0.1, large_radius=20.0,
+TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 4.0), large_blur=0.1, large_radius=20.0,
              noise_free=0.2, noise_scale=(0.5, 1.5))
 
 

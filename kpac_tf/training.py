@@ -651,7 +651,7 @@ def train(config):
         `validation` (the final model's scores on the validation images periodic
         evaluations use), `best` (the best validation record: `step`, `psnr`, ...,
         `checkpoint`), `precision`, `ema_decay` and `dataset` (the TFDS name,
-        config and version trained on, e.g. "synthetic_defocus/large/1.5.0").
+        config and version trained on, e.g. "synthetic_defocus/large/1.6.0").
 
     Raises:
         TrainingDiverged: the loss became NaN or Inf (the last good checkpoint is
