@@ -97,11 +97,14 @@ def _read_json(folder, name):
 
 
 def _run_folder(path):
-    """(run folder, step or None) of an --init_from: a run folder (its latest step) or
-    its `checkpoints/best` (the best step); (None, None) for a file."""
+    """(run folder, step or None) of an --init_from: a run folder or its final
+    `model.keras` (its latest step), or its `checkpoints/best` (the best step);
+    (None, None) for any other file."""
     best = _read_json(path, "best.json")
     if best is not None:
         return os.path.dirname(os.path.dirname(os.path.normpath(path))), best["step"]
+    if os.path.basename(path) == "model.keras":
+        path = os.path.dirname(path)
     if os.path.isfile(os.path.join(path, "config.json")):
         return path, None
     return None, None

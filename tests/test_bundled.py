@@ -123,6 +123,23 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
         load_deblurrer(os.path.join(second, "checkpoints", "best")).keras_model(x).numpy())
 
 
+def test_provenance_follows_every_form_of_init_from(tmp_path):
+    """A run continued from another run's folder, its `checkpoints/best` or its final
+    `model.keras` names that run; any other weights file ends the chain."""
+    from experiments import ship_model as ship_app
+
+    run = tmp_path / "phase_a"
+    (run / "checkpoints" / "best").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "checkpoints" / "best" / "best.json").write_text('{"step": 750}')
+    (run / "model.keras").write_bytes(b"")
+    (tmp_path / "other.keras").write_bytes(b"")
+    assert ship_app._run_folder(str(run)) == (str(run), None)
+    assert ship_app._run_folder(str(run / "model.keras")) == (str(run), None)
+    assert ship_app._run_folder(str(run / "checkpoints" / "best")) == (str(run), 750)
+    assert ship_app._run_folder(str(tmp_path / "other.keras")) == (None, None)
+
+
 def test_ship_model_names_every_missed_target():
     from experiments import ship_model as ship_app
 
