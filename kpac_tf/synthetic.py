@@ -127,7 +127,7 @@ def _procedural_texture(rng, size):
         t = np.zeros((size, size), np.float32)
         for _ in range(rng.integers(20, 80)):
             r0, c0 = rng.integers(0, size, 2)
-            length, width = rng.integers(4, size // 3), rng.integers(1, 4)
+            length, width = rng.integers(4, max(size // 3, 5)), rng.integers(1, 4)
             if rng.uniform() < 0.5:
                 t[r0:r0 + width, c0:c0 + length] = 1
             else:
