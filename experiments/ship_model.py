@@ -97,14 +97,15 @@ def _read_json(folder, name):
 
 
 def _run_folder(path):
-    """(run folder, step or None) of an --init_from: a run folder or its final
-    `model.keras` (its latest step), or its `checkpoints/best` (the best step);
-    (None, None) for any other file."""
+    """(run folder, step or None) of an --init_from: a run folder, its `checkpoints/`
+    or its final `model.keras` / `weights_tf1.npz` (its latest step), or its
+    `checkpoints/best` (the best step); (None, None) for anything else."""
+    path = os.path.normpath(path)
     best = _read_json(path, "best.json")
     if best is not None:
-        return os.path.dirname(os.path.dirname(os.path.normpath(path))), best["step"]
-    if os.path.basename(path) == "model.keras":
-        path = os.path.dirname(path)
+        return os.path.dirname(os.path.dirname(path)), best["step"]
+    if os.path.basename(path) in ("model.keras", "weights_tf1.npz", "checkpoints"):
+        path = os.path.dirname(path) or "."
     if os.path.isfile(os.path.join(path, "config.json")):
         return path, None
     return None, None

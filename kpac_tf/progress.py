@@ -27,10 +27,11 @@ class LogProgress:
         """Counts `count` more items; `values`: [(name, value)] for the running means."""
         self.seen += count
         for name, value in values or ():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value) * count
-            self.counts[name] = self.counts.get(name, 0) + count
+            self.sums[name] = self.sums.get(name, 0.0) + float(value) * max(count, 1)
+            self.counts[name] = self.counts.get(name, 0) + max(count, 1)
         now = time.monotonic()
-        if now - self.last < self.interval and self.seen != self.total:
+        finished = self.total is not None and self.seen >= self.total
+        if now - self.last < self.interval and not finished:
             return
         self.last = now
         means = "".join(f", mean {name} {self.sums[name] / self.counts[name]:.4g}"
@@ -43,12 +44,13 @@ class LogProgress:
 
 def progress_bar(total, unit_name):
     """An object with `add(count, values=None)`: a `keras.utils.Progbar` when standard
-    output is a terminal or a notebook, else a `LogProgress`.
+    output is a terminal or a notebook, else a `LogProgress` (its INFO lines show in
+    absl apps; elsewhere, with absl's logging verbosity at INFO).
 
     Args:
         total: int or None (unknown), how many items there are.
         unit_name: str, what an item is ("image").
     """
-    if sys.stdout.isatty() or "ipykernel" in sys.modules:
+    if getattr(sys.stdout, "isatty", lambda: False)() or "ipykernel" in sys.modules:
         return keras.utils.Progbar(total, unit_name=unit_name)
     return LogProgress(total, unit_name)

@@ -8,10 +8,10 @@ scikit-learn are never used here: `kpac_tf.held_out` keeps them for held-out che
 
 Validation and test examples are drawn as in version 1.2.0 of the builder (blur radius
 up to `MAX_RADIUS`, fixed noise, photographs shrunk). Training examples (`TRAIN`) also
-include whole in-focus images (scenes at the photographs' native scale, some enlarged
-as a whole: as soft as photographed or softer, object edges and all), some large blur and noise from none to strong, so that a
-trained model learns to leave in-focus content alone, crisp or soft, and meets the blur
-sizes of real photos.
+include whole in-focus images (scenes composed at the photographs' native scale, then
+enlarged as a whole by 1-4x: as soft as photographed or softer, object edges and all),
+some large blur and noise from none to strong, so that a trained model learns to leave
+in-focus content alone, crisp or soft, and meets the blur sizes of real photos.
 """
 
 import zlib

@@ -124,8 +124,9 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
 
 
 def test_provenance_follows_every_form_of_init_from(tmp_path):
-    """A run continued from another run's folder, its `checkpoints/best` or its final
-    `model.keras` names that run; any other weights file ends the chain."""
+    """A run continued from another run's folder (with or without a trailing slash), its
+    `checkpoints/`, `checkpoints/best` or its final `model.keras` / `weights_tf1.npz`
+    names that run; any other weights file ends the chain."""
     from experiments import ship_model as ship_app
 
     run = tmp_path / "phase_a"
@@ -135,7 +136,10 @@ def test_provenance_follows_every_form_of_init_from(tmp_path):
     (run / "model.keras").write_bytes(b"")
     (tmp_path / "other.keras").write_bytes(b"")
     assert ship_app._run_folder(str(run)) == (str(run), None)
+    assert ship_app._run_folder(str(run) + "/") == (str(run), None)
+    assert ship_app._run_folder(str(run / "checkpoints")) == (str(run), None)
     assert ship_app._run_folder(str(run / "model.keras")) == (str(run), None)
+    assert ship_app._run_folder(str(run / "weights_tf1.npz")) == (str(run), None)
     assert ship_app._run_folder(str(run / "checkpoints" / "best")) == (str(run), 750)
     assert ship_app._run_folder(str(tmp_path / "other.keras")) == (None, None)
 

@@ -180,7 +180,7 @@ def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeyp
         if radius.max() == 0:
             in_focus += 1
             assert np.array_equal(ex["blurry"], ex["sharp"]) and not noisy, ex["name"]
-            assert all(natives), ex["name"]
+            assert all(natives) and ex["sharp"].shape == (48, 48, 3), ex["name"]
             in_focus_sizes += scene_sizes  # composed at 48 / zoom, then enlarged
         else:
             assert not any(natives) and scene_sizes == [48], ex["name"]  # as in test

@@ -34,10 +34,21 @@ def test_bar_on_terminals_log_lines_elsewhere(monkeypatch):
     assert isinstance(progress.progress_bar(3, "image"), keras.utils.Progbar)
 
 
-def test_unknown_total_and_no_control_characters(caplog, capsys):
+def test_unknown_total_logs_on_the_interval(caplog):
     bar = progress.LogProgress(None, "image", interval=0.0)
     with caplog.at_level(logging.INFO, logger="absl"):
         bar.add(2)
     assert caplog.records[-1].getMessage().startswith("2 images, ")
+
+
+def test_no_control_characters_when_output_is_not_a_terminal(caplog, capsys):
+    """Under pytest, standard output is not a terminal: the bar Keras would draw there
+    (carriage returns, backspaces, colour codes) must not appear."""
+    bar = progress.progress_bar(2, "image")
+    with caplog.at_level(logging.INFO, logger="absl"):
+        bar.add(1, values=[("psnr", 30.0)])
+        bar.add(1, values=[("psnr", 32.0)])
+    assert caplog.records[-1].getMessage().startswith("2/2 images, ")
+    assert caplog.records[-1].getMessage().endswith("mean psnr 31")
     captured = capsys.readouterr()
     assert not any(c in captured.out + captured.err for c in "\r\b\x1b")
