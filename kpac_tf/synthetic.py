@@ -33,11 +33,10 @@ SOURCES = {
 MAX_RADIUS = 10.0
 # The training split's recipe: share of whole in-focus images (noise-free, target =
 # input; a scene composed with photographs at native scale, then enlarged as a whole by a
-# factor drawn from `in_focus_zoom`);
-# of the defocused examples (photographs shrunk, as in validation and test), the share of
-# large blur (radius up to `large_radius` instead of MAX_RADIUS) and of noise-free
-# examples, and the range of the noise strength (times `add_sensor_noise`'s defaults)
-# of the others.
+# factor drawn from `in_focus_zoom`); of the defocused examples (photographs shrunk, as
+# in validation and test), the share of large blur (radius up to `large_radius` instead
+# of MAX_RADIUS) and of noise-free examples, and the range of the noise strength (times
+# `add_sensor_noise`'s defaults) of the others.
 TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 4.0), large_blur=0.1, large_radius=20.0,
              noise_free=0.2, noise_scale=(0.5, 1.5))
 

@@ -149,7 +149,7 @@ def test_photo_crops_are_only_ever_shrunk(monkeypatch):
 def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeypatch):
     """The training recipe (`synthetic.TRAIN`): whole in-focus images (sharp content a
     model must leave alone: no blur, no noise, composed with photographs at native scale
-    and some enlarged as a whole), blur beyond the test split's MAX_RADIUS, defocused
+    and enlarged as a whole), blur beyond the test split's MAX_RADIUS, defocused
     examples whose photographs are only shrunk, without noise and with noise weaker and
     stronger than the test's."""
     noise_levels, natives, scene_sizes = [], [], []
