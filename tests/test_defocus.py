@@ -192,6 +192,23 @@ def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeyp
     assert min(noise_levels) < 0.8 and max(noise_levels) > 1.2, noise_levels
 
 
+def test_validation_and_test_do_not_follow_the_training_recipe(banks, monkeypatch):
+    """Dataset versions that change `TRAIN` keep validation and test example for example
+    (scores stay comparable across versions): their draws never read the recipe."""
+    def examples():
+        return [synthetic.make_example(0, split, index, banks[split], 48)
+                for split in ("validation", "test") for index in range(4)]
+
+    before = examples()
+    monkeypatch.setattr(synthetic, "TRAIN", dict(
+        in_focus=1.0, in_focus_zoom=(3.0, 3.0), large_blur=1.0, large_radius=40.0,
+        noise_free=1.0, noise_scale=(5.0, 5.0)))
+    for a, b in zip(before, examples()):
+        for key in ("blurry", "sharp", "blur_radius"):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=a["name"])
+    assert synthetic.make_example(0, "train", 0, banks["train"], 48)["blur_radius"].max() == 0
+
+
 def test_native_scale_crops_are_cut_without_resampling():
     """Native-scale in-focus crops keep the photograph's own softness: the crop is a
     window of the photograph, pixel for pixel."""
