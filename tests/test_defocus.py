@@ -200,13 +200,15 @@ def test_validation_and_test_do_not_follow_the_training_recipe(banks, monkeypatc
                 for split in ("validation", "test") for index in range(4)]
 
     before = examples()
+    defocused = synthetic.make_example(0, "train", 1, banks["train"], 48)
+    assert defocused["blur_radius"].max() > 0  # so the check below shows the patch works
     monkeypatch.setattr(synthetic, "TRAIN", dict(
         in_focus=1.0, in_focus_zoom=(3.0, 3.0), large_blur=1.0, large_radius=40.0,
         noise_free=1.0, noise_scale=(5.0, 5.0)))
     for a, b in zip(before, examples()):
         for key in ("blurry", "sharp", "blur_radius"):
             np.testing.assert_array_equal(a[key], b[key], err_msg=a["name"])
-    assert synthetic.make_example(0, "train", 0, banks["train"], 48)["blur_radius"].max() == 0
+    assert synthetic.make_example(0, "train", 1, banks["train"], 48)["blur_radius"].max() == 0
 
 
 def test_native_scale_crops_are_cut_without_resampling():
