@@ -10,7 +10,7 @@ number of scenes. For each scene count this makes a DPDD-layout folder of 1680x1
 (`experiments.prepare_data`, not measured), then runs the evaluation app in a fresh
 process per case and reports that process's peak RSS (`os.wait4`) and wall time:
 
-- single: the bundled single_2level (no --checkpoint);
+- single: the bundled model (no --checkpoint);
 - dual: the full-width dual network with random weights, saved in the authors' npz
   format (`--checkpoint=dual.npz --model=dual`);
 - input_dir: `--input_dir=<folder> --split=test`; tfds: `--dataset=dpdd

@@ -10,8 +10,8 @@ size), `serving_uint16` (uint16) and `float` (float32 in [0, 1]). litert and onn
 write one file (--output, replaced atomically if it exists): input `images` float32
 (batch, height, width, 3) in [0, 1], any height and width, output `deblurred` float32
 of the same shape in [0, 1]. The dual network takes `center`, `left`, `right`.
-Without --checkpoint, the bundled model (`kpac_tf.bundled`): a single_2level trained
-on synthetic defocus, not DPDD.
+Without --checkpoint, the bundled model (`kpac_tf.bundled`): a network trained on
+synthetic defocus, not DPDD.
 """
 
 from absl import app, flags, logging

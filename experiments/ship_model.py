@@ -4,7 +4,8 @@ meets every target.
 python -m experiments.ship_model --run=/root/kpac_runs/v2_c
 
 Takes the run's best checkpoint on the validation split (`checkpoints/best`, chosen
-during training), then scores it once on each of:
+during training; the run trains single_2level or single_3level as built, on synthetic
+data), then scores it once on each of:
 
 - the synthetic test split (photographs never trained on, never used for selection),
   exactly as `experiments.evaluate` does, beside Wiener deconvolution with each image's
@@ -17,8 +18,8 @@ during training), then scores it once on each of:
 Only when every target holds (--min_gain_db over the blurry test input, a win over
 Wiener, --min_held_out_gain_db on average and a gain on every held-out image,
 --min_in_focus_psnr on every in-focus photograph) does it write
-`kpac_tf/weights/single_2level_synthetic.npz` (the authors' format) and its provenance
-`.json` (phases, steps, seeds, training wall time, every score); otherwise it prints
+`kpac_tf/weights/synthetic.npz` (the authors' format) and its provenance
+`synthetic.json` (phases, steps, seeds, training wall time, every score); otherwise it prints
 the measured numbers, names each missed target and writes nothing. For a run trained
 with --ema_decay, the checkpoint's model is the moving average of the weights, so
 that is what is scored and shipped.
@@ -164,10 +165,11 @@ def main(argv):
     try:
         with open(os.path.join(run_dir, "config.json")) as f:
             config = json.load(f)
-        if (config["model"], config["dataset"], config.get("model_overrides") or {}) != \
-                (bundled.NAME, "synthetic", {}):
-            raise ValueError(f"{run_dir}: the bundled model is a plain {bundled.NAME} "
-                             f"trained on synthetic data; this run is {config['model']} "
+        network = config["model"]
+        if (network not in bundled.NETWORKS or config["dataset"] != "synthetic"
+                or config.get("model_overrides")):
+            raise ValueError(f"{run_dir}: the bundled model is one of {bundled.NETWORKS} "
+                             f"as built, trained on synthetic data; this run is {network} "
                              f"on {config['dataset']} {config.get('model_overrides')}")
         best = _read_json(best_dir, "best.json")
         if best is None:
@@ -178,7 +180,7 @@ def main(argv):
         phases = training_phases(run_dir, best["step"])
         builder = data.prepare("synthetic", _DATA_DIR.value, config.get("dataset_config"))
         items = dataset_items("synthetic", config.get("dataset_config"), _DATA_DIR.value,
-                              None, "test", bundled.NAME)
+                              None, "test", network)
         scores = evaluation.evaluate(model, items, _EVAL_DIR.value)
         wiener = wiener_scores(builder, _WIENER_SNRS)
         held = held_out.check(deblurrer)
@@ -199,8 +201,8 @@ def main(argv):
     if missed:
         raise SystemExit("ship_model: not shipped; missed:\n  " + "\n  ".join(missed))
     info = {
-        "label": bundled.LABEL,
-        "network": bundled.NAME,
+        "label": bundled.label(network),
+        "network": network,
         "parameters": model.count_params(),
         "trained_on": "synthetic_defocus/" + (config.get("dataset_config") or "default")
                       + " train split (kpac-tf's rendered defocus; not DPDD)",

@@ -1,14 +1,15 @@
 """The model that ships inside kpac-tf, for deblurring without downloading anything.
 
-A single_2level network trained by `experiments.train` on the synthetic defocus
-dataset (`datasets/synthetic_defocus`), NOT on DPDD: it has seen rendered thin-lens
-blur of bundled photographs and textures, never real camera defocus. The authors'
-DPDD checkpoints are better on real photos; convert them with
-`experiments.convert_tf1` when you have them.
+One of the authors' single-image networks (`NETWORKS`; which one, its provenance
+says) trained by `experiments.train` on the synthetic defocus dataset
+(`datasets/synthetic_defocus`), NOT on DPDD: it has seen rendered thin-lens blur of
+bundled photographs and textures, never real camera defocus. The authors' DPDD
+checkpoints are better on real photos; convert them with `experiments.convert_tf1`
+when you have them.
 
-Stored in the authors' checkpoint format (`weights/single_2level_synthetic.npz`, read
-by the array-only loader) with its provenance (`.json`: command, steps, seed, wall
-time, scores on the synthetic test split).
+Stored in the authors' checkpoint format (`weights/synthetic.npz`, read by the
+array-only loader) with its provenance (`weights/synthetic.json`: network, commands,
+steps, seeds, wall time, scores).
 """
 
 import json
@@ -16,18 +17,28 @@ import os
 
 from kpac_tf import checkpoints
 
-NAME = "single_2level"
-LABEL = "single_2level trained on synthetic defocus, not DPDD"
-WEIGHTS_PATH = os.path.join(os.path.dirname(__file__), "weights",
-                            "single_2level_synthetic.npz")
+# The networks the synthetic data trains (one blurry image in, one sharp image out).
+NETWORKS = ("single_2level", "single_3level")
+WEIGHTS_PATH = os.path.join(os.path.dirname(__file__), "weights", "synthetic.npz")
 INFO_PATH = os.path.splitext(WEIGHTS_PATH)[0] + ".json"
 
 
+def label(network):
+    """How a bundled `network` is named wherever it is used (str)."""
+    return f"{network} trained on synthetic defocus, not DPDD"
+
+
 def bundled_info():
-    """Provenance and measured scores of the bundled weights (dict)."""
+    """Provenance and measured scores of the bundled weights (dict); its "network" is
+    one of `NETWORKS`."""
     _check_present()
     with open(INFO_PATH) as f:
-        return json.load(f)
+        info = json.load(f)
+    if info.get("network") not in NETWORKS:
+        raise checkpoints.CheckpointError(
+            f"{INFO_PATH}: network {info.get('network')!r} is not one of {NETWORKS}; "
+            "reinstall kpac-tf")
+    return info
 
 
 def weights_path():

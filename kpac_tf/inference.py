@@ -250,8 +250,9 @@ def _saved_model_folder(path):
 def _keras_model(source, name):
     """A keras.Model from a checkpoint source (see `load_deblurrer`)."""
     if source is None:
-        logging.warning("No checkpoint given: using the bundled %s", bundled.LABEL)
-        return checkpoints.load_tf1_npz(build_model(bundled.NAME), bundled.weights_path())
+        network = bundled.bundled_info()["network"]
+        logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
+        return checkpoints.load_tf1_npz(build_model(network), bundled.weights_path())
     if not os.path.exists(source):
         raise checkpoints.CheckpointError(
             f"{source}: no such file or folder; expected a .keras file, a training run "
@@ -280,7 +281,7 @@ def load_deblurrer(source=None, name=None, precision="float32"):
 
     Args:
         source: str, PathLike or None. None: the bundled model (`kpac_tf.bundled`, a
-            single_2level trained on synthetic defocus, not DPDD; a warning says so).
+            network trained on synthetic defocus, not DPDD; a warning says so).
             Otherwise a `.keras` file; a training run folder (`experiments.train`'s
             model_dir: its config.json names the network); an authors' `.npz`
             (`single_2level.npz`, ...; needs `name`); or a SavedModel exported by

@@ -15,15 +15,20 @@ from kpac_tf.images import write_png
 from kpac_tf.inference import deblur, load_deblurrer
 
 
-@pytest.fixture
-def stand_in_weights(tmp_path, monkeypatch):
-    """Random single_2level weights put where the bundled ones live."""
-    model = build_model("single_2level")
-    path = tmp_path / "weights" / "single_2level_synthetic.npz"
+PARAMS = {"single_2level": 1_578_277, "single_3level": 2_057_893}
+
+
+@pytest.fixture(params=bundled.NETWORKS)
+def stand_in_weights(request, tmp_path, monkeypatch):
+    """Random weights of each bundled network, put where the bundled ones live with
+    provenance naming the network."""
+    model = build_model(request.param)
+    path = tmp_path / "weights" / "synthetic.npz"
     path.parent.mkdir()
     checkpoints.save_tf1_npz(model, path)
-    info = tmp_path / "weights" / "single_2level_synthetic.json"
-    info.write_text(json.dumps({"label": bundled.LABEL}))
+    info = tmp_path / "weights" / "synthetic.json"
+    info.write_text(json.dumps({"label": bundled.label(request.param),
+                                "network": request.param}))
     monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(path))
     monkeypatch.setattr(bundled, "INFO_PATH", str(info))
     return model
@@ -48,14 +53,23 @@ def test_apps_fall_back_to_the_bundled_model(stand_in_weights, tmp_path, rng):
                              export_dir=str(tmp_path / "serving")):
         export_app.main(["export"])
     assert os.path.isfile(tmp_path / "serving" / "1" / "saved_model.pb")
-    assert load_deblurrer().params == 1_578_277
+    assert load_deblurrer().params == PARAMS[stand_in_weights.name]
+
+
+def test_provenance_naming_another_network_is_refused(stand_in_weights):
+    info = json.loads(open(bundled.INFO_PATH).read())
+    with open(bundled.INFO_PATH, "w") as f:
+        json.dump(dict(info, network="dual"), f)
+    with pytest.raises(checkpoints.CheckpointError, match="synthetic.json: network 'dual'"):
+        load_deblurrer()
 
 
 def test_shipped_model_loads_and_deblurs_a_fixed_synthetic_sample():
     info = bundled.bundled_info()
-    assert info["label"] == bundled.LABEL and "not DPDD" in info["label"]
+    assert info["label"] == bundled.label(info["network"]) and "not DPDD" in info["label"]
     model = load_deblurrer().keras_model
-    assert model.count_params() == 1_578_277
+    assert model.name == info["network"]
+    assert model.count_params() == info["parameters"] == PARAMS[info["network"]]
     # A small fixed sample: the synthetic test split's generator (photographs never
     # trained on), first four scenes at 128x128.
     bank = synthetic.SourceBank("test")
@@ -73,7 +87,8 @@ def _psnr(image, sharp):
     return float(metrics.psnr(tf.constant(image[None] / 255.0, tf.float32),
                               tf.constant(sharp[None] / 255.0, tf.float32))[0])
 
-def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypatch):
+@pytest.mark.parametrize("network", bundled.NETWORKS)
+def test_ship_model_gates_then_writes_weights_and_provenance(network, tmp_path, monkeypatch):
     from experiments import ship_model as ship_app
     from kpac_tf import data, training
 
@@ -84,7 +99,7 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
         config = training.make_config(
             None, model_dir=str(tmp_path / name), dataset="synthetic",
             dataset_config="tiny", data_dir=data_dir, steps=2, batch_size=2, crop_size=32,
-            eval_every=2, save_every=2, eval_images=1, **settings)
+            eval_every=2, save_every=2, eval_images=1, model=network, **settings)
         training.train(config)
         return config.model_dir
 
@@ -108,12 +123,12 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
     with flagsaver.flagsaver(min_gain_db=-100.0, notes="tiny", **common):
         ship_app.main(["ship_model"])
     provenance = bundled.bundled_info()
-    assert provenance["label"] == bundled.LABEL and provenance["notes"] == "tiny"
+    assert provenance["label"] == bundled.label(network) and provenance["notes"] == "tiny"
     assert [p["steps"] for p in provenance["training"]] == [2, 2]
     assert {p["dataset"] for p in provenance["training"]} == {
         data.get_builder("synthetic", data_dir, "tiny").info.full_name}
     assert "--init_from=" + first in provenance["training"][1]["command"]
-    assert provenance["steps"] == 4 and provenance["parameters"] == 1_578_277
+    assert provenance["steps"] == 4 and provenance["parameters"] == PARAMS[network]
     assert provenance["chosen_on_validation"]["step"] == 2
     assert provenance["held_out"] == passing
     # What ships is the checkpoint chosen on validation.
@@ -121,6 +136,19 @@ def test_ship_model_gates_then_writes_weights_and_provenance(tmp_path, monkeypat
     np.testing.assert_array_equal(
         load_deblurrer().keras_model(x).numpy(),
         load_deblurrer(os.path.join(second, "checkpoints", "best")).keras_model(x).numpy())
+
+
+@pytest.mark.parametrize("config", [
+    dict(model="dual", dataset="synthetic"),
+    dict(model="single_3level", dataset="dpdd"),
+    dict(model="single_2level", dataset="synthetic", model_overrides=dict(num_blocks=1))])
+def test_ship_model_refuses_runs_the_bundled_model_cannot_be(config, tmp_path):
+    from experiments import ship_model as ship_app
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with flagsaver.flagsaver(run=str(tmp_path)), \
+            pytest.raises(SystemExit, match="one of .'single_2level', 'single_3level'. as built"):
+        ship_app.main(["ship_model"])
 
 
 def test_provenance_follows_every_form_of_init_from(tmp_path):
@@ -177,7 +205,7 @@ def test_bundled_examples_app_writes_crops_and_scores(tmp_path):
     with flagsaver.flagsaver(checkpoint=None, model=None, output=str(tmp_path)):
         examples_app.main(["bundled_examples"])
     results = json.loads((tmp_path / "bundled_examples.json").read_text())
-    assert results["model"] == bundled.LABEL
+    assert results["model"] == bundled.label(bundled.bundled_info()["network"])
     held = "{}_r{:g}".format(*examples_app.HELD_OUT)
     for photo in examples_app.PHOTOS + (held,):
         panel = imageio.v3.imread(tmp_path / f"bundled_{photo}.png")
