@@ -27,7 +27,7 @@ setup(
     # HuggingFace's import name, and the TFDS builders run from the clone.
     packages=find_packages(include=["kpac_tf", "kpac_tf.*"]) + ["kpac_tf_experiments"],
     package_dir={"kpac_tf_experiments": "experiments"},
-    # The bundled model (kpac_tf.bundled): single_2level trained on synthetic defocus.
+    # The bundled model (kpac_tf.bundled): a network trained on synthetic defocus.
     package_data={"kpac_tf": ["weights/*.npz", "weights/*.json"]},
     entry_points={"console_scripts": [
         "kpac-train = kpac_tf_experiments.train:run",

@@ -84,8 +84,7 @@ def main(argv):
         deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"bundled_examples: {e}") from None
-    label = (bundled.label(bundled.bundled_info()["network"]) if _CHECKPOINT.value is None
-             else _CHECKPOINT.value)
+    label = bundled.label(deblurrer.name) if _CHECKPOINT.value is None else _CHECKPOINT.value
     output_dir = value_or(_OUTPUT, "docs/images")
     os.makedirs(output_dir, exist_ok=True)
     results = {"model": label}

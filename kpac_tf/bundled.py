@@ -34,10 +34,10 @@ def bundled_info():
     _check_present()
     with open(INFO_PATH) as f:
         info = json.load(f)
-    if info.get("network") not in NETWORKS:
+    network = info.get("network") if isinstance(info, dict) else None
+    if network not in NETWORKS:
         raise checkpoints.CheckpointError(
-            f"{INFO_PATH}: network {info.get('network')!r} is not one of {NETWORKS}; "
-            "reinstall kpac-tf")
+            f"{INFO_PATH}: network {network!r} is not one of {NETWORKS}; reinstall kpac-tf")
     return info
 
 

@@ -251,6 +251,10 @@ def _keras_model(source, name):
     """A keras.Model from a checkpoint source (see `load_deblurrer`)."""
     if source is None:
         network = bundled.bundled_info()["network"]
+        if name not in (None, network):
+            raise checkpoints.CheckpointError(
+                f"{bundled.INFO_PATH}: the bundled model is {network!r}, not {name!r}; "
+                "drop the network name or give a checkpoint")
         logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
         return checkpoints.load_tf1_npz(build_model(network), bundled.weights_path())
     if not os.path.exists(source):

@@ -56,11 +56,26 @@ def test_apps_fall_back_to_the_bundled_model(stand_in_weights, tmp_path, rng):
     assert load_deblurrer().params == PARAMS[stand_in_weights.name]
 
 
-def test_provenance_naming_another_network_is_refused(stand_in_weights):
-    info = json.loads(open(bundled.INFO_PATH).read())
-    with open(bundled.INFO_PATH, "w") as f:
-        json.dump(dict(info, network="dual"), f)
-    with pytest.raises(checkpoints.CheckpointError, match="synthetic.json: network 'dual'"):
+def test_a_network_name_other_than_the_bundled_one_is_refused(stand_in_weights):
+    other, = set(bundled.NETWORKS) - {stand_in_weights.name}
+    with pytest.raises(checkpoints.CheckpointError,
+                       match=f"synthetic.json: the bundled model is '{stand_in_weights.name}', "
+                             f"not '{other}'"):
+        load_deblurrer(None, other)
+    assert load_deblurrer(None, stand_in_weights.name).name == stand_in_weights.name
+
+
+@pytest.mark.parametrize("provenance,match", [
+    ({"network": "dual"}, "synthetic.json: network 'dual' is not one of"),
+    (["single_2level"], "synthetic.json: network None is not one of"),
+    (None, "synthetic.json: no bundled weights.*--checkpoint")])
+def test_bad_or_missing_provenance_is_refused(stand_in_weights, provenance, match):
+    if provenance is None:
+        os.remove(bundled.INFO_PATH)
+    else:
+        with open(bundled.INFO_PATH, "w") as f:
+            json.dump(provenance, f)
+    with pytest.raises(checkpoints.CheckpointError, match=match):
         load_deblurrer()
 
 
