@@ -155,6 +155,8 @@ def evaluate(model, items, output_dir, skip_bad=False, to_8bit=None, count=None,
         progress.add(1, values=[("psnr", scores[-1].psnr)])
         # Release this scene before the next one is taken and loaded.
         del inputs, sharp, output, load
+    if count is None:  # the bar could not close itself
+        progress.update(len(scores) + len(skipped), finalize=True)
     summary = summarize(scores)
     summary.update(skipped=skipped, to_8bit=to_8bit)
     if "lpips" not in summary:

@@ -15,8 +15,9 @@ from absl import logging
 
 
 class LogProgress:
-    """`Progbar.add` as absl log lines: one at most every `interval` seconds, and one
-    when the total is reached, with the running mean of each named value."""
+    """`Progbar.add` and `Progbar.update(current, finalize=True)` as absl log lines: one
+    at most every `interval` seconds, and one when the total is reached or the caller
+    finalizes (an unknown total), with the running mean of each named value."""
 
     def __init__(self, total, unit_name, interval=30.0):
         self.total, self.unit_name, self.interval = total, unit_name, interval
@@ -25,12 +26,17 @@ class LogProgress:
 
     def add(self, count, values=None):
         """Counts `count` more items; `values`: [(name, value)] for the running means."""
-        self.seen += count
+        self.update(self.seen + count, values)
+
+    def update(self, current, values=None, finalize=None):
+        """Sets the count to `current`; `finalize=True` writes the closing line (the
+        total, when known, finalizes by itself)."""
+        count, self.seen = current - self.seen, current
         for name, value in values or ():
             self.sums[name] = self.sums.get(name, 0.0) + float(value) * max(count, 1)
             self.counts[name] = self.counts.get(name, 0) + max(count, 1)
         now = time.monotonic()
-        finished = self.total is not None and self.seen >= self.total
+        finished = finalize or (self.total is not None and self.seen >= self.total)
         if now - self.last < self.interval and not finished:
             return
         self.last = now
@@ -43,7 +49,8 @@ class LogProgress:
 
 
 def progress_bar(total, unit_name):
-    """An object with `add(count, values=None)`: a `keras.utils.Progbar` when standard
+    """An object with `add(count, values=None)` and `update(current, finalize=True)`
+    (the closing line of an unknown total): a `keras.utils.Progbar` when standard
     output is a terminal or a notebook, else a `LogProgress` (its INFO lines show in
     absl apps; elsewhere, with absl's logging verbosity at INFO).
 

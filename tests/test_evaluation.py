@@ -1,6 +1,7 @@
 """Evaluation: an authors' npz on a DPDD-layout folder, datasets, bad images."""
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -140,7 +141,7 @@ def test_to_8bit_flag_reaches_the_scored_images(tmp_path, capsys):
     assert scores["round", first] != scores["high_byte", first]
 
 
-def test_evaluate_takes_one_scene_at_a_time(tmp_path):
+def test_evaluate_takes_one_scene_at_a_time(tmp_path, caplog):
     """A stream of items is never drawn ahead: item i is taken only after item i - 1
     was scored and written, and each is loaded once, when its turn comes."""
     loads = []
@@ -162,10 +163,12 @@ def test_evaluate_takes_one_scene_at_a_time(tmp_path):
     items = evaluation.Items(3, lambda: stream(tmp_path / "b"))
     assert len(items) == 3 and len(loads) == 3  # the count costs no loading
     assert evaluation.evaluate(model, items, str(tmp_path / "b"))["images"] == 3
-    # No count: the progress bar runs without a total.
-    assert evaluation.evaluate(model, stream(tmp_path / "c"), str(tmp_path / "c"))[
-        "images"] == 3
+    # No count: the progress bar runs without a total, and closes with the final count.
+    with caplog.at_level(logging.INFO, logger="absl"):
+        assert evaluation.evaluate(model, stream(tmp_path / "c"), str(tmp_path / "c"))[
+            "images"] == 3
     assert loads == [0, 1, 2] * 3
+    assert caplog.records[-1].getMessage().startswith("3 images, ")
 
 
 def test_limit_reads_only_the_first_scenes_of_a_folder(tmp_path, capsys, monkeypatch):

@@ -34,11 +34,20 @@ def test_bar_on_terminals_log_lines_elsewhere(monkeypatch):
     assert isinstance(progress.progress_bar(3, "image"), keras.utils.Progbar)
 
 
-def test_unknown_total_logs_on_the_interval(caplog):
+def test_unknown_total_logs_on_the_interval_and_when_finalized(caplog):
     bar = progress.LogProgress(None, "image", interval=0.0)
     with caplog.at_level(logging.INFO, logger="absl"):
         bar.add(2)
     assert caplog.records[-1].getMessage().startswith("2 images, ")
+    bar = progress.LogProgress(None, "image", interval=30.0)
+    with caplog.at_level(logging.INFO, logger="absl"):
+        bar.add(1, values=[("psnr", 20.0)])
+        bar.add(1, values=[("psnr", 30.0)])
+        lines_before = len(caplog.records)
+        bar.update(2, finalize=True)
+    assert len(caplog.records) == lines_before + 1
+    assert caplog.records[-1].getMessage().startswith("2 images, ")
+    assert caplog.records[-1].getMessage().endswith("mean psnr 25")
 
 
 def test_no_control_characters_when_output_is_not_a_terminal(caplog, capsys):
