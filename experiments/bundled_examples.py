@@ -84,7 +84,7 @@ def main(argv):
         deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"bundled_examples: {e}") from None
-    label = bundled.label(deblurrer.name) if _CHECKPOINT.value is None else _CHECKPOINT.value
+    label = _CHECKPOINT.value or bundled.label(deblurrer.name)
     output_dir = value_or(_OUTPUT, "docs/images")
     os.makedirs(output_dir, exist_ok=True)
     results = {"model": label}

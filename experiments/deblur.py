@@ -5,9 +5,9 @@ python -m experiments.deblur --checkpoint=outputs/embedded_default/model.keras \
 
 --checkpoint: a .keras file, a training run folder, an exported SavedModel, or an
 authors' .npz (with --model). Without it, the bundled model (`kpac_tf.bundled`): a
-network trained on synthetic defocus, not DPDD. --input is a PNG/JPEG file (8- or 16-bit; EXIF
-orientation respected) or a folder of them; results are PNGs of the same bit depth.
-An input is never overwritten.
+network trained on synthetic defocus, not DPDD. --input is a PNG/JPEG file (8- or
+16-bit; EXIF orientation respected) or a folder of them; results are PNGs of the same
+bit depth. An input is never overwritten.
 """
 
 import os

@@ -19,10 +19,10 @@ Only when every target holds (--min_gain_db over the blurry test input, a win ov
 Wiener, --min_held_out_gain_db on average and a gain on every held-out image,
 --min_in_focus_psnr on every in-focus photograph) does it write
 `kpac_tf/weights/synthetic.npz` (the authors' format) and its provenance
-`synthetic.json` (phases, steps, seeds, training wall time, every score); otherwise it prints
-the measured numbers, names each missed target and writes nothing. For a run trained
-with --ema_decay, the checkpoint's model is the moving average of the weights, so
-that is what is scored and shipped.
+`synthetic.json` (network, phases, steps, seeds, training wall time, every score);
+otherwise it prints the measured numbers, names each missed target and writes
+nothing. For a run trained with --ema_decay, the checkpoint's model is the moving
+average of the weights, so that is what is scored and shipped.
 """
 
 import glob

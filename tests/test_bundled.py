@@ -161,8 +161,8 @@ def test_ship_model_refuses_runs_the_bundled_model_cannot_be(config, tmp_path):
     from experiments import ship_model as ship_app
 
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with flagsaver.flagsaver(run=str(tmp_path)), \
-            pytest.raises(SystemExit, match="one of .'single_2level', 'single_3level'. as built"):
+    refusal = "one of .'single_2level', 'single_3level'. as built"
+    with flagsaver.flagsaver(run=str(tmp_path)), pytest.raises(SystemExit, match=refusal):
         ship_app.main(["ship_model"])
 
 
