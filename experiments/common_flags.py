@@ -19,12 +19,13 @@ MODEL = flags.DEFINE_enum("model", None, MODEL_NAMES,
 DATASET = flags.DEFINE_enum("dataset", None, sorted(data.DATASETS),
                             "Dataset: synthetic (no download) or dpdd.")
 DATASET_CONFIG = flags.DEFINE_string(
-    "dataset_config", None, "TFDS builder config: default|large|tiny (synthetic), "
+    "dataset_config", None, "TFDS builder config: default|large|photos|tiny (synthetic), "
     "single|dual (dpdd). Default: chosen from the dataset and network.")
 DATA_DIR = flags.DEFINE_string("data_dir", None,
                                "TFDS data folder (default ~/tensorflow_datasets).")
-MANUAL_DIR = flags.DEFINE_string("manual_dir", None,
-                                 "Extracted DPDD archive (dd_dp_dataset_canon.zip).")
+MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir", None, "Extracted DPDD archive (dd_dp_dataset_canon.zip), or for the "
+    "synthetic `photos` config the folder of experiments.fetch_photos.")
 CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Model: a .keras file, a training run folder (--model_dir of "
     "experiments.train), an authors' .npz (with --model), or for deblur and evaluate an "

@@ -39,8 +39,9 @@ def get_builder(dataset, data_dir=None, config=None):
         dataset: str, "synthetic" or "dpdd".
         data_dir: str or None, TFDS data folder (None: TFDS's default,
             ~/tensorflow_datasets).
-        config: str or None, builder config ("default"/"tiny" for synthetic,
-            "single"/"dual" for dpdd); None takes the builder's default.
+        config: str or None, builder config ("default", "large", "photos" or "tiny"
+            for synthetic, "single" or "dual" for dpdd); None takes the builder's
+            default.
     """
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
@@ -58,7 +59,8 @@ def get_builder(dataset, data_dir=None, config=None):
 def prepare(dataset, data_dir=None, config=None, manual_dir=None):
     """Builds `dataset` into `data_dir` if not yet there; returns the builder.
 
-    `manual_dir` is the extracted DPDD archive (ignored for synthetic data).
+    `manual_dir` is the extracted DPDD archive, or for the synthetic `photos` config
+    the folder of `experiments.fetch_photos` (other synthetic configs ignore it).
     """
     import tensorflow_datasets as tfds
 

