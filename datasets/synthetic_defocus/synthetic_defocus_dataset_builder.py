@@ -36,7 +36,7 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.7.0")
+    VERSION = tfds.core.Version("1.8.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
@@ -70,6 +70,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "(natural scenes that ship inside PyPI packages, fetched by "
                  "`experiments.fetch_photos`). The other configs are unchanged, "
                  "example for example.",
+        "1.8.0": "`photos` draws from 31 photographs (1.7.0: 18): five Kodak "
+                 "photographs, two cheetahs, the Eiffel tower, a garden, a beach, a snowy "
+                 "road, a bus and scipy's raccoon. The other configs are unchanged, "
+                 "example for example.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Only the `photos` config reads a manual folder: fetch its photographs with "
@@ -84,7 +88,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             num_train=4000),
         SyntheticDefocusConfig(
             name="photos", description="`large` whose training examples also draw from "
-            "18 natural photographs fetched from PyPI packages (--manual_dir, see "
+            "31 natural photographs fetched from PyPI packages (--manual_dir, see "
             "`experiments.fetch_photos`); validation and test are `default`'s, example "
             "for example.", num_train=4000, package_photos=True),
         SyntheticDefocusConfig(
