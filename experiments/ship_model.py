@@ -69,8 +69,8 @@ def training_wall_seconds(run_dir):
 
 def training_command(config):
     """The `experiments.train` command line that reproduces a run's config.json."""
-    flags_used = ["model_dir", "init_from", "model", "dataset", "dataset_config", "steps",
-                  "learning_rate", "crop_size", "batch_size", "seed"]
+    flags_used = ["model_dir", "init_from", "model", "dataset", "dataset_config",
+                  "manual_dir", "steps", "learning_rate", "crop_size", "batch_size", "seed"]
     args = [f"--{k}={config[k]}" for k in flags_used if config.get(k) is not None]
     if config.get("precision", "float32") != "float32":
         args.append(f"--training_precision={config['precision']}")
@@ -184,8 +184,8 @@ def main(argv):
         scores = evaluation.evaluate(model, items, _EVAL_DIR.value)
         wiener = wiener_scores(builder, _WIENER_SNRS)
         held = held_out.check(deblurrer)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise SystemExit(f"ship_model: {e}") from None
+    except (ValueError, FileNotFoundError, KeyError, AssertionError) as e:
+        raise SystemExit(f"ship_model: {e}") from None  # AssertionError: TFDS's manual dir
     best_snr = max(wiener, key=lambda snr: wiener[snr]["psnr"])
     gain = scores["psnr"] - scores["input_psnr"]
     steps = sum(p["steps"] for p in phases)
