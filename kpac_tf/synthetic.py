@@ -2,7 +2,8 @@
 procedural textures, arranged in depth and blurred with `kpac_tf.defocus`.
 
 No download: every photograph comes from `skimage.data`'s bundled files (the
-`photos` config adds the training photographs of `kpac_tf.package_photos`). Train,
+`photos` config adds the training photographs of `kpac_tf.package_photos` and rendered
+pages of handwriting-like text). Train,
 validation and test use disjoint photographs (`SOURCES`); procedural content is
 drawn from split-specific seeds. The photographs that ship with matplotlib and
 scikit-learn are never used here: `kpac_tf.held_out` keeps them for held-out checks.
@@ -15,6 +16,7 @@ some large blur and noise from none to strong, so that a trained model learns to
 in-focus content alone, crisp or soft, and meets the blur sizes of real photos.
 """
 
+import os
 import zlib
 
 import numpy as np
@@ -63,13 +65,69 @@ def load_photo(name):
     return pixels.to_unit(image), None
 
 
+# Rendered handwriting-like pages (`text_pages`): count, size, fonts matplotlib ships.
+TEXT_PAGES = dict(count=12, shape=(512, 768), seed=1900,
+                  fonts=("DejaVuSerif-Italic.ttf", "DejaVuSans-Oblique.ttf",
+                         "STIXGeneralItalic.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf"))
+_TEXT_SYMBOLS = "abcdefghijklmnopqrstuvwxyz0123456789()=+-/\u222b\u2211\u03b1\u03b2\u03c0\u221a"
+
+
+def text_pages():
+    """{name: (image float32 (h, w, 3) in [0, 1], None)}: pages of formulas and words
+    written in dark ink on ruled, unevenly lit paper, slightly rotated and softened as
+    photographed (Gaussian sigma 0-1.2 px), with the fonts that ship with matplotlib.
+    Deterministic for given Pillow and matplotlib versions."""
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+    try:
+        import matplotlib
+    except ImportError:
+        raise FileNotFoundError("the `photos` config writes its text pages in the fonts "
+                                "matplotlib ships: pip install matplotlib (kpac-tf's "
+                                "[held_out] extra)") from None
+
+    font_dir = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+    height, width = TEXT_PAGES["shape"]
+    pages = {}
+    for index in range(TEXT_PAGES["count"]):
+        rng = np.random.default_rng([TEXT_PAGES["seed"], index])
+        paper = rng.uniform(0.55, 0.9)
+        y, x = np.mgrid[0:2 * height, 0:2 * width] / (2.0 * max(height, width))
+        light = 1 + rng.uniform(-0.25, 0.25) * x + rng.uniform(-0.25, 0.25) * y
+        page = Image.fromarray(np.uint8(np.clip(paper * light, 0, 1) * 255))
+        draw = ImageDraw.Draw(page)
+        ink = int(rng.uniform(0.0, 0.25) * 255)
+        spacing = int(rng.integers(60, 140))
+        for top in range(spacing, 2 * height, spacing):
+            if rng.uniform() < 0.6:  # a ruled line
+                draw.line([(0, top + spacing // 4), (2 * width, top + spacing // 4)],
+                          fill=int(paper * 200), width=2)
+            font = ImageFont.truetype(os.path.join(
+                font_dir, TEXT_PAGES["fonts"][rng.integers(len(TEXT_PAGES["fonts"]))]),
+                int(spacing * rng.uniform(0.45, 0.8)))
+            left = int(rng.integers(0, 80))
+            while left < 2 * width:
+                word = "".join(rng.choice(list(_TEXT_SYMBOLS), rng.integers(1, 7)))
+                draw.text((left, top - spacing // 2), word, fill=ink, font=font)
+                left += int(draw.textlength(word, font=font) + rng.integers(20, 120))
+        page = page.rotate(rng.uniform(-8, 8), resample=Image.BICUBIC, expand=False,
+                           fillcolor=int(paper * 255))
+        page = page.resize((width, height), Image.LANCZOS)
+        sigma = rng.uniform(0.0, 1.2)
+        if sigma > 0.1:
+            page = page.filter(ImageFilter.GaussianBlur(sigma))
+        gray = np.asarray(page, np.float32) / 255
+        pages[f"text_page_{index:02d}"] = (np.repeat(gray[..., None], 3, axis=-1), None)
+    return pages
+
+
 class SourceBank:
     """The photographs of one split, loaded once.
 
     Args:
         split: "train", "validation" or "test".
         photos_dir: str or None, a folder of `kpac_tf.package_photos` (fetched with
-            `experiments.fetch_photos`): its photographs join the training split's.
+            `experiments.fetch_photos`): its photographs and the rendered
+            `text_pages` join the training split's.
     """
 
     def __init__(self, split, photos_dir=None):
@@ -80,6 +138,7 @@ class SourceBank:
         if photos_dir is not None and split == "train":
             self.photos.update((name, (package_photos.load(photos_dir, name), None))
                                for name in package_photos.PHOTOS)
+            self.photos.update(text_pages())
         self.with_depth = [n for n, (_, depth) in self.photos.items() if depth is not None]
 
 

@@ -129,7 +129,8 @@ def test_missing_or_altered_photographs_name_the_fix(tmp_path, fake_index):
 def test_package_photographs_join_only_the_training_split(tmp_path, fake_index):
     package_photos.fetch(tmp_path, log=lambda _: None)
     train = synthetic.SourceBank("train", tmp_path)
-    assert set(train.photos) == set(synthetic.SOURCES["train"]) | set(fake_index[0])
+    assert set(train.photos) == (set(synthetic.SOURCES["train"]) | set(fake_index[0])
+                                 | set(synthetic.text_pages()))
     assert synthetic.make_example(0, "train", 0, train, 48)["sharp"].shape == (48, 48, 3)
     for split in ("validation", "test"):
         assert set(synthetic.SourceBank(split, tmp_path).photos) == set(synthetic.SOURCES[split])
@@ -168,3 +169,18 @@ def test_builder_reads_the_manual_folder_and_keeps_validation_and_test(tmp_path,
     for split in ("validation", "test"):
         np.testing.assert_array_equal(plain[split], photos[split])
     assert any((a != b).any() for a, b in zip(plain["train"], photos["train"]))
+
+
+def test_text_pages_are_deterministic_pages_of_dark_ink():
+    pages = synthetic.text_pages()
+    again = synthetic.text_pages()
+    assert len(pages) == synthetic.TEXT_PAGES["count"]
+    images = [image for image, depth in pages.values()]
+    assert all(depth is None for _, depth in pages.values())
+    for name, (image, _) in pages.items():
+        np.testing.assert_array_equal(image, again[name][0])
+        assert image.shape == synthetic.TEXT_PAGES["shape"] + (3,)
+        assert image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+        ink = image[..., 0] < np.median(image[..., 0]) - 0.2  # strokes darker than paper
+        assert 0.01 < ink.mean() < 0.5, name
+    assert not np.array_equal(images[0], images[1])

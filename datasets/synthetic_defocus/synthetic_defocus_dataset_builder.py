@@ -23,7 +23,8 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
         num_test: int, test examples (from photographs never used in training).
         seed: int, base seed; the dataset is a pure function of the config.
         package_photos: bool, the training split also draws from the photographs of
-            `kpac_tf.package_photos`, read from the manual folder (--manual_dir).
+            `kpac_tf.package_photos`, read from the manual folder (--manual_dir), and
+            from `kpac_tf.synthetic.text_pages`.
     """
 
     image_size: int = 256
@@ -37,7 +38,7 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.8.0")
+    VERSION = tfds.core.Version("1.9.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
@@ -75,6 +76,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "photographs, two cheetahs, the Eiffel tower, a garden, a beach, a snowy "
                  "road, a bus and scipy's raccoon. The other configs are unchanged, "
                  "example for example.",
+        "1.9.0": "`photos` also draws from 12 rendered pages of handwriting-like "
+                 "formulas and words (dark ink on ruled, unevenly lit paper, softened as "
+                 "photographed; `kpac_tf.synthetic.text_pages`), as no photographed text "
+                 "is a training source. The other configs are unchanged, example for "
+                 "example.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Only the `photos` config reads a manual folder: fetch its photographs with "
@@ -90,7 +96,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         SyntheticDefocusConfig(
             name="photos", description="`large` whose training examples also draw from "
             "31 natural photographs fetched from PyPI packages (--manual_dir, see "
-            "`experiments.fetch_photos`); validation and test are `default`'s, example "
+            "`experiments.fetch_photos`) and 12 rendered text pages; validation and test are `default`'s, example "
             "for example.", num_train=4000, package_photos=True),
         SyntheticDefocusConfig(
             name="tiny", description="6 train / 2 validation / 3 test examples of 64x64, "
