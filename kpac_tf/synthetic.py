@@ -90,6 +90,7 @@ def text_pages():
     pages = {}
     for index in range(TEXT_PAGES["count"]):
         rng = np.random.default_rng([TEXT_PAGES["seed"], index])
+        # Drawn at twice the size, then shrunk: anti-aliased strokes.
         paper = rng.uniform(0.55, 0.9)
         y, x = np.mgrid[0:2 * height, 0:2 * width] / (2.0 * max(height, width))
         light = 1 + rng.uniform(-0.25, 0.25) * x + rng.uniform(-0.25, 0.25) * y
