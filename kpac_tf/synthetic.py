@@ -12,8 +12,10 @@ Validation and test examples are drawn as in version 1.2.0 of the builder (blur 
 up to `MAX_RADIUS`, fixed noise, photographs shrunk). Training examples (`TRAIN`) also
 include whole in-focus images (scenes composed at the photographs' native scale, then
 enlarged as a whole by 1-4x: as soft as photographed or softer, object edges and all),
-some large blur and noise from none to strong, so that a trained model learns to leave
-in-focus content alone, crisp or soft, and meets the blur sizes of real photos.
+some large blur and noise from none to strong, and their defocused examples' targets
+keep the blur of near-focus layers (`TRAIN['leave_below']`), so that a trained model
+learns to leave in-focus and near-focus content alone, crisp or soft, and meets the
+blur sizes of real photos.
 """
 
 import os
@@ -39,9 +41,11 @@ MAX_RADIUS = 10.0
 # factor drawn from `in_focus_zoom`); of the defocused examples (photographs shrunk, as
 # in validation and test), the share of large blur (radius up to `large_radius` instead
 # of MAX_RADIUS) and of noise-free examples, and the range of the noise strength (times
-# `add_sensor_noise`'s defaults) of the others.
+# `add_sensor_noise`'s defaults) of the others; and the blur radius (pixels, of a
+# rendered depth layer) below which a defocused example's target keeps the blur
+# (`leave_below`: near-focus softness is left alone, as in-focus softness is).
 TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 4.0), large_blur=0.1, large_radius=20.0,
-             noise_free=0.2, noise_scale=(0.5, 1.5))
+             noise_free=0.2, noise_scale=(0.5, 1.5), leave_below=1.0)
 
 
 def load_photo(name):
@@ -335,8 +339,12 @@ def make_example(seed, split, index, bank, size):
     if in_focus:  # the sharp image itself: no blur, no noise
         blurry, radius = sharp, np.zeros((size, size), np.float32)
     else:
+        rotation = rng.uniform(0, np.pi)
         blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit,
-                                        blades=blades, rotation=rng.uniform(0, np.pi))
+                                        blades=blades, rotation=rotation)
+        if split == "train":  # near-focus softness stays in the target
+            sharp, _ = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
+                                      rotation=rotation, keep_below=TRAIN["leave_below"])
         if noise:
             blurry = add_sensor_noise(blurry, rng, strength=noise)
     return {"blurry": pixels.from_unit(blurry, np.uint8),

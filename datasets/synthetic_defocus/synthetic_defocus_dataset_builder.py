@@ -38,7 +38,7 @@ class SyntheticDefocusConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic defocus deblurring pairs with per-pixel blur radius."""
 
-    VERSION = tfds.core.Version("1.9.0")
+    VERSION = tfds.core.Version("1.10.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Photographs are only ever shrunk (small ones mirrored out), never "
@@ -81,6 +81,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "photographed; `kpac_tf.synthetic.text_pages`), as no photographed text "
                  "is a training source. The other configs are unchanged, example for "
                  "example.",
+        "1.10.0": "Training examples: a defocused example's target keeps the blur of "
+                  "pixels whose radius is below 1 px (`TRAIN['leave_below']`), so "
+                  "near-focus softness is left alone as in-focus softness is; its input "
+                  "is 1.9.0's. Validation and test are unchanged, example for example.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Only the `photos` config reads a manual folder: fetch its photographs with "
