@@ -13,7 +13,8 @@ data), then scores it once on each of:
 - held-out defocus (`kpac_tf.held_out`): matplotlib's and scikit-learn's sample
   photographs, defocused by a second renderer unlike the training one;
 - photographs in focus everywhere (`held_out.IN_FOCUS`), which must come back
-  unchanged (PSNR of output to input).
+  unchanged (PSNR of output to input); soft photographs (`held_out.SOFT`) are scored
+  the same way and reported.
 
 Only when every target holds (--min_gain_db over the blurry test input, a win over
 Wiener, --min_held_out_gain_db on average and a gain on every held-out image,

@@ -9,7 +9,8 @@
   model) in the sRGB transfer curve instead of gamma 2.2, and Poisson-Gaussian noise
   with its own levels.
 - In-focus photographs (`IN_FOCUS`), as they are: a model should return them
-  unchanged.
+  unchanged. Soft photographs (`SOFT`) are scored the same way and reported, not
+  held to it.
 
 Images are uint8 (h, w, 3) in and out; scores are the evaluation's 8-bit PSNR / SSIM.
 """
@@ -29,11 +30,16 @@ PHOTOS = {
     "flower": ("sklearn", "datasets/images/flower.jpg"),
 }
 # Photographs in focus everywhere, none a training source: scikit-learn's `china` and
-# scikit-image's `gravel` (test sources) and `brick`, `page` (validation sources). Not
+# scikit-image's `gravel` (a test source) and `page` (a validation source). Not
 # chelsea, coffee, text, flower or grace_hopper: each has real defocus (chelsea's and
 # the flower's backgrounds, coffee's far table, text's far lines, the flag behind
 # Grace Hopper), which a deblurring model should change, and does (WORKSPACE.md).
-IN_FOCUS = ("china", "gravel", "brick", "page")
+IN_FOCUS = ("china", "gravel", "page")
+# Photographs softer than focus at their own scale, scored as `IN_FOCUS` and reported,
+# not held to it: scikit-image's `brick` (a validation source), a texture put through
+# a perspective transform and scaling (its notes), whose mortar edges rise over 2-4 px,
+# as soft as the 1.5-2 px defocus the synthetic test asks a model to remove.
+SOFT = ("brick",)
 # Largest blur radius (pixels) of the held-out renders: each photograph at each.
 MAX_RADII = (5.0, 10.0)
 SEED = 2026
@@ -55,11 +61,10 @@ def photo_path(name):
     return path
 
 
-def in_focus_photos():
-    """[(name, uint8 (h, w, 3))]: `IN_FOCUS`, photographs with nothing out of focus,
-    as they are."""
+def unblurred_photos(names):
+    """[(name, uint8 (h, w, 3))]: photographs by name (`IN_FOCUS`, `SOFT`), as they are."""
     photos = []
-    for name in IN_FOCUS:
+    for name in names:
         if name in PHOTOS:
             photos.append((name, images.read_image(photo_path(name))))
         else:
@@ -185,7 +190,7 @@ def check(deblurrer):
     Returns:
         dict: `defocus` [{name, max_radius, input_psnr, psnr, gain, input_ssim, ssim}],
         `mean_gain`, `min_gain` (dB), `in_focus` [{name, psnr}] (PSNR of output to
-        input), `min_in_focus_psnr`.
+        input), `min_in_focus_psnr`, `soft` [{name, psnr}] (as `in_focus`, for `SOFT`).
     """
     defocus = []
     for name, blurry, sharp, max_radius in defocused_photos():
@@ -194,13 +199,17 @@ def check(deblurrer):
         defocus.append(dict(name=name, max_radius=max_radius, input_psnr=score.input_psnr,
                             psnr=score.psnr, gain=score.psnr - score.input_psnr,
                             input_ssim=score.input_ssim, ssim=score.ssim))
-    in_focus = [dict(name=name, psnr=float(metrics.psnr(metrics.to_unit(deblurrer(photo)),
+    def unchanged(names):
+        return [dict(name=name, psnr=float(metrics.psnr(metrics.to_unit(deblurrer(photo)),
                                                         metrics.to_unit(photo))))
-                for name, photo in in_focus_photos()]
+                for name, photo in unblurred_photos(names)]
+
+    in_focus = unchanged(IN_FOCUS)
     gains = [row["gain"] for row in defocus]
     return dict(defocus=defocus, mean_gain=float(np.mean(gains)),
                 min_gain=float(np.min(gains)), in_focus=in_focus,
-                min_in_focus_psnr=min(row["psnr"] for row in in_focus))
+                min_in_focus_psnr=min(row["psnr"] for row in in_focus),
+                soft=unchanged(SOFT))
 
 
 def format_report(result):
@@ -212,5 +221,8 @@ def format_report(result):
     lines.append(f"  mean gain {result['mean_gain']:+.2f} dB, smallest {result['min_gain']:+.2f}")
     lines.append("in-focus photographs, PSNR of output to input:")
     for row in result["in_focus"]:
+        lines.append(f"  {row['name']:<18} {row['psnr']:6.2f} dB")
+    lines.append("soft photographs (reported, not a target), PSNR of output to input:")
+    for row in result["soft"]:
         lines.append(f"  {row['name']:<18} {row['psnr']:6.2f} dB")
     return "\n".join(lines)

@@ -74,7 +74,35 @@ def test_check_scores_a_model_that_changes_nothing():
     assert [row["name"] for row in result["in_focus"]] == list(held_out.IN_FOCUS)
     assert not set(held_out.IN_FOCUS) & set(synthetic.SOURCES["train"])
     assert result["min_in_focus_psnr"] == float("inf")
-    assert "mean gain +0.00 dB" in held_out.format_report(result)
+    assert [row["name"] for row in result["soft"]] == list(held_out.SOFT)
+    assert not set(held_out.SOFT) & (set(held_out.IN_FOCUS) | set(synthetic.SOURCES["train"]))
+    report = held_out.format_report(result)
+    assert "mean gain +0.00 dB" in report and "brick" in report.split("soft photographs")[1]
+
+
+def test_in_focus_photographs_are_crisper_than_the_soft_ones():
+    """The line between `IN_FOCUS` and `SOFT`, without a model: shrinking a photograph
+    2x and enlarging it back loses an in-focus photograph's finest detail (PSNR to
+    itself under 30 dB) and leaves a soft one nearly as it was (over 35 dB), as it
+    leaves gravel blurred by a 1.5 px disc, defocus the synthetic test asks a model to
+    remove."""
+    from skimage.transform import resize
+
+    from kpac_tf.defocus import render_defocus
+
+    def round_trip_psnr(photo):
+        x = photo.astype(np.float64) / 255 if photo.dtype == np.uint8 else photo
+        small = resize(x, (x.shape[0] // 2, x.shape[1] // 2), order=3, anti_aliasing=True)
+        back = resize(small, x.shape, order=3)
+        return -10 * np.log10(((back - x)[8:-8, 8:-8] ** 2).mean())
+
+    in_focus = dict(held_out.unblurred_photos(held_out.IN_FOCUS))
+    assert all(round_trip_psnr(photo) < 30 for photo in in_focus.values())
+    assert all(round_trip_psnr(photo) > 35
+               for _, photo in held_out.unblurred_photos(held_out.SOFT))
+    gravel = in_focus["gravel"].astype(np.float64) / 255
+    defocused, _ = render_defocus(gravel, np.full(gravel.shape[:2], 1.5), 0.0, 1.0)
+    assert round_trip_psnr(defocused) > 35
 
 
 def test_app_reports_and_writes_json(tmp_path, monkeypatch, capsys):
@@ -90,6 +118,7 @@ def test_app_reports_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(held_out, "PHOTOS", {"flower": held_out.PHOTOS["flower"]})
     monkeypatch.setattr(held_out, "MAX_RADII", (3.0,))
     monkeypatch.setattr(held_out, "IN_FOCUS", ("gravel",))
+    monkeypatch.setattr(held_out, "SOFT", ())
     with flagsaver.flagsaver(checkpoint=str(tmp_path / "m.keras"), model=None,
                              output=str(tmp_path / "h.json")):
         held_out_app.main(["held_out"])
