@@ -4,9 +4,10 @@ python -m experiments.held_out [--checkpoint=RUN_OR_FILE] [--output=held_out.jso
 
 Scores the model (the bundled one without --checkpoint) on matplotlib's and
 scikit-learn's sample photographs (never used in training) defocused by a second
-renderer unlike the training one, and on in-focus photographs, which should come back
-unchanged (PSNR of output to input); see `kpac_tf.held_out`. Needs matplotlib and
-scikit-learn installed (they ship the photographs).
+renderer unlike the training one, on in-focus photographs, which should come back
+unchanged (PSNR of output to input), and on soft ones (reported); see
+`kpac_tf.held_out`. Needs matplotlib and scikit-learn installed (they ship the
+photographs).
 """
 
 import json

@@ -95,7 +95,8 @@ def _convolve_same(images, kernel):
 
 
 def render_defocus(sharp, inverse_depth, focus_inverse_depth, pixels_per_unit,
-                   blades=0, rotation=0.0, radius_step=0.75, keep_below=np.inf):
+                   blades=0, rotation=0.0, radius_step=0.75,
+                   keep_blur_below=np.inf):
     """Renders spatially varying defocus blur of a scene with depth.
 
     The scene is cut into depth layers (each spanning at most `radius_step`
@@ -113,9 +114,9 @@ def render_defocus(sharp, inverse_depth, focus_inverse_depth, pixels_per_unit,
         blades: int, aperture: 0 disc, else polygon blades.
         rotation: float, aperture rotation (radians).
         radius_step: float, max blur-radius spread inside one layer (pixels).
-        keep_below: float, only layers whose blur radius is below this (pixels) are
-            blurred; the others stay sharp (a training target that keeps near-focus
-            softness and removes the rest).
+        keep_blur_below: float, only layers whose blur radius is below this (pixels)
+            are blurred; the others stay sharp (a training target that keeps
+            near-focus softness and removes the rest).
 
     Returns:
         (blurry, radius): float32 (h, w, 3) in [0, 1] and the per-pixel blur radius
@@ -132,8 +133,8 @@ def render_defocus(sharp, inverse_depth, focus_inverse_depth, pixels_per_unit,
     for index in np.unique(layer_index):          # far (small 1/d) to near
         mask = (layer_index == index)[..., None].astype(np.float64)
         layer_radius = float(np.mean(radius[layer_index == index]))
-        kernel = aperture_kernel(layer_radius if layer_radius < keep_below else 0.0,
-                                 blades, rotation)
+        kept_radius = layer_radius if layer_radius < keep_blur_below else 0.0
+        kernel = aperture_kernel(kept_radius, blades, rotation)
         blurred = _convolve_same(np.concatenate([mask, mask * linear], -1), kernel)
         alpha = np.clip(blurred[..., :1], 0, 1)
         color = color * (1 - alpha) + blurred[..., 1:]

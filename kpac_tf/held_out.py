@@ -182,7 +182,7 @@ def defocused_photos(seed=SEED):
 
 
 def check(deblurrer):
-    """Scores a model on the held-out renders and the in-focus photographs.
+    """Scores a model on the held-out renders and the in-focus and soft photographs.
 
     Args:
         deblurrer: `kpac_tf.Deblurrer` of a single-image network.
@@ -199,6 +199,7 @@ def check(deblurrer):
         defocus.append(dict(name=name, max_radius=max_radius, input_psnr=score.input_psnr,
                             psnr=score.psnr, gain=score.psnr - score.input_psnr,
                             input_ssim=score.input_ssim, ssim=score.ssim))
+
     def unchanged(names):
         return [dict(name=name, psnr=float(metrics.psnr(metrics.to_unit(deblurrer(photo)),
                                                         metrics.to_unit(photo))))

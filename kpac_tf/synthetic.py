@@ -13,7 +13,7 @@ up to `MAX_RADIUS`, fixed noise, photographs shrunk). Training examples (`TRAIN`
 include whole in-focus images (scenes composed at the photographs' native scale, then
 enlarged as a whole by 1-4x: as soft as photographed or softer, object edges and all),
 some large blur and noise from none to strong, and their defocused examples' targets
-keep the blur of near-focus layers (`TRAIN['leave_below']`), so that a trained model
+keep the blur of near-focus layers (`TRAIN['keep_blur_below']`), so that a trained model
 learns to leave in-focus and near-focus content alone, crisp or soft, and meets the
 blur sizes of real photos.
 """
@@ -43,9 +43,9 @@ MAX_RADIUS = 10.0
 # of MAX_RADIUS) and of noise-free examples, and the range of the noise strength (times
 # `add_sensor_noise`'s defaults) of the others; and the blur radius (pixels, of a
 # rendered depth layer) below which a defocused example's target keeps the blur
-# (`leave_below`: near-focus softness is left alone, as in-focus softness is).
+# (`keep_blur_below`: near-focus softness is left alone, as in-focus softness is).
 TRAIN = dict(in_focus=0.2, in_focus_zoom=(1.0, 4.0), large_blur=0.1, large_radius=20.0,
-             noise_free=0.2, noise_scale=(0.5, 1.5), leave_below=1.0)
+             noise_free=0.2, noise_scale=(0.5, 1.5), keep_blur_below=1.0)
 
 
 def load_photo(name):
@@ -316,9 +316,10 @@ def make_example(seed, split, index, bank, size):
     """One synthetic defocus example.
 
     Returns:
-        dict with `blurry`, `sharp` uint8 (size, size, 3), `blur_radius` float32
-        (size, size) in pixels (the true circle-of-confusion radius of the sharp
-        image's pixels), and `name`.
+        dict with `blurry`, `sharp` uint8 (size, size, 3) (the target: the scene in
+        focus; in a defocused training example, with the blur of its layers under
+        `TRAIN['keep_blur_below']` px kept), `blur_radius` float32 (size, size) in
+        pixels (the true circle-of-confusion radius of the scene's pixels), and `name`.
     """
     rng = example_rng(seed, split, index)
     in_focus = False
@@ -336,6 +337,7 @@ def make_example(seed, split, index, bank, size):
         focus = _focus(rng, depth)
         pixels_per_unit = _blur_scale(rng, depth, focus, MAX_RADIUS)
         blades, noise = _blades(rng), 1.0
+    target = sharp
     if in_focus:  # the sharp image itself: no blur, no noise
         blurry, radius = sharp, np.zeros((size, size), np.float32)
     else:
@@ -343,10 +345,11 @@ def make_example(seed, split, index, bank, size):
         blurry, radius = render_defocus(sharp, depth, focus, pixels_per_unit,
                                         blades=blades, rotation=rotation)
         if split == "train":  # near-focus softness stays in the target
-            sharp, _ = render_defocus(sharp, depth, focus, pixels_per_unit, blades=blades,
-                                      rotation=rotation, keep_below=TRAIN["leave_below"])
+            target, _ = render_defocus(sharp, depth, focus, pixels_per_unit,
+                                       blades=blades, rotation=rotation,
+                                       keep_blur_below=TRAIN["keep_blur_below"])
         if noise:
             blurry = add_sensor_noise(blurry, rng, strength=noise)
     return {"blurry": pixels.from_unit(blurry, np.uint8),
-            "sharp": pixels.from_unit(sharp, np.uint8),
+            "sharp": pixels.from_unit(target, np.uint8),
             "blur_radius": radius.astype(np.float32), "name": f"{split}_{index:05d}"}

@@ -204,7 +204,8 @@ def test_ship_model_names_every_missed_target():
             "held-out flower_r10: no gain (-0.10 dB)",
             "in-focus chelsea: output 33.30 dB from the input < 40.0 dB"]
         good = dict(defocus=[dict(name="x", gain=1.1)], mean_gain=1.1,
-                    in_focus=[dict(name="y", psnr=40.0)])
+                    in_focus=[dict(name="y", psnr=40.0)],
+                    soft=[dict(name="brick", psnr=25.0)])  # reported, not a target
         assert ship_app.missed_targets(dict(psnr=30.0, input_psnr=28.0),
                                        dict(psnr=25.0), good) == []
         nan = float("nan")

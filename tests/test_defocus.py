@@ -73,21 +73,23 @@ def test_occlusion_sharp_foreground_over_blurred_background():
     np.testing.assert_allclose(blurry[0:5, 0:5, 0], sharp[0:5, 0:5, 0], atol=1e-5)
 
 
-def test_keep_below_blurs_only_the_near_focus_layers(rng):
+def test_keep_blur_below_blurs_only_the_near_focus_layers(rng):
     """The training target of a defocused example: the blur of layers below
-    `keep_below` px stays, every other layer is sharp."""
+    `keep_blur_below` px stays, every other layer is sharp."""
     sharp = rng.uniform(0, 1, (32, 48, 3)).astype(np.float32)
     depth = np.full((32, 48), 0.58, np.float32)   # radius 0.8 px on the left
     depth[:, 24:] = 0.8                            # radius 3 px on the right (nearer)
     full, radius = defocus.render_defocus(sharp, depth, 0.5, pixels_per_unit=10.0)
     target, same_radius = defocus.render_defocus(sharp, depth, 0.5, pixels_per_unit=10.0,
-                                                 keep_below=1.0)
+                                                 keep_blur_below=1.0)
     np.testing.assert_array_equal(radius, same_radius)
     np.testing.assert_allclose(target[:, 26:], sharp[:, 26:], atol=1e-5)
     np.testing.assert_allclose(target[:, :20], full[:, :20], atol=1e-5)
     assert np.abs(target[:, :20] - sharp[:, :20]).mean() > 0.02  # the 0.8 px blur stays
-    np.testing.assert_array_equal(
-        defocus.render_defocus(sharp, depth, 0.5, 10.0, keep_below=np.inf)[0], full)
+    nothing_kept, _ = defocus.render_defocus(sharp, depth, 0.5, 10.0, keep_blur_below=0.0)
+    np.testing.assert_allclose(nothing_kept, sharp, atol=1e-5)
+    all_kept, _ = defocus.render_defocus(sharp, depth, 0.5, 10.0, keep_blur_below=3.01)
+    np.testing.assert_array_equal(all_kept, full)
 
 
 def test_sensor_noise_is_mild_and_signal_dependent():
@@ -212,21 +214,21 @@ def test_training_examples_include_in_focus_images_and_large_blur(banks, monkeyp
 
 def test_training_targets_keep_only_near_focus_blur(banks, monkeypatch):
     """A defocused training example's target keeps the blur of the depth layers whose
-    radius is below `TRAIN['leave_below']` (a layer spans up to 0.75 px of radius,
+    radius is below `TRAIN['keep_blur_below']` (a layer spans up to 0.75 px of radius,
     `render_defocus`'s radius_step; its spill is under 2 px); the input does not depend
     on it."""
     def examples():
         return [synthetic.make_example(0, "train", index, banks["train"], 48)
                 for index in range(12)]
 
-    kept, leave_below = examples(), synthetic.TRAIN["leave_below"]
-    monkeypatch.setitem(synthetic.TRAIN, "leave_below", 0.0)
+    kept, keep_blur_below = examples(), synthetic.TRAIN["keep_blur_below"]
+    monkeypatch.setitem(synthetic.TRAIN, "keep_blur_below", 0.0)
     all_sharp = examples()
     changed = 0
     for a, b in zip(kept, all_sharp):
         np.testing.assert_array_equal(a["blurry"], b["blurry"], err_msg=a["name"])
         differs = np.abs(a["sharp"].astype(int) - b["sharp"].astype(int)).max(-1) > 0
-        spill = ndimage.binary_dilation(a["blur_radius"] < leave_below + 0.75,
+        spill = ndimage.binary_dilation(a["blur_radius"] < keep_blur_below + 0.75,
                                            iterations=2)
         assert not (differs & ~spill).any(), a["name"]
         changed += differs.any()
@@ -245,7 +247,7 @@ def test_validation_and_test_do_not_follow_the_training_recipe(banks, monkeypatc
     assert defocused["blur_radius"].max() > 0  # so the check below shows the patch works
     monkeypatch.setattr(synthetic, "TRAIN", dict(
         in_focus=1.0, in_focus_zoom=(3.0, 3.0), large_blur=1.0, large_radius=40.0,
-        noise_free=1.0, noise_scale=(5.0, 5.0), leave_below=5.0))
+        noise_free=1.0, noise_scale=(5.0, 5.0), keep_blur_below=5.0))
     for a, b in zip(before, examples()):
         for key in ("blurry", "sharp", "blur_radius"):
             np.testing.assert_array_equal(a[key], b[key], err_msg=a["name"])

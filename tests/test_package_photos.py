@@ -140,7 +140,7 @@ def test_the_real_table_keeps_reserved_and_split_photographs_out():
     names = set(package_photos.PHOTOS)
     assert len(names) == 31
     assert not names & set().union(*synthetic.SOURCES.values())
-    assert not names & (set(held_out.IN_FOCUS) | set(held_out.PHOTOS))
+    assert not names & (set(held_out.IN_FOCUS) | set(held_out.SOFT) | set(held_out.PHOTOS))
     for distribution, version, path, digest in package_photos.PHOTOS.values():
         assert distribution not in ("matplotlib", "scikit-learn", "scikit-image")
         assert len(digest) == 64 and path.endswith((".jpg", ".png", ".bmp", ".npz", ".dat"))

@@ -82,9 +82,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "is a training source. The other configs are unchanged, example for "
                  "example.",
         "1.10.0": "Training examples: a defocused example's target keeps the blur of "
-                  "pixels whose radius is below 1 px (`TRAIN['leave_below']`), so "
-                  "near-focus softness is left alone as in-focus softness is; its input "
-                  "is 1.9.0's. Validation and test are unchanged, example for example.",
+                  "the depth layers rendered with a radius below 1 px "
+                  "(`TRAIN['keep_blur_below']`), so near-focus softness is left alone "
+                  "as in-focus softness is; its input is 1.9.0's. Validation and test "
+                  "are unchanged, example for example.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Only the `photos` config reads a manual folder: fetch its photographs with "
