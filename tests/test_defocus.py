@@ -229,7 +229,7 @@ def test_training_targets_keep_only_near_focus_blur(banks, monkeypatch):
         np.testing.assert_array_equal(a["blurry"], b["blurry"], err_msg=a["name"])
         differs = np.abs(a["sharp"].astype(int) - b["sharp"].astype(int)).max(-1) > 0
         spill = ndimage.binary_dilation(a["blur_radius"] < keep_blur_below + 0.75,
-                                           iterations=2)
+                                        iterations=2)
         assert not (differs & ~spill).any(), a["name"]
         changed += differs.any()
     assert changed >= 3, changed

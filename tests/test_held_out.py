@@ -90,17 +90,17 @@ def test_in_focus_photographs_are_crisper_than_the_soft_ones():
 
     from kpac_tf.defocus import render_defocus
 
-    def round_trip_psnr(photo):
-        x = photo.astype(np.float64) / 255 if photo.dtype == np.uint8 else photo
+    def round_trip_psnr(x):  # x: float (h, w, 3) in [0, 1]
         small = resize(x, (x.shape[0] // 2, x.shape[1] // 2), order=3, anti_aliasing=True)
         back = resize(small, x.shape, order=3)
         return -10 * np.log10(((back - x)[8:-8, 8:-8] ** 2).mean())
 
-    in_focus = dict(held_out.unblurred_photos(held_out.IN_FOCUS))
+    in_focus = {name: photo / 255
+                for name, photo in held_out.unblurred_photos(held_out.IN_FOCUS)}
     assert all(round_trip_psnr(photo) < 30 for photo in in_focus.values())
-    assert all(round_trip_psnr(photo) > 35
+    assert all(round_trip_psnr(photo / 255) > 35
                for _, photo in held_out.unblurred_photos(held_out.SOFT))
-    gravel = in_focus["gravel"].astype(np.float64) / 255
+    gravel = in_focus["gravel"]
     defocused, _ = render_defocus(gravel, np.full(gravel.shape[:2], 1.5), 0.0, 1.0)
     assert round_trip_psnr(defocused) > 35
 
