@@ -23,12 +23,15 @@ setup(
     python_requires=">=3.10",
     # The apps in experiments/ install as `kpac_tf_experiments` (a distinct name, so
     # nothing called `experiments` lands in site-packages); from a clone they also
-    # run as `python -m experiments.<app>`. datasets/ is not installed: it is
-    # HuggingFace's import name, and the TFDS builders run from the clone.
+    # run as `python -m experiments.<app>`. The TFDS builders install inside kpac_tf
+    # (kpac_tf/datasets/); the top-level datasets/ holds only entry points for
+    # `tfds build datasets/<name>` from a clone (and is HuggingFace's import name).
     packages=find_packages(include=["kpac_tf", "kpac_tf.*"]) + ["kpac_tf_experiments"],
     package_dir={"kpac_tf_experiments": "experiments"},
-    # The bundled model (kpac_tf.bundled): a network trained on synthetic defocus.
-    package_data={"kpac_tf": ["weights/*.npz", "weights/*.json"]},
+    # The bundled model (kpac_tf.deploy.bundled), and the builders' metadata that TFDS
+    # reads beside them.
+    package_data={"kpac_tf": ["deploy/weights/*.npz", "deploy/weights/*.json",
+                              "datasets/*/README.md", "datasets/*/CITATIONS.bib"]},
     entry_points={"console_scripts": [
         "kpac-train = kpac_tf_experiments.train:run",
         "kpac-evaluate = kpac_tf_experiments.evaluate:run",

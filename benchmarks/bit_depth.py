@@ -1,4 +1,4 @@
-r"""How much the 16-to-8-bit conversion changes PSNR (`kpac_tf.pixels.to_uint8`).
+r"""How much the 16-to-8-bit conversion changes PSNR (`kpac_tf.data.pixels.to_uint8`).
 
 python benchmarks/bit_depth.py [--dpdd_dir=datasets/dpdd/dummy_data/dd_dp_dataset_canon]
 
@@ -13,7 +13,7 @@ the same image:
 2. full-size 1680x1120 16-bit pairs rendered here: scikit-image photos resized
    (bicubic) as the sharp image, defocus growing from the top of the frame (in
    focus) to the bottom (--max_radius px) rendered in linear light with
-   `kpac_tf.defocus`, plus sensor noise, both quantised to 16 bits.
+   `kpac_tf.rendering.defocus`, plus sensor noise, both quantised to 16 bits.
 
 Prints a table and one JSON line. Expect high_byte about 0.034 dB lower: x >> 8 is
 floor(x / 256), 257/256 times the contrast of x / 257, and 20 log10(257/256) =
@@ -29,7 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from kpac_tf import defocus, images, metrics, pixels  # noqa: E402
+from kpac_tf.data import images, pixels
+from kpac_tf.evaluation import metrics
+from kpac_tf.rendering import defocus
 
 DUMMY = (pathlib.Path(__file__).resolve().parents[1] / "datasets" / "dpdd" / "dummy_data"
          / "dd_dp_dataset_canon")

@@ -51,7 +51,7 @@ def make_scenes(root, count):
     import numpy as np
     import tensorflow as tf
 
-    from kpac_tf import images
+    from kpac_tf.data import images
 
     made = os.path.join(root, "made")
     for i in range(count):

@@ -19,11 +19,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-
-from kpac_tf import export, load_deblurrer, metrics, pixels  # noqa: E402
-from kpac_tf.defocus import graded_defocus  # noqa: E402
-
 from timing import timings  # noqa: E402  (benchmarks/ is the script's folder)
+
+from kpac_tf import load_deblurrer
+from kpac_tf.data import pixels
+from kpac_tf.deploy import export
+from kpac_tf.evaluation import metrics
+from kpac_tf.rendering.defocus import graded_defocus
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Model (default: the bundled one).")
 _MODEL = flags.DEFINE_string("model", None, "Network name, for an authors' .npz.")

@@ -3,9 +3,9 @@ r"""Training input at full scale: crops per second, the one-off decode, checkpoi
 python benchmarks/input_pipeline.py [--manual_dir=EXTRACTED_DPDD] [--data_dir=DIR]
     [--scenes=8] [--dataset_config=single|dual] [--work_dir=DIR]
 
-`kpac_tf.data.training_dataset` decodes every PNG of the train split once, converts
+`kpac_tf.data.pipelines.training_dataset` decodes every PNG of the train split once, converts
 it to 8-bit and caches it on disk, one raw file per image and view
-(`kpac_tf.data.training_images`); each crop then reads its image's 8-bit file (from
+(`kpac_tf.data.training_cache.training_images`); each crop then reads its image's 8-bit file (from
 the page cache once warm) and slices the window. This measures, on full-size
 (1680x1120) 16-bit DPDD-layout data:
 
@@ -16,14 +16,14 @@ the page cache once warm) and slices the window. This measures, on full-size
    this process's resident memory around it;
 3. for comparison, --baseline_batches of what every step did before: decode the
    full 16-bit PNGs, convert whole images to float, crop (0 skips it);
-4. the checkpoint after one step of `kpac_tf.training.train` (single_2level, or dual
+4. the checkpoint after one step of `kpac_tf.training.loop.train` (single_2level, or dual
    for --dataset_config=dual, crop and batch as above) against the bytes of the
    model's and Adam's variables (--checkpoint=false skips it).
 
 Data: --manual_dir, an extracted DPDD archive (or anything in its layout), built
 into --data_dir (default <work_dir>/tfds) with --dataset_config. Without
 --manual_dir, a stand-in archive of --scenes train scenes (synthetic, NOT DPDD) is
-written into <work_dir>/archive by `kpac_tf.dpdd_stand_in` first. --work_dir
+written into <work_dir>/archive by `kpac_tf.datasets.dpdd.stand_in` first. --work_dir
 defaults to outputs/input_pipeline_benchmark. Prints a summary and one JSON line.
 """
 
@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from kpac_tf import data  # noqa: E402
+from kpac_tf.data import pipelines, pixels, training_cache
 
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Extracted DPDD archive (default: "
                                   "write a stand-in into <work_dir>/archive).")
@@ -65,7 +65,7 @@ _CHECKPOINT = flags.DEFINE_bool("checkpoint", True, "Measure a one-step checkpoi
 
 
 def stand_in_archive(folder, scenes):
-    from kpac_tf import dpdd_stand_in
+    from kpac_tf.datasets.dpdd import stand_in as dpdd_stand_in
 
     if not (pathlib.Path(folder) / "dd_dp_dataset_canon").exists():
         start = time.time()
@@ -101,7 +101,7 @@ def decode_every_step(builder, crop_size, batch_size):
     the whole images to float in [-1, 1], then crop."""
     def crop(example):
         keys = [k for k in ("image", "left", "right", "target") if k in example]
-        stacked = tf.concat([data.to_unit_range(example[k]) for k in keys], axis=-1)
+        stacked = tf.concat([pixels.to_8bit_network(example[k]) for k in keys], axis=-1)
         stacked = tf.image.random_crop(stacked, [crop_size, crop_size, 3 * len(keys)])
         return tf.split(stacked, len(keys), axis=-1)
 
@@ -123,16 +123,16 @@ def model_and_optimizer_bytes(name):
 
 def checkpoint_after_one_step(work_dir, data_dir, config_name, model, crop_size,
                               batch_size):
-    from kpac_tf import training
+    from kpac_tf.training import loop, run_folder, settings
 
     run = tempfile.mkdtemp(prefix="run-", dir=work_dir)
-    config = training.make_config(
+    config = settings.make_config(
         None, model_dir=run, model=model, dataset="dpdd", dataset_config=config_name,
         data_dir=data_dir, steps=1, batch_size=batch_size, crop_size=crop_size,
         save_every=1, eval_every=10, eval_images=1)
     start = time.time()
-    training.train(config)
-    files = glob.glob(os.path.join(run, "checkpoints", "ckpt-1.*"))
+    loop.train(config)
+    files = glob.glob(run_folder.path(run, run_folder.CHECKPOINTS, "ckpt-1.*"))
     return run, sum(os.path.getsize(f) for f in files), time.time() - start
 
 
@@ -146,7 +146,7 @@ def main(argv):
     manual_dir = _MANUAL_DIR.value or stand_in_archive(
         os.path.join(work_dir, "archive"), _SCENES.value)
     data_dir = _DATA_DIR.value or os.path.join(work_dir, "tfds")
-    builder = data.prepare("dpdd", data_dir, _CONFIG.value, manual_dir)
+    builder = pipelines.prepare("dpdd", data_dir, _CONFIG.value, manual_dir)
     crop, batch = _CROP_SIZE.value, _BATCH_SIZE.value
     model = "dual" if _CONFIG.value == "dual" else "single_2level"
     results = {"command": " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv),
@@ -157,18 +157,18 @@ def main(argv):
     # 1. The one-off first pass, into a fresh folder.
     fresh = tempfile.mkdtemp(prefix="cache-", dir=work_dir)
     start = time.perf_counter()
-    images = data.training_images(builder, cache_dir=fresh)
+    images = training_cache.training_images(builder, cache_dir=fresh)
     results["first_pass_s"] = time.perf_counter() - start
     results["image_shape"] = [int(x) for x in images.shapes[0]]
     results["cache_bytes_per_view"] = int(images.shapes.prod(axis=1).sum() * 3)
     results["first_pass_s_per_image"] = results["first_pass_s"] / len(images)
     shutil.rmtree(fresh)
-    data.training_images(builder)  # the default cache the training run will use
+    training_cache.training_images(builder)  # the default cache the training run will use
 
     # 2. Warm throughput.
     results["resident_mb_before"] = resident_mb()
     for flips in (False, True):
-        dataset = data.training_dataset(builder, crop_size=crop, batch_size=batch,
+        dataset = pipelines.training_dataset(builder, crop_size=crop, batch_size=batch,
                                         flips=flips)
         key = "batches_per_s_flips" if flips else "batches_per_s"
         results[key] = batches_per_second(dataset, _WARMUP.value, _BATCHES.value)

@@ -6,7 +6,7 @@ Reports median seconds per image through `kpac_tf.fast_predict_fn` (the path
 `kpac_tf.deblur` uses), achieved GFLOP/s (TF-profiler FLOPs / best time) and that
 rate divided by a 4096x4096 float32 matmul's best rate (the stable figure on a noisy
 machine);
-the same for the authors' graph as we re-express it in TF2 (`kpac_tf.tf1_graph`: their
+the same for the authors' graph as we re-express it in TF2 (`kpac_tf.checkpoints.tf1_graph`: their
 ops at a fixed input size, as their code builds it; their TF1 code itself is not run). Our paths, the authors' graph and the matmul are timed in turns,
 run after run, so all see the same machine. Then the bfloat16 option's PSNR to the
 float32 output on a real photo (scikit-image's rocket at 1280x720; --checkpoint
@@ -22,13 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-
-from kpac_tf import build_model, checkpoints, fast_predict_fn, load_deblurrer  # noqa: E402
-from kpac_tf import metrics, pixels  # noqa: E402
-from kpac_tf.complexity import count_flops  # noqa: E402
-from kpac_tf.tf1_graph import tf1_graph  # noqa: E402
-
 from timing import timings  # noqa: E402  (benchmarks/ is the script's folder)
+
+from kpac_tf import build_model, fast_predict_fn, load_deblurrer
+from kpac_tf.checkpoints import tf1_npz
+from kpac_tf.checkpoints.tf1_graph import tf1_graph
+from kpac_tf.data import pixels
+from kpac_tf.evaluation import metrics
+from kpac_tf.paper.complexity import count_flops
 
 _RUNS = flags.DEFINE_integer("runs", 9, "Timed runs per network.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
@@ -52,9 +53,9 @@ def random_views(model):
 
 
 def authors_graph_fn(name, model):
-    """Our re-expression of the authors' graph (`kpac_tf.tf1_graph`: their ops, fixed
+    """Our re-expression of the authors' graph (`kpac_tf.checkpoints.tf1_graph`: their ops, fixed
     input size, weights as constants) with `model`'s weights, traced once."""
-    weights = [tf.constant(v.numpy()) for _, v in checkpoints.tf1_variables(model)]
+    weights = [tf.constant(v.numpy()) for _, v in tf1_npz.tf1_variables(model)]
     spec = tf.TensorSpec((1, _HEIGHT, _WIDTH, 3), tf.float32)
     if name == "dual":
         return tf.function(lambda c, l, r: tf1_graph(name, weights, c, l, r),
@@ -90,10 +91,10 @@ def bfloat16_psnr(model):
 
 
 def training_steps_per_second(runs, batch=4, crop=256):
-    from kpac_tf import training
+    from kpac_tf.training import loop, settings
 
-    config = training.make_config(None, model_dir="/tmp/unused", batch_size=batch)
-    trainer = training._Trainer(config, tf.distribute.get_strategy())
+    config = settings.make_config(None, model_dir="/tmp/unused", batch_size=batch)
+    trainer = loop._Trainer(config, tf.distribute.get_strategy())
     x = tf.random.uniform((batch, crop, crop, 3), -1, 1)
     data = iter(tf.data.Dataset.from_tensors((x, x)).repeat())
     step = trainer.make_train_step()

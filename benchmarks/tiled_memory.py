@@ -47,7 +47,9 @@ def tiled_vs_whole_psnr(checkpoint, tile_size):
     import numpy as np
     from skimage import data, transform
 
-    from kpac_tf import build_model, deblur, load_deblurrer, metrics, pixels
+    from kpac_tf import build_model, deblur, load_deblurrer
+    from kpac_tf.data import pixels
+    from kpac_tf.evaluation import metrics
 
     keras.utils.set_random_seed(0)
     model = load_deblurrer(checkpoint) if checkpoint else build_model("single_2level")

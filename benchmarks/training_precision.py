@@ -29,6 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from kpac_tf.training import run_folder  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
     "float32": [],
@@ -67,7 +69,7 @@ def run_variant(name, run_dir):
     """Trains (unless finished) and returns the run's measurements."""
     load_before = os.getloadavg()[0]
     wall = None
-    if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+    if run_folder.read_json(run_dir, run_folder.METRICS) is None:
         command = [sys.executable, "-m", "experiments.train", "--preset=embedded_default",
                    f"--model_dir={run_dir}", *VARIANTS[name], *_EXTRA.value]
         if _DATA_DIR.value:
@@ -76,8 +78,7 @@ def run_variant(name, run_dir):
         start = time.time()
         subprocess.run(command, cwd=REPO, check=True)
         wall = time.time() - start
-    with open(os.path.join(run_dir, "metrics.json")) as f:
-        final = json.load(f)
+    final = run_folder.read_json(run_dir, run_folder.METRICS)
     return dict(
         variant=name, run_dir=run_dir, flags=VARIANTS[name] + _EXTRA.value,
         steps=final["step"], steps_per_second=steps_per_second(run_dir),

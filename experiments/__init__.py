@@ -57,13 +57,16 @@ _LIBRARY_FOLDERS = tuple(f"{os.sep}{name}{os.sep}" for name in (
 
 
 class _OwnInfoOnly(logging.Filter):
-    """Passes INFO lines only from outside the libraries (TensorFlow's savers, TFDS's
-    readers and tf2onnx's passes print theirs through absl's handler); warnings
-    always."""
+    """Passes every line from outside the libraries; from the libraries (TensorFlow's
+    savers, TFDS's readers and tf2onnx's passes print through absl's handler) only
+    warnings and errors, and of those no deprecation notices (TFDS logs its own
+    `FeatureConnector.dtype is deprecated` as a warning)."""
 
     def filter(self, record):
+        if not any(folder in record.pathname for folder in _LIBRARY_FOLDERS):
+            return True
         return (record.levelno >= logging.WARNING
-                or not any(folder in record.pathname for folder in _LIBRARY_FOLDERS))
+                and "deprecated" not in record.getMessage().lower())
 
 
 if _verbosity(sys.argv[1:]) < 1:

@@ -11,15 +11,12 @@ printed table record the budget used; the paper's numbers stand beside ours, and
 ordering is claimed that was not measured.
 """
 
-import json
 import os
-import re
 
-from absl import app, flags
+from absl import flags
 
-from kpac_tf import training
-from kpac_tf.files import atomic_output
-from kpac_tf.models import build_model
+from kpac_tf.paper import ablations
+from kpac_tf.utils.files import write_json
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
@@ -47,33 +44,8 @@ TABLES = {
 _TABLE = flags.DEFINE_enum("table", "2", ["1", "2", "3"], "Paper table to reproduce.")
 
 
-def _slug(name):
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def run_table(table, output, preset=None, model=None, channels=None, **budget):
-    """Trains and scores every variant of `table`; returns {variant: result}.
-
-    `budget` holds `TrainConfig` settings shared by all variants (steps, data, seed).
-    """
-    model = model or "single_2level"
-    results = {}
-    for variant, (overrides, paper_psnr, paper_params) in TABLES[table].items():
-        overrides = dict(overrides, **({"channels": channels} if channels else {}))
-        config = training.make_config(
-            preset, model_dir=os.path.join(output, f"table{table}", _slug(variant)),
-            model=model, model_overrides=overrides, **budget)
-        final = training.train(config)
-        results[variant] = dict(
-            psnr=final["psnr"], ssim=final["ssim"], input_psnr=final["input_psnr"],
-            params=build_model(model, **overrides).count_params(),
-            paper_psnr=paper_psnr, paper_params_m=paper_params)
-    return results
-
-
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     table, output = int(_TABLE.value), _OUTPUT.value or "outputs/ablations"
     budget = dict(dataset=_DATASET.value or "synthetic", dataset_config=_DATASET_CONFIG.value,
                   data_dir=_DATA_DIR.value, manual_dir=_MANUAL_DIR.value,
@@ -85,23 +57,14 @@ def main(argv):
         budget = {k: budget[k] for k in ("dataset", "dataset_config", "data_dir",
                                          "manual_dir", "seed")}
     try:
-        results = run_table(table, output, preset=_PRESET.value,
-                            model=_MODEL.value, channels=_CHANNELS.value, **budget)
+        results = ablations.run_table(table, output, preset=_PRESET.value,
+                                      model=_MODEL.value, channels=_CHANNELS.value, **budget)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"ablations: {e}") from None
-    with atomic_output(os.path.join(output, f"table{table}.json")) as tmp, \
-            open(tmp, "w") as f:
-        json.dump(dict(table=table, budget=budget, preset=_PRESET.value,
-                       results=results), f, indent=2)
-    print(f"Table {table} on {budget['dataset']} ({budget.get('steps', 'preset')} steps, "
-          f"seed {budget['seed']}); paper numbers are DPDD after 200k steps")
-    print(f"{'variant':<30} {'PSNR':>7} {'SSIM':>6} {'params':>9} | {'paper PSNR':>10} "
-          f"{'paper M':>7}")
-    for variant, r in results.items():
-        print(f"{variant:<30} {r['psnr']:7.2f} {r['ssim']:6.3f} {r['params'] / 1e6:8.2f}M | "
-              f"{r['paper_psnr']:10.2f} {r['paper_params_m']:7.2f}")
-    first = next(iter(results.values()))
-    print(f"blurry input PSNR {first['input_psnr']:.2f} dB")
+    write_json(os.path.join(output, f"table{table}.json"),
+               dict(table=table, budget=budget, preset=_PRESET.value, results=results),
+               indent=2)
+    print(ablations.format_table(table, results, budget))
 
 
 FLAG_GROUPS = {

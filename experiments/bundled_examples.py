@@ -5,7 +5,7 @@ python -m experiments.bundled_examples [--checkpoint=RUN_OR_FILE] [--output=docs
 scikit-image's `chelsea` and `coffee` photographs (in the synthetic set's test
 sources, never trained on) are given defocus that grows from the top of the frame
 (in focus) to the bottom (blur radius --max_radius pixels), rendered in linear light
-with `kpac_tf.defocus` plus sensor noise, then deblurred. For each photo it writes
+with `kpac_tf.rendering.defocus` plus sensor noise, then deblurred. For each photo it writes
 `<output>/bundled_<photo>.png`: a crop from the blurred part, blurry | deblurred |
 sharp, each scaled x2; and prints the whole-photo PSNR / SSIM of blurry and
 deblurred against the sharp photo (also in `<output>/bundled_examples.json`). The
@@ -13,16 +13,18 @@ same for `HELD_OUT`, a held-out render of `kpac_tf.held_out` (a photograph from
 another package, the second renderer), cropped where it is most blurred.
 """
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from kpac_tf import bundled, defocus, evaluation, held_out, images, inference, pixels
-from kpac_tf.data import to_unit_range
-from kpac_tf.files import atomic_output
+from kpac_tf.data import images, pixels
+from kpac_tf.data.pixels import to_8bit_network
+from kpac_tf.deploy import bundled, deblurring
+from kpac_tf.evaluation import held_out, scoring
+from kpac_tf.rendering import defocus
+from kpac_tf.utils.files import write_json
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
                            OUTPUT as _OUTPUT, run_app, value_or)
@@ -78,10 +80,9 @@ def examples():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     try:
-        deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"bundled_examples: {e}") from None
     label = _CHECKPOINT.value or bundled.label(deblurrer.name)
@@ -89,8 +90,8 @@ def main(argv):
     os.makedirs(output_dir, exist_ok=True)
     results = {"model": label}
     for photo, blurry, sharp, max_radius, window in examples():
-        deblurred = inference.deblur(deblurrer, blurry)
-        score = evaluation.score_image(photo, *(to_unit_range(tf.constant(x[None]))
+        deblurred = deblurring.deblur(deblurrer, blurry)
+        score = scoring.score_image(photo, *(to_8bit_network(tf.constant(x[None]))
                                                 for x in (blurry, deblurred, sharp)))
         results[photo] = {"max_radius": max_radius,
                           "blurry": (score.input_psnr, score.input_ssim),
@@ -99,9 +100,7 @@ def main(argv):
         images.write_png(path, panel(blurry, deblurred, sharp, *(window or ())))
         print(f"{photo}: blurry {score.input_psnr:.2f} dB / {score.input_ssim:.4f} -> "
               f"deblurred {score.psnr:.2f} dB / {score.ssim:.4f}  ({path})")
-    with atomic_output(os.path.join(output_dir, "bundled_examples.json")) as tmp, \
-            open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(os.path.join(output_dir, "bundled_examples.json"), results, indent=2)
 
 
 FLAG_GROUPS = {

@@ -11,12 +11,14 @@ import textwrap
 
 from absl import app, flags
 
-from kpac_tf import data, inference, training
-from kpac_tf.models import MODEL_NAMES
+from kpac_tf.data import pipelines, pixels
+from kpac_tf.deploy import deblurring
+from kpac_tf.models.networks import MODEL_NAMES
+from kpac_tf.training import settings
 
 MODEL = flags.DEFINE_enum("model", None, MODEL_NAMES,
                           "Network: single_2level, single_3level or dual.")
-DATASET = flags.DEFINE_enum("dataset", None, sorted(data.DATASETS),
+DATASET = flags.DEFINE_enum("dataset", None, sorted(pipelines.DATASETS),
                             "Dataset: synthetic (no download) or dpdd.")
 DATASET_CONFIG = flags.DEFINE_string(
     "dataset_config", None, "TFDS builder config: default|large|photos|tiny (synthetic), "
@@ -33,7 +35,7 @@ CHECKPOINT = flags.DEFINE_string(
     "DPDD).")
 OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
 PRESET = flags.DEFINE_enum(
-    "preset", None, sorted(training.PRESETS), "Training recipe (kpac_tf.training.PRESETS); "
+    "preset", None, sorted(settings.PRESETS), "Training recipe (kpac_tf.training.settings.PRESETS); "
     "flags given explicitly override it. Unset: train uses embedded_default, ablations "
     "its CPU budget.")
 # Training budget, shared by train and ablations (None: the app's or preset's default).
@@ -66,7 +68,7 @@ def keras_model_from_flags():
     Raises:
         ValueError: --checkpoint is an exported SavedModel, which has no Keras model.
     """
-    model = inference.load_deblurrer(CHECKPOINT.value, MODEL.value).keras_model
+    model = deblurring.load_deblurrer(CHECKPOINT.value, MODEL.value).keras_model
     if model is None:
         raise ValueError(f"--checkpoint {CHECKPOINT.value} is an exported SavedModel; "
                          "give the .keras file, training run or .npz it came from")
@@ -92,16 +94,23 @@ def help_text(doc, groups):
 
 
 def run_app(main, groups, required=()):
-    """Runs an absl app whose `--help` (also -h, -?, --helpshort) prints `help_text`."""
+    """Runs an absl app: `--help` (also -h, -?, --helpshort) prints `help_text`;
+    arguments other than flags are refused (absl's usage error)."""
     if any(arg in ("-h", "-?", "--help", "--helpshort") for arg in sys.argv[1:]):
         print(help_text(sys.modules[main.__module__].__doc__, groups))
         sys.exit(0)
     flags.mark_flags_as_required(list(required))
-    app.run(main)
+
+    def checked(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        return main(argv)
+
+    app.run(checked)
 
 
 TO_8BIT = flags.DEFINE_enum(
-    "to_8bit", "round", list(data.pixels.TO_8BIT),
+    "to_8bit", "round", list(pixels.TO_8BIT),
     "How 16-bit images (DPDD's PNGs) become the 8-bit images the networks see: round "
     "(our choice, round(x / 257); the paper does not say) or high_byte (x >> 8, what "
     "Pillow / scipy.misc.imread give, as in the authors' evaluation code).")

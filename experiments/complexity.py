@@ -8,19 +8,18 @@ TF 1.x profiler had no FLOP count for Conv2DBackpropInput, so those layers added
 there); `gflops_without_transposed_convs` shows it.
 """
 
-import json
 import os
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from kpac_tf import build_model
-from kpac_tf.complexity import count_flops, mac_breakdown
-from kpac_tf.files import atomic_output
+from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.paper.complexity import count_flops, mac_breakdown
+from kpac_tf.utils.files import write_json
 
 from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app, value_or
-from kpac_tf.inference import Deblurrer
 
 _RUNS = flags.DEFINE_integer("runs", 3, "Timed runs per network (median).")
 HEIGHT, WIDTH = 720, 1280
@@ -48,16 +47,14 @@ def measure(name, runs):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     results = {name: measure(name, _RUNS.value)
                for name in ("single_2level", "single_3level", "dual")}
     output = value_or(_OUTPUT, "outputs/complexity")
     os.makedirs(output, exist_ok=True)
-    with atomic_output(os.path.join(output, "results.json")) as tmp, \
-            open(tmp, "w") as f:
-        json.dump(dict(results, paper=PAPER, size=f"{WIDTH}x{HEIGHT}",
-                       machine=f"{os.cpu_count()} CPU cores"), f, indent=2)
+    write_json(os.path.join(output, "results.json"),
+               dict(results, paper=PAPER, size=f"{WIDTH}x{HEIGHT}",
+                    machine=f"{os.cpu_count()} CPU cores"), indent=2)
     print(f"{'model':<14} {'params (M)':>10} {'GFLOPs':>8} {'w/o deconv':>10} {'GMACs':>7} "
           f"{'time (s)':>9}   paper: GFLOPs, time (Titan Xp)")
     for name, r in results.items():

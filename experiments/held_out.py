@@ -10,20 +10,16 @@ unchanged (PSNR of output to input), and on soft ones (reported); see
 photographs).
 """
 
-import json
-
-from absl import app
-
-from kpac_tf import held_out, load_deblurrer
-from kpac_tf.files import atomic_output
+from kpac_tf import load_deblurrer
+from kpac_tf.evaluation import held_out
+from kpac_tf.utils.files import write_json
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
                            OUTPUT as _OUTPUT, run_app)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     try:
         deblurrer = load_deblurrer(_CHECKPOINT.value, _MODEL.value)
         if deblurrer.num_inputs != 1:
@@ -34,8 +30,7 @@ def main(argv):
         raise SystemExit(f"held_out: {e}") from None
     print(held_out.format_report(result))
     if _OUTPUT.value:
-        with atomic_output(_OUTPUT.value) as tmp, open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(_OUTPUT.value, result, indent=2)
 
 
 FLAG_GROUPS = {

@@ -15,14 +15,16 @@ k is a disc kernel (radius 2.5 px); kernels are resampled with a Lanczos-5 filte
 bundled photos (grey levels in [0, 1]). Writes results.json and figure PNGs.
 """
 
-import json
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from kpac_tf import defocus, images, inverse_kernels as ik, metrics, pixels
-from kpac_tf.files import atomic_output
+from kpac_tf.data import images, pixels
+from kpac_tf.evaluation import metrics
+from kpac_tf.paper import inverse_kernels as ik
+from kpac_tf.rendering import defocus
+from kpac_tf.utils.files import write_json
 
 from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app, value_or
 
@@ -98,8 +100,7 @@ def run_one(sharp, radius, snr, support, lanczos_a):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     output = value_or(_OUTPUT, "outputs/inverse_kernels")
     os.makedirs(output, exist_ok=True)
     per_image = {}
@@ -117,9 +118,7 @@ def main(argv):
                                       resampling=f"Lanczos-{_LANCZOS.value}", scales="5 (Eq. 4), 3/4/3.5 "
                                       "(Eq. 5)", images=_IMAGES.value),
                   per_image=per_image, paper=PAPER)
-    with atomic_output(os.path.join(output, "results.json")) as tmp, \
-            open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(os.path.join(output, "results.json"), result, indent=2)
     print(f"{'quantity':<45} {'ours':>8} {'paper':>8}")
     for key, paper in PAPER.items():
         ours = mean[key] * (100 if key.startswith("accuracy") else 1)

@@ -8,19 +8,19 @@ experiments.fetch_photos); DPDD needs the extracted official archive (see
 datasets/dpdd/README.md).
 """
 
-from absl import app, logging
+from absl import logging
+
+from kpac_tf.data import pipelines
 
 from .common_flags import (DATA_DIR as _DATA_DIR, DATASET as _DATASET,
                            DATASET_CONFIG as _CONFIG, LOGGING, MANUAL_DIR as _MANUAL_DIR,
                            run_app)
-from kpac_tf import data
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     try:
-        builder = data.prepare(_DATASET.value or "synthetic", _DATA_DIR.value,
+        builder = pipelines.prepare(_DATASET.value or "synthetic", _DATA_DIR.value,
                                _CONFIG.value, _MANUAL_DIR.value)
     except (ValueError, FileNotFoundError, AssertionError) as e:
         raise SystemExit(f"prepare_data: {e}") from None

@@ -14,17 +14,18 @@ Periodic evaluations score the validation split and keep the best checkpoint in
 <model_dir>/checkpoints/best/; the test split is scored once, at the end.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from kpac_tf.models.networks import BLOCK_TYPES
+from kpac_tf.training import cluster, loop, settings
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
                            DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
                            EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
-                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, PRESET as _PRESET,
-                           SEED as _SEED, STEPS as _STEPS, TO_8BIT as _TO_8BIT, LOGGING,
-                           run_app, value_or)
-from kpac_tf import training
-from kpac_tf.models import BLOCK_TYPES
+                           LOGGING, MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL,
+                           PRESET as _PRESET, SEED as _SEED, STEPS as _STEPS,
+                           TO_8BIT as _TO_8BIT, run_app, value_or)
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "Output folder (default outputs/<preset>); reuse resumes.")
@@ -37,10 +38,10 @@ _VGG19_WEIGHTS = flags.DEFINE_string(
     "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5).")
 _INIT_FROM = flags.DEFINE_string("init_from", None, "Starting weights: .keras, an "
                                  "authors' .npz, or a training run folder.")
-_STRATEGY = flags.DEFINE_enum("strategy", "default", training.STRATEGIES,
+_STRATEGY = flags.DEFINE_enum("strategy", "default", cluster.STRATEGIES,
                               "tf.distribute strategy (multi_worker reads TF_CONFIG).")
 _TRAINING_PRECISION = flags.DEFINE_enum(
-    "training_precision", "float32", training.PRECISIONS,
+    "training_precision", "float32", settings.TRAINING_PRECISIONS,
     "Keras dtype policy of training: float32; mixed_bfloat16 (bfloat16 compute, "
     "float32 weights), recommended on CPUs with AVX512-BF16 / AMX: 1.6-2x the steps/s "
     "of float32 at the same validation PSNR on the embedded default "
@@ -75,7 +76,7 @@ def config_from_flags():
         ("scale_attention", _SCALE_ATTENTION), ("shape_attention", _SHAPE_ATTENTION),
         ("block_type", _BLOCK_TYPE), ("channels", _CHANNELS)) if holder.value is not None}
     preset = value_or(_PRESET, "embedded_default")
-    return training.make_config(
+    return settings.make_config(
         preset, model_dir=_MODEL_DIR.value or f"outputs/{preset}",
         model=_MODEL.value or "single_2level", model_overrides=overrides,
         dataset=_DATASET.value, to_8bit=_TO_8BIT.value,
@@ -91,14 +92,13 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # run_app refuses extra arguments
     try:
         config = config_from_flags()
         logging.info("Training %s on %s into %s", config.model, config.dataset,
                      config.model_dir)
-        final = training.train(config)
-    except (ValueError, FileNotFoundError, training.TrainingDiverged) as e:
+        final = loop.train(config)
+    except (ValueError, FileNotFoundError, loop.TrainingDiverged) as e:
         raise SystemExit(f"train: {e}") from None
     average = (f" (moving average of the weights, decay {config.ema_decay:g})"
                if config.ema_decay else "")

@@ -46,8 +46,8 @@ def vgg_weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """A TFDS data folder holding the synthetic `tiny` config (one per test module)."""
-    from kpac_tf import data
+    from kpac_tf.data import pipelines
 
     path = str(tmp_path_factory.mktemp("tfds"))
-    data.prepare("synthetic", path, "tiny")
+    pipelines.prepare("synthetic", path, "tiny")
     return path

@@ -11,7 +11,7 @@ from absl import flags
 
 from experiments import common_flags
 from kpac_tf import build_model
-from kpac_tf.images import write_png
+from kpac_tf.data.images import write_png
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 APPS = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
@@ -79,3 +79,31 @@ def test_an_app_run_shows_only_its_own_lines(tmp_path, rng):
     loud = _run(*argv, "--verbosity=1")
     assert loud.returncode == 0 and len(loud.stderr.splitlines()) > len(
         result.stderr.splitlines()), loud.stderr
+
+
+def test_library_deprecation_notices_are_hidden_and_our_warnings_kept():
+    """TFDS logs `FeatureConnector.dtype is deprecated` as an absl WARNING from its
+    own files; the apps hide it (and libraries' INFO lines) but keep every line of
+    ours and the libraries' other warnings."""
+    import logging
+
+    import experiments
+
+    def record(path, level, message):
+        return logging.LogRecord("absl", level, path, 1, message, None, None)
+
+    library = "/site-packages/tensorflow_datasets/core/features/feature.py"
+    ours = "/work/kpac_tf/training/loop.py"
+    keep = experiments._OwnInfoOnly().filter
+    assert not keep(record(library, logging.WARNING,
+                           "`FeatureConnector.dtype` is deprecated. Please change"))
+    assert not keep(record(library, logging.INFO, "Reading shards"))
+    assert keep(record(library, logging.WARNING, "Could not find manual_dir"))
+    assert keep(record(ours, logging.WARNING, "this option is deprecated"))
+    assert keep(record(ours, logging.INFO, "step 3/3"))
+
+
+def test_unexpected_arguments_are_refused(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "experiments.held_out", "stray"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "Unexpected arguments: ['stray']" in out.stderr

@@ -10,10 +10,14 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from experiments import deblur as deblur_app, export as export_app
-from kpac_tf import build_model, bundled, checkpoints, metrics, synthetic
-from kpac_tf.images import write_png
-from kpac_tf.inference import deblur, load_deblurrer
-
+from kpac_tf import build_model
+from kpac_tf.checkpoints import tf1_npz
+from kpac_tf.checkpoints.errors import CheckpointError
+from kpac_tf.data.images import write_png
+from kpac_tf.deploy import bundled
+from kpac_tf.deploy.deblurring import deblur, load_deblurrer
+from kpac_tf.evaluation import metrics
+from kpac_tf.rendering import synthetic
 
 PARAMS = {"single_2level": 1_578_277, "single_3level": 2_057_893}
 
@@ -25,7 +29,7 @@ def stand_in_weights(request, tmp_path, monkeypatch):
     model = build_model(request.param)
     path = tmp_path / "weights" / "synthetic.npz"
     path.parent.mkdir()
-    checkpoints.save_tf1_npz(model, path)
+    tf1_npz.save_tf1_npz(model, path)
     info = tmp_path / "weights" / "synthetic.json"
     info.write_text(json.dumps({"label": bundled.label(request.param),
                                 "network": request.param}))
@@ -36,7 +40,7 @@ def stand_in_weights(request, tmp_path, monkeypatch):
 
 def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(tmp_path / "none.npz"))
-    with pytest.raises(checkpoints.CheckpointError, match="none.npz: no bundled weights.*--checkpoint"):
+    with pytest.raises(CheckpointError, match="none.npz: no bundled weights.*--checkpoint"):
         load_deblurrer()
 
 
@@ -58,7 +62,7 @@ def test_apps_fall_back_to_the_bundled_model(stand_in_weights, tmp_path, rng):
 
 def test_a_network_name_other_than_the_bundled_one_is_refused(stand_in_weights):
     other, = set(bundled.NETWORKS) - {stand_in_weights.name}
-    with pytest.raises(checkpoints.CheckpointError,
+    with pytest.raises(CheckpointError,
                        match=f"synthetic.json: the bundled model is '{stand_in_weights.name}', "
                              f"not '{other}'"):
         load_deblurrer(None, other)
@@ -75,7 +79,7 @@ def test_bad_or_missing_provenance_is_refused(stand_in_weights, provenance, matc
     else:
         with open(bundled.INFO_PATH, "w") as f:
             json.dump(provenance, f)
-    with pytest.raises(checkpoints.CheckpointError, match=match):
+    with pytest.raises(CheckpointError, match=match):
         load_deblurrer()
 
 
@@ -105,17 +109,19 @@ def _psnr(image, sharp):
 @pytest.mark.parametrize("network", bundled.NETWORKS)
 def test_ship_model_gates_then_writes_weights_and_provenance(network, tmp_path, monkeypatch):
     from experiments import ship_model as ship_app
-    from kpac_tf import data, training
+    from kpac_tf.data import pipelines
+    from kpac_tf.deploy import shipping
+    from kpac_tf.training import loop, settings
 
     data_dir = str(tmp_path / "tfds")
-    data.prepare("synthetic", data_dir, "tiny")
+    pipelines.prepare("synthetic", data_dir, "tiny")
 
-    def tiny_run(name, **settings):
-        config = training.make_config(
+    def tiny_run(name, **overrides):
+        config = settings.make_config(
             None, model_dir=str(tmp_path / name), dataset="synthetic",
             dataset_config="tiny", data_dir=data_dir, steps=2, batch_size=2, crop_size=32,
-            eval_every=2, save_every=2, eval_images=1, model=network, **settings)
-        training.train(config)
+            eval_every=2, save_every=2, eval_images=1, model=network, **overrides)
+        loop.train(config)
         return config.model_dir
 
     first = tiny_run("phase_a", learning_rate=1e-3)
@@ -129,19 +135,19 @@ def test_ship_model_gates_then_writes_weights_and_provenance(network, tmp_path, 
     assert not weights.parent.exists()  # a failed gate writes nothing
 
     # A model that passes: the targets are tested below, not here.
-    monkeypatch.setattr(ship_app, "wiener_scores",
+    monkeypatch.setattr(shipping.wiener, "wiener_scores",
                         lambda builder, snrs: {10.0: dict(psnr=0.0, ssim=0.0)})
     passing = dict(defocus=[dict(name="a", gain=1.5)], mean_gain=1.5, min_gain=1.5,
                    in_focus=[dict(name="b", psnr=45.0)], min_in_focus_psnr=45.0)
-    monkeypatch.setattr(ship_app.held_out, "check", lambda deblurrer: passing)
-    monkeypatch.setattr(ship_app.held_out, "format_report", lambda result: "")
+    monkeypatch.setattr(shipping.held_out, "check", lambda deblurrer: passing)
+    monkeypatch.setattr(shipping.held_out, "format_report", lambda result: "")
     with flagsaver.flagsaver(min_gain_db=-100.0, notes="tiny", **common):
         ship_app.main(["ship_model"])
     provenance = bundled.bundled_info()
     assert provenance["label"] == bundled.label(network) and provenance["notes"] == "tiny"
     assert [p["steps"] for p in provenance["training"]] == [2, 2]
     assert {p["dataset"] for p in provenance["training"]} == {
-        data.get_builder("synthetic", data_dir, "tiny").info.full_name}
+        pipelines.get_builder("synthetic", data_dir, "tiny").info.full_name}
     assert "--init_from=" + first in provenance["training"][1]["command"]
     assert provenance["steps"] == 4 and provenance["parameters"] == PARAMS[network]
     assert provenance["chosen_on_validation"]["step"] == 2
@@ -170,7 +176,7 @@ def test_provenance_follows_every_form_of_init_from(tmp_path):
     """A run continued from another run's folder (with or without a trailing slash), its
     `checkpoints/`, `checkpoints/best` or its final `model.keras` / `weights_tf1.npz`
     names that run; any other weights file ends the chain."""
-    from experiments import ship_model as ship_app
+    from kpac_tf.training import run_folder
 
     run = tmp_path / "phase_a"
     (run / "checkpoints" / "best").mkdir(parents=True)
@@ -178,41 +184,41 @@ def test_provenance_follows_every_form_of_init_from(tmp_path):
     (run / "checkpoints" / "best" / "best.json").write_text('{"step": 750}')
     (run / "model.keras").write_bytes(b"")
     (tmp_path / "other.keras").write_bytes(b"")
-    assert ship_app._run_folder(str(run)) == (str(run), None)
-    assert ship_app._run_folder(str(run) + "/") == (str(run), None)
-    assert ship_app._run_folder(str(run / "checkpoints")) == (str(run), None)
-    assert ship_app._run_folder(str(run / "model.keras")) == (str(run), None)
-    assert ship_app._run_folder(str(run / "weights_tf1.npz")) == (str(run), None)
-    assert ship_app._run_folder(str(run / "checkpoints" / "best")) == (str(run), 750)
-    assert ship_app._run_folder(str(tmp_path / "other.keras")) == (None, None)
+    assert run_folder.run_of(str(run)) == (str(run), None)
+    assert run_folder.run_of(str(run) + "/") == (str(run), None)
+    assert run_folder.run_of(str(run / "checkpoints")) == (str(run), None)
+    assert run_folder.run_of(str(run / "model.keras")) == (str(run), None)
+    assert run_folder.run_of(str(run / "weights_tf1.npz")) == (str(run), None)
+    assert run_folder.run_of(str(run / "checkpoints" / "best")) == (str(run), 750)
+    assert run_folder.run_of(str(tmp_path / "other.keras")) == (None, None)
 
 
 def test_ship_model_names_every_missed_target():
-    from experiments import ship_model as ship_app
+    from kpac_tf.deploy import shipping
 
     test = dict(psnr=29.0, input_psnr=27.5)
     held = dict(defocus=[dict(name="china_r5", gain=1.2), dict(name="flower_r10", gain=-0.1)],
                 mean_gain=0.55, in_focus=[dict(name="chelsea", psnr=33.3),
                                           dict(name="text", psnr=46.0)])
-    with flagsaver.flagsaver(min_gain_db=2.0, min_held_out_gain_db=1.0,
-                             min_in_focus_psnr=40.0):
-        missed = ship_app.missed_targets(test, dict(psnr=29.5), held)
-        assert missed == [
-            "synthetic test gain +1.50 dB < +2.0 dB",
-            "synthetic test 29.00 dB <= Wiener 29.50 dB",
-            "held-out mean gain +0.55 dB < +1.0 dB",
-            "held-out flower_r10: no gain (-0.10 dB)",
-            "in-focus chelsea: output 33.30 dB from the input < 40.0 dB"]
-        good = dict(defocus=[dict(name="x", gain=1.1)], mean_gain=1.1,
-                    in_focus=[dict(name="y", psnr=40.0)],
-                    soft=[dict(name="brick", psnr=25.0)])  # reported, not a target
-        assert ship_app.missed_targets(dict(psnr=30.0, input_psnr=28.0),
-                                       dict(psnr=25.0), good) == []
-        nan = float("nan")
-        assert len(ship_app.missed_targets(
-            dict(psnr=nan, input_psnr=28.0), dict(psnr=25.0),
-            dict(defocus=[dict(name="x", gain=nan)], mean_gain=nan,
-                 in_focus=[dict(name="y", psnr=nan)]))) == 5
+    targets = shipping.Targets(min_gain_db=2.0, min_held_out_gain_db=1.0,
+                               min_in_focus_psnr=40.0)
+    missed = shipping.missed_targets(test, dict(psnr=29.5), held, targets)
+    assert missed == [
+        "synthetic test gain +1.50 dB < +2.0 dB",
+        "synthetic test 29.00 dB <= Wiener 29.50 dB",
+        "held-out mean gain +0.55 dB < +1.0 dB",
+        "held-out flower_r10: no gain (-0.10 dB)",
+        "in-focus chelsea: output 33.30 dB from the input < 40.0 dB"]
+    good = dict(defocus=[dict(name="x", gain=1.1)], mean_gain=1.1,
+                in_focus=[dict(name="y", psnr=40.0)],
+                soft=[dict(name="brick", psnr=25.0)])  # reported, not a target
+    assert shipping.missed_targets(dict(psnr=30.0, input_psnr=28.0),
+                                   dict(psnr=25.0), good, targets) == []
+    nan = float("nan")
+    assert len(shipping.missed_targets(
+        dict(psnr=nan, input_psnr=28.0), dict(psnr=25.0),
+        dict(defocus=[dict(name="x", gain=nan)], mean_gain=nan,
+             in_focus=[dict(name="y", psnr=nan)]), targets)) == 5
 
 
 def test_bundled_examples_app_writes_crops_and_scores(tmp_path):

@@ -53,3 +53,73 @@ def run_layer_test(layer_cls, init_kwargs, input_shape, expected_output_shape,
                for b, w in zip(before, model.trainable_weights)]
     assert all(changed), "every trainable weight should receive a gradient"
     return layer
+
+
+def _network_inputs(model, shape, seed=0):
+    rng = np.random.RandomState(seed)
+    inputs = [rng.uniform(-1, 1, shape).astype("float32") for _ in model.inputs]
+    return inputs if len(inputs) > 1 else inputs[0]
+
+
+def run_model_test(build, sizes, tmp_path):
+    """A whole network through its paces (keras-hub's `run_backbone_test`): calls at
+    several sizes and batches, eager and traced once for any size, `.keras` save/load
+    with equal outputs, and a loss whose gradient reaches every trainable weight.
+
+    Args:
+        build: callable () -> keras.Model (e.g. `lambda: build_model(name, channels=4)`).
+        sizes: list of (batch, height, width) the network accepts.
+        tmp_path: pathlib.Path for the saved model.
+
+    Returns:
+        the built model.
+    """
+    model = build()
+    traced = tf.function(model, input_signature=[
+        [tf.TensorSpec((None, None, None, 3))] * len(model.inputs)
+        if len(model.inputs) > 1 else tf.TensorSpec((None, None, None, 3))])
+    for batch, height, width in sizes:
+        x = _network_inputs(model, (batch, height, width, 3))
+        eager = model(x).numpy()
+        assert eager.shape == (batch, height, width, 3)
+        np.testing.assert_allclose(traced(x).numpy(), eager, atol=1e-5)
+    assert traced.experimental_get_tracing_count() == 1  # one trace served every size
+
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
+    assert restored.count_params() == model.count_params()
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(model(x, training=True)))
+    gradients = tape.gradient(loss, model.trainable_weights)
+    unreached = [w.path for g, w in zip(gradients, model.trainable_weights)
+                 if g is None or not np.any(g.numpy())]
+    assert not unreached, f"weights the loss does not reach: {unreached}"
+    return model
+
+
+def run_precision_test(build, size, tolerance):
+    """A network under the mixed_bfloat16 policy (keras-hub's `run_precision_test`):
+    float32 weights, bfloat16 compute, and, given the float32 network's weights, an
+    output within `tolerance` (max abs, network range) of the float32 output.
+
+    Args:
+        build: callable () -> keras.Model, built under the current dtype policy.
+        size: (batch, height, width).
+        tolerance: float.
+    """
+    reference = build()
+    policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = build()
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)
+    assert all(w.dtype == "float32" for w in mixed.weights)
+    assert any(layer.compute_dtype == "bfloat16" for layer in mixed.layers if layer.weights)
+    mixed.set_weights(reference.get_weights())
+    x = _network_inputs(reference, (*size, 3))
+    difference = np.abs(tf.cast(mixed(x), tf.float32).numpy() - reference(x).numpy())
+    assert difference.max() < tolerance, difference.max()

@@ -9,11 +9,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from kpac_tf import (CheckpointError, build_model, load_tf1_npz, read_tf1_npz,
-                     save_tf1_npz, tf1_variables, write_tf1_npz)
-from kpac_tf import checkpoints
-from kpac_tf.checkpoints import MAX_PARAMS_BYTES, convert_tf1_checkpoint, validation_inputs
-from kpac_tf.tf1_graph import tf1_forward
+from kpac_tf import (CheckpointError, build_model, load_tf1_npz, read_tf1_npz, save_tf1_npz,
+                     tf1_variables, write_tf1_npz)
+from kpac_tf.checkpoints import tf1_npz
+from kpac_tf.checkpoints.conversion import convert_tf1_checkpoint, validation_inputs
+from kpac_tf.checkpoints.tf1_graph import tf1_forward
+from kpac_tf.checkpoints.tf1_npz import MAX_PARAMS_BYTES
 
 LEVEL_NAMES = {"2": "single_2level", "3": "single_3level"}
 
@@ -172,16 +173,16 @@ def test_allow_list_is_exactly_what_real_producers_name(tmp_path, monkeypatch):
     """Every allowed global is needed by a real file, and nothing else is allowed."""
     named = set()
 
-    class Recording(checkpoints._ArrayOnlyUnpickler):
+    class Recording(tf1_npz._ArrayOnlyUnpickler):
         def find_class(self, module, name):
             named.add((module, name))
             return super().find_class(module, name)
 
-    monkeypatch.setattr(checkpoints, "_ArrayOnlyUnpickler", Recording)
+    monkeypatch.setattr(tf1_npz, "_ArrayOnlyUnpickler", Recording)
     for i, produce in enumerate(PRODUCERS.values()):
         produce(tmp_path / f"{i}.npz", [np.ones((2, 3), "float32"), np.ones(5, "float32")])
         read_tf1_npz(tmp_path / f"{i}.npz")
-    assert named == set(checkpoints._ALLOWED_GLOBALS)
+    assert named == set(tf1_npz._ALLOWED_GLOBALS)
 
 
 @pytest.mark.parametrize("payload", [

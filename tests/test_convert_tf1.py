@@ -7,8 +7,7 @@ from absl.testing import flagsaver
 
 from experiments import convert_tf1
 from kpac_tf import build_model, load_tf1_npz
-from kpac_tf.checkpoints import validation_inputs
-
+from kpac_tf.checkpoints.conversion import validation_inputs
 
 
 def test_converts_the_authors_3level_checkpoint(reference_dir, tmp_path, capsys):

@@ -11,20 +11,20 @@ import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
 
-from kpac_tf import data
+from kpac_tf.data import pipelines, pixels, training_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DPDD_DUMMY = REPO / "datasets" / "dpdd" / "dummy_data"
+DPDD_DUMMY = REPO / "kpac_tf" / "datasets" / "dpdd" / "dummy_data"
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    return data.prepare("synthetic", str(tmp_path_factory.mktemp("tfds")), "tiny")
+    return pipelines.prepare("synthetic", str(tmp_path_factory.mktemp("tfds")), "tiny")
 
 
 @pytest.fixture(scope="module")
 def dpdd_dual(tmp_path_factory):
-    return data.prepare("dpdd", str(tmp_path_factory.mktemp("tfds")), "dual",
+    return pipelines.prepare("dpdd", str(tmp_path_factory.mktemp("tfds")), "dual",
                         manual_dir=DPDD_DUMMY)
 
 
@@ -54,8 +54,8 @@ def find_window(full, crop):
 
 def test_training_batches_are_aligned_crops_in_unit_range(synthetic):
     full = {name.decode(): (blurry[0], sharp[0]) for blurry, sharp, (name,) in
-            (x for x in first(data.evaluation_dataset(synthetic, "train"), 6))}
-    (blurry, sharp), = first(data.training_dataset(synthetic, crop_size=32, batch_size=3))
+            (x for x in first(pipelines.evaluation_dataset(synthetic, "train"), 6))}
+    (blurry, sharp), = first(pipelines.training_dataset(synthetic, crop_size=32, batch_size=3))
     assert blurry.shape == sharp.shape == (3, 32, 32, 3)
     assert blurry.dtype == np.float32 and -1 <= blurry.min() and blurry.max() <= 1
     for b, s in zip(blurry, sharp):
@@ -67,7 +67,7 @@ def test_training_batches_are_aligned_crops_in_unit_range(synthetic):
 
 def test_training_is_deterministic_in_the_seed(synthetic):
     def batches(seed):
-        return first(data.training_dataset(synthetic, crop_size=16, batch_size=2,
+        return first(pipelines.training_dataset(synthetic, crop_size=16, batch_size=2,
                                            seed=seed), 4)
 
     a, b, c = batches(0), batches(0), batches(1)
@@ -79,13 +79,13 @@ def test_training_is_deterministic_in_the_seed(synthetic):
 
 def test_crop_larger_than_images_fails_clearly(synthetic):
     with pytest.raises(ValueError, match=r"crop_size 128 is larger .*\(64x64\)"):
-        data.training_dataset(synthetic, crop_size=128)
+        pipelines.training_dataset(synthetic, crop_size=128)
 
 
 def stored_8bit(builder, split, to_8bit):
     """{view: [uint8 (h, w, 3)]} of a split as TFDS stores it, through
     `pixels.to_uint8` (independent of the training cache)."""
-    from kpac_tf import pixels
+    from kpac_tf.data import pixels
 
     keys = {"image": "center", "target": "sharp", "left": "left", "right": "right",
             "blurry": "center", "sharp": "sharp"}
@@ -103,12 +103,12 @@ def test_crops_are_exact_windows_of_the_8bit_images(dpdd_dual, to_8bit):
     """Every view of a crop is the same window of the stored 16-bit image converted
     by `pixels.to_uint8(.., to_8bit)`, then `x / 127.5 - 1`; so is the cache."""
     full = stored_8bit(dpdd_dual, "train", to_8bit)
-    cache = data.training_images(dpdd_dual, "train", to_8bit)
+    cache = training_cache.training_images(dpdd_dual, "train", to_8bit)
     assert cache.views == ["center", "left", "right", "sharp"]
     for view, images in full.items():
         for index, image in enumerate(images):
             np.testing.assert_array_equal(cache.image(view, index), image)
-    batches = first(data.training_dataset(dpdd_dual, crop_size=8, batch_size=3,
+    batches = first(pipelines.training_dataset(dpdd_dual, crop_size=8, batch_size=3,
                                           to_8bit=to_8bit), 4)
     for (center, left, right), sharp in batches:
         crops = dict(center=center, left=left, right=right, sharp=sharp)
@@ -122,7 +122,7 @@ def test_crops_are_exact_windows_of_the_8bit_images(dpdd_dual, to_8bit):
 
 
 def to_network(image):
-    from kpac_tf import pixels
+    from kpac_tf.data import pixels
 
     return pixels.to_network(np.ascontiguousarray(image))
 
@@ -131,17 +131,17 @@ def test_each_image_is_decoded_once(tmp_path, monkeypatch):
     """The first pass decodes the split into the cache; later epochs, other seeds,
     resumed streams and new pipelines decode nothing."""
     decoded = []
-    original = data._decoded_split
+    original = training_cache._decoded_split
 
     def counting(*args):
         for name, views in original(*args):
             decoded.append(name)
             yield name, views
 
-    monkeypatch.setattr(data, "_decoded_split", counting)
-    builder = data.prepare("synthetic", str(tmp_path), "tiny")
-    first(data.training_dataset(builder, crop_size=16, batch_size=4), 9)  # 6 epochs
-    first(data.training_dataset(builder, crop_size=32, batch_size=2, seed=5, start=7), 3)
+    monkeypatch.setattr(training_cache, "_decoded_split", counting)
+    builder = pipelines.prepare("synthetic", str(tmp_path), "tiny")
+    first(pipelines.training_dataset(builder, crop_size=16, batch_size=4), 9)  # 6 epochs
+    first(pipelines.training_dataset(builder, crop_size=32, batch_size=2, seed=5, start=7), 3)
     assert sorted(decoded) == [f"train_{i:05d}" for i in range(6)]
     cache = pathlib.Path(builder.data_dir) / "training_cache" / "train-round"
     assert sorted(p.name for p in cache.iterdir()) == [
@@ -151,24 +151,24 @@ def test_each_image_is_decoded_once(tmp_path, monkeypatch):
 
 
 def test_an_unwritable_data_folder_caches_in_the_temporary_folder(tmp_path, monkeypatch):
-    builder = data.prepare("synthetic", str(tmp_path / "tfds"), "tiny")
+    builder = pipelines.prepare("synthetic", str(tmp_path / "tfds"), "tiny")
     (pathlib.Path(builder.data_dir) / "training_cache").write_text("not a folder")
-    monkeypatch.setattr(data.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
-    cache = data.training_images(builder)
+    monkeypatch.setattr(training_cache.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    cache = training_cache.training_images(builder)
     assert pathlib.Path(cache.folder).is_relative_to(tmp_path / "tmp")
-    assert len(cache) == 6 and data.training_images(builder).folder == cache.folder
+    assert len(cache) == 6 and training_cache.training_images(builder).folder == cache.folder
 
 
 def test_a_rebuilt_dataset_gets_a_fresh_cache(tmp_path):
-    builder = data.prepare("synthetic", str(tmp_path), "tiny")
-    cache = data.training_images(builder)
+    builder = pipelines.prepare("synthetic", str(tmp_path), "tiny")
+    cache = training_cache.training_images(builder)
     manifest = pathlib.Path(cache.folder) / "manifest.json"
     saved = json.loads(manifest.read_text())
     saved["source"]["num_bytes"] += 1  # as if the stored split had changed
     manifest.write_text(json.dumps(saved))
-    assert data._open_images(cache.folder, to_8bit="round",
+    assert training_cache._open_images(cache.folder, to_8bit="round",
                              source=saved["source"]) is not None
-    again = data.training_images(builder)
+    again = training_cache.training_images(builder)
     assert json.loads(manifest.read_text())["source"]["num_bytes"] == \
         saved["source"]["num_bytes"] - 1
     assert len(again) == 6
@@ -178,13 +178,13 @@ def test_every_epoch_visits_every_image_once_and_streams_resume_anywhere(synthet
     """The stream is a pure function of (seed, position): starting at batch b gives
     batch b of the stream started at 0, with no iterator state."""
     full = [to_network(image) for image in stored_8bit(synthetic, "train", "round")["sharp"]]
-    batches = first(data.training_dataset(synthetic, crop_size=64, batch_size=3), 6)
+    batches = first(pipelines.training_dataset(synthetic, crop_size=64, batch_size=3), 6)
     order = [next(i for i, f in enumerate(full) if np.array_equal(f, crop))
              for _, sharp in batches for crop in sharp]
     for epoch in range(3):
         assert sorted(order[6 * epoch:6 * epoch + 6]) == list(range(6))
     assert order[:6] != order[6:12]  # a new order each epoch
-    resumed = first(data.training_dataset(synthetic, crop_size=64, batch_size=3,
+    resumed = first(pipelines.training_dataset(synthetic, crop_size=64, batch_size=3,
                                           start=4), 2)
     for (x, y), (xr, yr) in zip(batches[4:], resumed):
         np.testing.assert_array_equal(x, xr)
@@ -192,7 +192,7 @@ def test_every_epoch_visits_every_image_once_and_streams_resume_anywhere(synthet
 
 
 def test_evaluation_yields_full_images_with_names(synthetic):
-    items = first(data.evaluation_dataset(synthetic, "test"), 3)
+    items = first(pipelines.evaluation_dataset(synthetic, "test"), 3)
     assert sorted(name[0].decode() for _, _, name in items) == [
         "test_00000", "test_00001", "test_00002"]
     for blurry, sharp, _ in items:
@@ -201,34 +201,34 @@ def test_evaluation_yields_full_images_with_names(synthetic):
 
 def test_dual_config_yields_three_inputs(dpdd_dual):
     ((center, left, right), sharp), = first(
-        data.training_dataset(dpdd_dual, crop_size=8, batch_size=2))
+        pipelines.training_dataset(dpdd_dual, crop_size=8, batch_size=2))
     assert center.shape == left.shape == right.shape == sharp.shape == (2, 8, 8, 3)
-    (views, sharp, name), = first(data.evaluation_dataset(dpdd_dual, "validation"))
+    (views, sharp, name), = first(pipelines.evaluation_dataset(dpdd_dual, "validation"))
     assert len(views) == 3 and sharp.shape == (1, 16, 24, 3)
     assert name[0].decode() in dummy_targets("val")
 
 
 def test_sixteen_bit_to_eight_bit_round_by_default_or_high_byte():
     values = tf.constant([0, 257, 257 * 128, 65535, 300, 0x12FF], tf.uint16)
-    np.testing.assert_allclose(data.to_unit_range(values).numpy(),
+    np.testing.assert_allclose(pixels.to_8bit_network(values).numpy(),
                                np.array([0, 1, 128, 255, 1, 19]) / 127.5 - 1, atol=1e-6)
-    np.testing.assert_allclose(data.to_unit_range(values, "high_byte").numpy(),
+    np.testing.assert_allclose(pixels.to_8bit_network(values, "high_byte").numpy(),
                                np.array([0, 1, 128, 255, 1, 18]) / 127.5 - 1, atol=1e-6)
-    np.testing.assert_allclose(data.to_unit_range(tf.constant([0, 255], tf.uint8)), [-1, 1])
+    np.testing.assert_allclose(pixels.to_8bit_network(tf.constant([0, 255], tf.uint8)), [-1, 1])
 
 
 @pytest.mark.parametrize("to_8bit", ["round", "high_byte"])
 def test_to_8bit_reaches_the_pipeline_output(dpdd_dual, to_8bit):
-    from kpac_tf import images, pixels
+    from kpac_tf.data import images, pixels
 
     targets = dummy_targets("val")
-    validation = data.evaluation_dataset(dpdd_dual, "validation", to_8bit)
+    validation = pipelines.evaluation_dataset(dpdd_dual, "validation", to_8bit)
     for _, sharp, (name,) in first(validation, 2):
         png = images.read_image(targets[name.decode()])
         np.testing.assert_array_equal(
             sharp[0], pixels.to_network(pixels.to_uint8(png, to_8bit)))
-    (_, rounded), = first(data.training_dataset(dpdd_dual, crop_size=8, batch_size=2))
-    (_, crops), = first(data.training_dataset(dpdd_dual, crop_size=8, batch_size=2,
+    (_, rounded), = first(pipelines.training_dataset(dpdd_dual, crop_size=8, batch_size=2))
+    (_, crops), = first(pipelines.training_dataset(dpdd_dual, crop_size=8, batch_size=2,
                                               to_8bit=to_8bit))
     assert (to_8bit == "round") == np.array_equal(rounded, crops)  # same crops, same seed
     assert np.abs(rounded - crops).max() <= 1 / 127.5 + 1e-6
@@ -236,14 +236,14 @@ def test_to_8bit_reaches_the_pipeline_output(dpdd_dual, to_8bit):
 
 def test_bad_to_8bit_is_named(dpdd_dual):
     with pytest.raises(ValueError, match="to_8bit must be one of"):
-        data.evaluation_dataset(dpdd_dual, "validation", to_8bit="truncate")
+        pipelines.evaluation_dataset(dpdd_dual, "validation", to_8bit="truncate")
 
 
 def test_dataset_config_defaults():
-    assert data.dataset_config("dpdd", "single_2level") == "single"
-    assert data.dataset_config("dpdd", "dual") == "dual"
-    assert data.dataset_config("synthetic", "dual") == "default"
-    assert data.dataset_config("synthetic", "single_2level", "tiny") == "tiny"
+    assert pipelines.dataset_config("dpdd", "single_2level") == "single"
+    assert pipelines.dataset_config("dpdd", "dual") == "dual"
+    assert pipelines.dataset_config("synthetic", "dual") == "default"
+    assert pipelines.dataset_config("synthetic", "single_2level", "tiny") == "tiny"
 
 
 def test_flips_move_every_view_together_and_swap_dual_views(tmp_path):
@@ -252,12 +252,12 @@ def test_flips_move_every_view_together_and_swap_dual_views(tmp_path):
     rows, cols = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
     ramp = np.repeat((rows * 16 + cols)[..., None], 3, axis=-1).astype(np.uint8)
     left, right = ramp + 128, 255 - ramp
-    data._write_images(str(tmp_path), [(
+    training_cache._write_images(str(tmp_path), [(
         "scene", {"center": ramp, "left": left, "right": right, "sharp": ramp})])
-    source = data._open_images(str(tmp_path))
+    source = training_cache._open_images(str(tmp_path))
     seen = set()
     for (center, left_crop, right_crop), sharp in first(
-            data._crop_stream(source, 8, 4, True, seed=0, start=0), 8):
+            pipelines._crop_stream(source, 8, 4, True, seed=0, start=0), 8):
         for j in range(4):
             mirrored = bool(sharp[j][0, 0, 0] > sharp[j][0, -1, 0])
             upside_down = bool(sharp[j][0, 0, 0] > sharp[j][-1, 0, 0])
@@ -272,20 +272,20 @@ def test_flips_move_every_view_together_and_swap_dual_views(tmp_path):
             np.testing.assert_array_equal(left_crop[j], flip(right if mirrored else left))
             np.testing.assert_array_equal(right_crop[j], flip(left if mirrored else right))
     assert seen == {(False, False), (False, True), (True, False), (True, True)}
-    (_, plain), = first(data._crop_stream(source, 8, 4, False, seed=0, start=0))
+    (_, plain), = first(pipelines._crop_stream(source, 8, 4, False, seed=0, start=0))
     assert all(np.array_equal(crop, to_network(ramp)) for crop in plain)
 
 
 def test_no_flips_by_default(synthetic):
-    full = [s[0] for _, s, _ in first(data.evaluation_dataset(synthetic, "train"), 6)]
-    (_, sharp), = first(data.training_dataset(synthetic, crop_size=24, batch_size=4))
+    full = [s[0] for _, s, _ in first(pipelines.evaluation_dataset(synthetic, "train"), 6)]
+    (_, sharp), = first(pipelines.training_dataset(synthetic, crop_size=24, batch_size=4))
     for crop in sharp:
         assert any(find_window(f, crop) is not None for f in full)
 
 
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
-        data.get_builder("imagenet")
+        pipelines.get_builder("imagenet")
 
 
 def test_prepare_data_app_builds_dpdd(tmp_path):
@@ -294,7 +294,7 @@ def test_prepare_data_app_builds_dpdd(tmp_path):
     with flagsaver.flagsaver(dataset="dpdd", dataset_config="single",
                              data_dir=str(tmp_path), manual_dir=str(DPDD_DUMMY)):
         prepare_data.main(["prepare_data"])
-    assert data.get_builder("dpdd", str(tmp_path), "single").info.splits["test"].num_examples == 2
+    assert pipelines.get_builder("dpdd", str(tmp_path), "single").info.splits["test"].num_examples == 2
     with flagsaver.flagsaver(dataset="dpdd", dataset_config="single",
                              data_dir=str(tmp_path / "x"),
                              manual_dir=str(tmp_path / "missing")):
@@ -310,8 +310,8 @@ def test_does_not_shadow_huggingface_datasets(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("IS_HUGGINGFACE = True\n")
     script = ("import datasets; assert datasets.IS_HUGGINGFACE, datasets.__file__\n"
-              "from kpac_tf import data\n"
-              "print(data.get_builder('dpdd', config='single').name)\n")
+              "from kpac_tf.data import pipelines\n"
+              "print(pipelines.get_builder('dpdd', config='single').name)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(REPO)]))
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from kpac_tf import defocus, synthetic
+from kpac_tf.rendering import defocus, synthetic
 
 
 def test_coc_is_linear_in_inverse_depth():

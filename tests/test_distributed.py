@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from kpac_tf import checkpoints, training
+from kpac_tf.training import cluster, loop, run_folder, settings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ SETTINGS = ["--dataset_config=tiny", "--batch_size=2", "--crop_size=32", "--chan
 
 def single_config(model_dir, data_dir, steps):
     """What SETTINGS ask for, in one process."""
-    return training.make_config(
+    return settings.make_config(
         None, model_dir=str(model_dir), dataset="synthetic", dataset_config="tiny",
         data_dir=data_dir, steps=steps, batch_size=2, crop_size=32,
         model_overrides={"channels": 4}, learning_rate=1e-3, save_every=2, eval_every=2,
@@ -107,10 +107,10 @@ def layout(model_dir):
 
 
 def test_worker_index_from_tf_config(monkeypatch):
-    def worker(cluster, task_type, index):
+    def worker(spec, task_type, index):
         monkeypatch.setenv("TF_CONFIG", json.dumps(
-            {"cluster": cluster, "task": {"type": task_type, "index": index}}))
-        return training._this_worker("multi_worker")
+            {"cluster": spec, "task": {"type": task_type, "index": index}}))
+        return cluster.this_worker("multi_worker")
 
     workers = {"worker": ["a:1", "b:1", "c:1"]}
     assert [(w.count, w.index, w.is_chief) for w in
@@ -122,12 +122,12 @@ def test_worker_index_from_tf_config(monkeypatch):
     with pytest.raises(ValueError, match="'evaluator'"):
         worker(dict(with_chief, evaluator=["d:1"]), "evaluator", 0)
     # One task, no TF_CONFIG, or another strategy: one worker, the chief.
-    assert worker({"worker": ["a:1"]}, "worker", 0) == training._Worker()
+    assert worker({"worker": ["a:1"]}, "worker", 0) == cluster.Worker()
     monkeypatch.delenv("TF_CONFIG")
-    assert training._this_worker("multi_worker") == training._Worker()
+    assert cluster.this_worker("multi_worker") == cluster.Worker()
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": workers,
                                                 "task": {"type": "worker", "index": 1}}))
-    assert training._this_worker("mirrored") == training._Worker()
+    assert cluster.this_worker("mirrored") == cluster.Worker()
 
 
 def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
@@ -141,13 +141,13 @@ def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
     for code, log in results:
         assert code == 0, log[-3000:]
     assert json.loads((run / "config.json").read_text())["workers"] == 2
-    assert checkpoints.training_checkpoint(str(run)).endswith("ckpt-4")
+    assert run_folder.newest_checkpoint(str(run)).endswith("ckpt-4")
     assert json.loads((run / "metrics.json").read_text())["step"] == 4
     assert not list(scratch.iterdir())  # the worker's private copies are gone
     # The same layout as one process's run (one file per TensorBoard folder: only the
     # chief writes; no worker leftovers, no temporary files).
     single = tmp_path / "single"
-    training.train(single_config(single, data_dir, 4))
+    loop.train(single_config(single, data_dir, 4))
     assert layout(run) == layout(single)
     model = keras.models.load_model(run / "model.keras")
     output = model(np.zeros((1, 32, 32, 3), np.float32))
@@ -157,13 +157,13 @@ def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
     for code, log in results:
         assert code == 0, log[-3000:]
         assert "Restored from step 4" in log
-    assert checkpoints.training_checkpoint(str(run)).endswith("ckpt-6")
+    assert run_folder.newest_checkpoint(str(run)).endswith("ckpt-6")
     assert json.loads((run / "metrics.json").read_text())["step"] == 6
     assert not list(scratch.iterdir())
-    training.train(single_config(single, data_dir, 6))
+    loop.train(single_config(single, data_dir, 6))
     assert layout(run) == layout(single)
 
     # The streams depend on the number of workers: one process may not resume it.
     with pytest.raises(ValueError, match=r"different run \(workers: 2 -> 1\) \(each "
                                          r"worker reads its own seeded stream"):
-        training.train(single_config(run, data_dir, 8))
+        loop.train(single_config(run, data_dir, 8))

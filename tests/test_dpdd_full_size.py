@@ -10,7 +10,9 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from experiments import evaluate
-from kpac_tf import data, dpdd_stand_in, images, training
+from kpac_tf.data import images, pipelines
+from kpac_tf.datasets.dpdd import stand_in as dpdd_stand_in
+from kpac_tf.training import loop, settings
 
 COUNTS = {"train": 2, "val": 1, "test": 2}
 
@@ -21,7 +23,7 @@ def test_stand_in_archive_builds_trains_and_evaluates_at_full_size(tmp_path, cap
     dpdd_stand_in.write_archive(manual_dir, COUNTS, seed=0)
     data_dir = str(tmp_path / "tfds")
     for config in ("single", "dual"):
-        builder = data.prepare("dpdd", data_dir, config, manual_dir)
+        builder = pipelines.prepare("dpdd", data_dir, config, manual_dir)
         assert {name: split.num_examples for name, split in builder.info.splits.items()
                 } == {"train": 2, "validation": 1, "test": 2}
         assert builder.info.metadata["stand_in"] is True
@@ -30,7 +32,7 @@ def test_stand_in_archive_builds_trains_and_evaluates_at_full_size(tmp_path, cap
         assert example["image"].shape == example["target"].shape == (1120, 1680, 3)
 
     run = tmp_path / "run"
-    summary = training.train(training.make_config(
+    summary = loop.train(settings.make_config(
         None, model_dir=str(run), dataset="dpdd", data_dir=data_dir, steps=2,
         batch_size=4, crop_size=512, eval_every=2, save_every=2, eval_images=1,
         log_every=1, model_overrides={"channels": 8}))

@@ -6,7 +6,9 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from experiments import dpdd_stand_in as app
-from kpac_tf import data, defocus, dpdd_stand_in, images
+from kpac_tf.data import images, pipelines
+from kpac_tf.datasets.dpdd import dpdd_dataset_builder, stand_in as dpdd_stand_in
+from kpac_tf.rendering import defocus
 
 COUNTS = {"train": 2, "val": 1, "test": 2}
 HEIGHT, WIDTH = 48, 72
@@ -93,7 +95,7 @@ def test_app_writes_an_archive_the_builder_pairs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "NOT DPDD" in printed and "--data_dir=" in printed
     root = output / "dd_dp_dataset_canon"
-    assert "NOT DPDD" in (root / dpdd_stand_in.MARKER).read_text()
+    assert "NOT DPDD" in (root / dpdd_dataset_builder.STAND_IN_MARKER).read_text()
     names = dpdd_stand_in.capture_names(COUNTS, 5)
     for split, pairs in names.items():
         for source, target in pairs:
@@ -102,7 +104,7 @@ def test_app_writes_an_archive_the_builder_pairs(tmp_path, capsys):
                 assert image.dtype == np.uint16 and image.shape == (HEIGHT, WIDTH, 3)
     assert not list(root.rglob(".tmp-*"))
 
-    builder = data.prepare("dpdd", str(tmp_path / "tfds"), "dual", output)
+    builder = pipelines.prepare("dpdd", str(tmp_path / "tfds"), "dual", output)
     assert builder.info.metadata["stand_in"] is True
     examples = [{k: v.numpy() for k, v in example.items()}
                 for example in builder.as_dataset(split="test")]

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from test_data import DPDD_DUMMY
 
 from experiments import evaluate
-from kpac_tf import build_model, checkpoints, evaluation, images, save_tf1_npz
-
-from test_data import DPDD_DUMMY
+from kpac_tf import Deblurrer, build_model, save_tf1_npz
+from kpac_tf.checkpoints import tf1_npz
+from kpac_tf.data import images
+from kpac_tf.evaluation import items as evaluation_items, scoring
+from kpac_tf.paper import table4
 
 
 def dummy_scenes(split="test"):
@@ -55,9 +58,10 @@ def test_authors_npz_on_a_dpdd_layout_folder(reference_dir, tmp_path, capsys):
 def test_dual_model_on_a_dpdd_layout_folder(tmp_path, capsys):
     save_tf1_npz(build_model("dual", channels=4), tmp_path / "dual.npz")
     model = build_model("dual", channels=4)
-    checkpoints.load_tf1_npz(model, tmp_path / "dual.npz")
-    items = evaluate.folder_items(str(DPDD_DUMMY / "dd_dp_dataset_canon"), "val", dual=True)
-    summary = evaluation.evaluate(model, items, str(tmp_path / "out"))
+    tf1_npz.load_tf1_npz(model, tmp_path / "dual.npz")
+    items = evaluation_items.folder_items(str(DPDD_DUMMY / "dd_dp_dataset_canon"), "val",
+                                          dual=True)
+    summary = scoring.evaluate(Deblurrer.from_keras(model), items, str(tmp_path / "out"))
     assert summary["images"] == 2 and np.isfinite(summary["psnr"])
 
 
@@ -86,19 +90,19 @@ def test_blurry_sharp_folders_of_odd_sizes(tmp_path, rng):
         sharp = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
         images.write_png(tmp_path / "sharp" / f"{name}.png", sharp)
         images.write_png(tmp_path / "blurry" / f"{name}.png", sharp // 2)
-    items = evaluate.folder_items(str(tmp_path), "test", dual=False)
-    summary = evaluation.evaluate(build_model("single_3level", channels=4), items,
-                                  str(tmp_path / "out"))
+    items = evaluation_items.folder_items(str(tmp_path), "test", dual=False)
+    deblurrer = Deblurrer.from_keras(build_model("single_3level", channels=4))
+    summary = scoring.evaluate(deblurrer, items, str(tmp_path / "out"))
     assert summary["images"] == 2
     assert images.read_image(tmp_path / "out" / "images" / "a.png").shape == (37, 50, 3)
 
 
 def test_synthetic_split_with_a_training_run(tmp_path, capsys):
-    from kpac_tf import training
+    from kpac_tf.training import loop, settings
 
     data_dir = str(tmp_path / "tfds")
     run = tmp_path / "run"
-    training.train(training.make_config(
+    loop.train(settings.make_config(
         None, model_dir=str(run), dataset="synthetic", dataset_config="tiny",
         data_dir=data_dir, steps=1, batch_size=2, crop_size=32,
         model_overrides={"channels": 4}, eval_images=1))
@@ -112,10 +116,10 @@ def test_synthetic_split_with_a_training_run(tmp_path, capsys):
 
 def test_table_shows_the_paper_for_dpdd():
     summary = dict(psnr=25.0, ssim=0.84, input_psnr=23.9, input_ssim=0.81)
-    table = evaluation.format_table(summary, "single_2level", 1_578_277, with_paper=True)
+    table = table4.format_table(summary, "single_2level", 1_578_277, with_paper=True)
     assert "single_2level (paper)  25.24  0.845  0.229" in table
     assert "Blurry input (paper)" in table and "1.58" in table
-    assert "(paper)" not in evaluation.format_table(summary, "dual", 2_061_493)
+    assert "(paper)" not in table4.format_table(summary, "dual", 2_061_493)
 
 
 def test_to_8bit_flag_reaches_the_scored_images(tmp_path, capsys):
@@ -156,16 +160,16 @@ def test_evaluate_takes_one_scene_at_a_time(tmp_path, caplog):
                 return x, x
             yield f"scene{i}", load
 
-    model = build_model("single_2level", channels=4)
-    summary = evaluation.evaluate(model, stream(tmp_path / "a"), str(tmp_path / "a"),
+    model = Deblurrer.from_keras(build_model("single_2level", channels=4))
+    summary = scoring.evaluate(model, stream(tmp_path / "a"), str(tmp_path / "a"),
                                   count=3)
     assert summary["images"] == 3 and loads == [0, 1, 2]
-    items = evaluation.Items(3, lambda: stream(tmp_path / "b"))
+    items = scoring.Items(3, lambda: stream(tmp_path / "b"))
     assert len(items) == 3 and len(loads) == 3  # the count costs no loading
-    assert evaluation.evaluate(model, items, str(tmp_path / "b"))["images"] == 3
+    assert scoring.evaluate(model, items, str(tmp_path / "b"))["images"] == 3
     # No count: the progress bar runs without a total, and closes with the final count.
     with caplog.at_level(logging.INFO, logger="absl"):
-        assert evaluation.evaluate(model, stream(tmp_path / "c"), str(tmp_path / "c"))[
+        assert scoring.evaluate(model, stream(tmp_path / "c"), str(tmp_path / "c"))[
             "images"] == 3
     assert loads == [0, 1, 2] * 3
     assert caplog.records[-1].getMessage().startswith("3 images, ")
@@ -208,11 +212,11 @@ def _count_examples_read(builder, monkeypatch):
 def test_limit_decodes_no_dataset_example_past_it(tmp_path, capsys, monkeypatch):
     """The TFDS path slices the split before anything is read: with --limit=1 the
     builder's dataset yields one example, not the prefetched next."""
-    from kpac_tf import data
+    from kpac_tf.data import pipelines
 
     data_dir = str(tmp_path / "tfds")
     read = _count_examples_read(
-        data.prepare("dpdd", data_dir, "single", manual_dir=DPDD_DUMMY), monkeypatch)
+        pipelines.prepare("dpdd", data_dir, "single", manual_dir=DPDD_DUMMY), monkeypatch)
     build_model("single_2level", channels=4).save(tmp_path / "m.keras")
     common = dict(checkpoint=str(tmp_path / "m.keras"), dataset="dpdd", data_dir=data_dir,
                   manual_dir=str(DPDD_DUMMY), split="test")
@@ -231,11 +235,11 @@ def test_dataset_stream_reads_at_most_two_scenes_ahead(tmp_path, monkeypatch):
     buffering, 4-6 of these 6 examples were read by then)."""
     import time
 
-    from kpac_tf import data
+    from kpac_tf.data import pipelines
 
     data_dir = str(tmp_path / "tfds")
-    read = _count_examples_read(data.prepare("synthetic", data_dir, "tiny"), monkeypatch)
-    items = evaluate.dataset_items("synthetic", "tiny", data_dir, None, "train",
+    read = _count_examples_read(pipelines.prepare("synthetic", data_dir, "tiny"), monkeypatch)
+    items = evaluation_items.dataset_items("synthetic", "tiny", data_dir, None, "train",
                                    "single_2level")
     assert len(items) == 6 and not read  # counted from metadata, nothing read
     stream = iter(items)
@@ -259,7 +263,7 @@ def pairs_dir(tmp_path, rng):
 
 
 def test_lpips_column_from_the_two_weight_files(reference_dir, pairs_dir, tmp_path, capsys):
-    from kpac_tf.lpips import LPIPS
+    from kpac_tf.evaluation.lpips import LPIPS
 
     files = dict(lpips_alexnet=str(reference_dir / "lpips_alex_alexnet_trunk.pth"),
                  lpips_linear=str(reference_dir / "lpips_v0.1_alex.pth"))
@@ -299,7 +303,7 @@ def test_lpips_says_which_file_is_missing(pairs_dir, tmp_path, capsys, monkeypat
 def test_table_shows_our_lpips_beside_the_papers():
     summary = dict(psnr=25.0, ssim=0.84, input_psnr=23.9, input_ssim=0.81, lpips=0.2314,
                    input_lpips=0.3456)
-    table = evaluation.format_table(summary, "single_2level", 1_578_277, with_paper=True)
+    table = table4.format_table(summary, "single_2level", 1_578_277, with_paper=True)
     assert "single_2level (paper)  25.24  0.845  0.229" in table
     assert "single_2level (ours)   25.00  0.840  0.231" in table
     assert "Blurry input (ours)" in table and "0.346" in table

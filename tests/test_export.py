@@ -12,8 +12,9 @@ import pytest
 from absl.testing import flagsaver
 
 from experiments import deblur as deblur_app, export as export_app
-from kpac_tf import build_model, deblur, images, load_deblurrer, save_tf1_npz
-from kpac_tf.export import export_saved_model
+from kpac_tf import build_model, deblur, load_deblurrer, save_tf1_npz
+from kpac_tf.data import images
+from kpac_tf.deploy.export import export_saved_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -65,7 +66,7 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
 
 
 def _keras_any_size(model, views):
-    from kpac_tf.inference import Deblurrer
+    from kpac_tf.deploy.deblurring import Deblurrer
 
     inputs = [v.astype(np.float32) / 127.5 - 1 for v in views]
     out = Deblurrer.from_keras(model)(tuple(inputs) if len(inputs) == 3 else inputs[0])
@@ -117,8 +118,9 @@ def test_npz_to_served_model_to_deblurred_folder(tmp_path, rng):
     rgba = images.read_image(tmp_path / "out" / "rgba.png")
     np.testing.assert_array_equal(rgba[..., 3], images.read_image(photos / "rgba.png")[..., 3])
     # The evaluation app takes the SavedModel too.
-    from experiments import evaluate as evaluate_app
     from test_data import DPDD_DUMMY
+
+    from experiments import evaluate as evaluate_app
 
     with flagsaver.flagsaver(checkpoint=str(tmp_path / "serving" / "1"), model=None,
                              input_dir=str(DPDD_DUMMY / "dd_dp_dataset_canon"),

@@ -7,18 +7,19 @@ import re
 import stat
 
 import numpy as np
+import onnxruntime as ort  # noqa: E402
 import pytest
 from absl import app
 from absl.testing import flagsaver
-
-from experiments import export as export_app
-from kpac_tf import build_model, load_deblurrer, metrics
-from kpac_tf.export import export_litert, export_onnx, export_saved_model, input_names
-from kpac_tf.inference import Deblurrer
-
 # The [test] extra installs both runtimes: a missing one fails here, never skips.
 from ai_edge_litert import interpreter as litert  # noqa: E402
-import onnxruntime as ort  # noqa: E402
+
+from experiments import export as export_app
+from kpac_tf import build_model, load_deblurrer
+from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.deploy.export import (export_litert, export_onnx, export_saved_model,
+                                   input_names)
+from kpac_tf.evaluation import metrics
 
 
 def run_litert(path, feeds):

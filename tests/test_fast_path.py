@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kpac_tf import build_model
-from kpac_tf.fast_path import _rewritable_tail, fast_forward, row_column_conv
+from kpac_tf.models.fast_path import _rewritable_tail, fast_forward, row_column_conv
 
 
 @pytest.mark.parametrize("size,outputs,channels", [(5, 3, (4, 6)), (3, 1, (5,)),

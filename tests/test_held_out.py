@@ -5,7 +5,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from kpac_tf import held_out, synthetic
+from kpac_tf.evaluation import held_out
+from kpac_tf.rendering import gather_defocus, synthetic
 
 
 def test_held_out_photographs_are_never_training_sources():
@@ -23,16 +24,16 @@ def test_missing_package_names_the_fix(monkeypatch):
 
 
 def test_cat_eye_aperture_is_a_lens_shape_brighter_at_the_rim():
-    from kpac_tf.defocus import aperture_kernel
+    from kpac_tf.rendering.defocus import aperture_kernel
 
-    assert np.array_equal(held_out.cat_eye_aperture(0.3), np.ones((1, 1)))
-    kernel = held_out.cat_eye_aperture(8.0, angle=0.0)
+    assert np.array_equal(gather_defocus.cat_eye_aperture(0.3), np.ones((1, 1)))
+    kernel = gather_defocus.cat_eye_aperture(8.0, angle=0.0)
     assert kernel.shape == (17, 17) and np.isclose(kernel.sum(), 1)
     support = kernel > 0
     # Narrower along the offset axis (x) than across it: 2 (1 - 0.35) R vs ~1.87 R.
     assert support[8].sum() < 0.75 * support[:, 8].sum()
     assert kernel[8, 12] > kernel[8, 8] and kernel[3, 8] > kernel[8, 8]  # bright rim
-    turned = held_out.cat_eye_aperture(8.0, angle=np.pi / 2)
+    turned = gather_defocus.cat_eye_aperture(8.0, angle=np.pi / 2)
     np.testing.assert_allclose(turned, kernel.T, atol=1e-12)
     # Not the training apertures: no disc or polygon of any size is within 0.3 of it
     # (L1 between normalised kernels, at most 2; the closest, a 6-px disc, is 0.37).
@@ -46,13 +47,13 @@ def test_cat_eye_aperture_is_a_lens_shape_brighter_at_the_rim():
 def test_gather_renderer_blurs_by_each_pixels_radius(rng):
     sharp = rng.uniform(0, 1, (40, 60, 3))
     radius = np.zeros((40, 60))
-    np.testing.assert_allclose(held_out.render_gather(sharp, radius), sharp, atol=1e-9)
+    np.testing.assert_allclose(gather_defocus.render_gather(sharp, radius), sharp, atol=1e-9)
     radius[:, 30:] = 4.0
-    blurry = held_out.render_gather(sharp, radius)
+    blurry = gather_defocus.render_gather(sharp, radius)
     np.testing.assert_allclose(blurry[:, :30], sharp[:, :30], atol=1e-9)  # no spill-over
     assert np.std(blurry[10:30, 40:50]) < 0.5 * np.std(sharp[10:30, 40:50])
     flat = np.full((20, 20, 3), 0.3)
-    np.testing.assert_allclose(held_out.render_gather(flat, np.full((20, 20), 3.0)), flat,
+    np.testing.assert_allclose(gather_defocus.render_gather(flat, np.full((20, 20), 3.0)), flat,
                                atol=1e-9)
 
 
@@ -63,8 +64,8 @@ def test_renders_are_fixed_and_partly_in_focus():
     for (name, blurry, sharp, _), (_, blurry2, _, _) in zip(first, again):
         assert blurry.dtype == np.uint8 and blurry.shape == sharp.shape
         np.testing.assert_array_equal(blurry, blurry2)
-        assert 15 < held_out.metrics.psnr(held_out.metrics.to_unit(blurry),
-                                          held_out.metrics.to_unit(sharp)) < 35, name
+        assert 15 < held_out.metrics.psnr(held_out.metrics.quantised_unit(blurry),
+                                          held_out.metrics.quantised_unit(sharp)) < 35, name
 
 
 def test_check_scores_a_model_that_changes_nothing():
@@ -88,7 +89,7 @@ def test_in_focus_photographs_are_crisper_than_the_soft_ones():
     remove."""
     from skimage.transform import resize
 
-    from kpac_tf.defocus import render_defocus
+    from kpac_tf.rendering.defocus import render_defocus
 
     def round_trip_psnr(x):  # x: float (h, w, 3) in [0, 1]
         small = resize(x, (x.shape[0] // 2, x.shape[1] // 2), order=3, anti_aliasing=True)

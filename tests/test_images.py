@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from kpac_tf import images
+from kpac_tf.data import images
 
 
 def test_png_round_trips_8_and_16_bit(tmp_path, rng):

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from kpac_tf import build_model, deblur
-from kpac_tf.inference import Deblurrer, pad_to_multiple, predict_tiled
+from kpac_tf.deploy.deblurring import Deblurrer, predict_tiled
+from kpac_tf.models.forward import pad_to_multiple
 
 
 @pytest.fixture(scope="module")

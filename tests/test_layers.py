@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from kpac_tf.layers import KPACBlock, ResidualBlock, SizeCheck
 from test_case import run_layer_test
+
+from kpac_tf.models.layers import KPACBlock, ResidualBlock, SizeCheck
 
 TINY = dict(filters=4, output_filters=8, kernel_size=3, dilation_rates=(1, 2, 3),
             scale_attention_filters=(4, 4, 4, 4))

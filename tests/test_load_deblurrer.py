@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 import kpac_tf
-from kpac_tf import build_model, checkpoints, data, training
-from kpac_tf.export import export_saved_model
-from kpac_tf.inference import Deblurrer
+from kpac_tf import build_model
+from kpac_tf.checkpoints.errors import CheckpointError
+from kpac_tf.data import pipelines
+from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.deploy.export import export_saved_model
+from kpac_tf.training import loop, settings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -44,17 +47,17 @@ def test_every_source_loads_the_same_network(reference_dir, tmp_path, photo):
 
 def test_a_training_run_folder_names_its_own_network(tmp_path, photo):
     data_dir = str(tmp_path / "tfds")
-    data.prepare("synthetic", data_dir, "tiny")
-    config = training.make_config(
+    pipelines.prepare("synthetic", data_dir, "tiny")
+    config = settings.make_config(
         None, model_dir=str(tmp_path / "run"), dataset="synthetic", dataset_config="tiny",
         data_dir=data_dir, steps=2, batch_size=2, crop_size=32, eval_every=2,
         save_every=2, eval_images=1, model_overrides={"channels": 4})
-    training.train(config)
+    loop.train(config)
     loaded = kpac_tf.load_deblurrer(config.model_dir)
     final = kpac_tf.load_deblurrer(tmp_path / "run" / "model.keras")
     assert loaded.params == final.params  # channels=4 came from the run's config.json
     np.testing.assert_array_equal(loaded(photo), final(photo))
-    with pytest.raises(checkpoints.CheckpointError, match="trained 'single_2level', not "
+    with pytest.raises(CheckpointError, match="trained 'single_2level', not "
                                                           "'dual'"):
         kpac_tf.load_deblurrer(config.model_dir, "dual")
 
@@ -62,7 +65,7 @@ def test_a_training_run_folder_names_its_own_network(tmp_path, photo):
 def test_no_source_is_the_bundled_model_and_says_so(caplog):
     with caplog.at_level(logging.WARNING):
         deblurrer = kpac_tf.load_deblurrer()
-    network = kpac_tf.bundled.bundled_info()["network"]
+    network = kpac_tf.deploy.bundled.bundled_info()["network"]
     assert deblurrer.params == kpac_tf.build_model(network).count_params()
     assert f"{network} trained on synthetic defocus, not DPDD" in caplog.text
 
@@ -73,7 +76,7 @@ def test_no_source_is_the_bundled_model_and_says_so(caplog):
     ("missing_folder", None, "no such file or folder"),
 ])
 def test_bad_sources_name_the_file_and_the_fix(reference_dir, source, name, match):
-    with pytest.raises(checkpoints.CheckpointError, match=match):
+    with pytest.raises(CheckpointError, match=match):
         kpac_tf.load_deblurrer(reference_dir / source, name)
 
 

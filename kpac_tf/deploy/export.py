@@ -1,0 +1,228 @@
+"""Exports for serving and other runtimes: SavedModel (TF Serving), LiteRT, ONNX.
+
+Every export takes images of any batch, height and width: padding to the network's
+multiple and cropping back happen inside the graph.
+
+- `export_saved_model(model, export_dir)` writes `export_dir/<version>/` (the layout
+  TF Serving watches) with three signatures:
+  - `serving_default`: `images` uint8 (batch, h, w, 3) -> `deblurred` uint8;
+  - `serving_uint16`: uint16 in -> uint16 out (16-bit photos);
+  - `float`: float32 in [0, 1] -> float32 in [0, 1].
+- `export_litert(model, path)` and `export_onnx(model, path)` write one file with the
+  `float` contract: input `images` float32 (batch, h, w, 3) in [0, 1], output
+  `deblurred` float32 of the same shape, clipped to [0, 1].
+
+The dual network takes `center`, `left` and `right` instead of `images`. Written
+files and folders get the permissions the process umask gives (as any new file would),
+so a server running as another user can read them.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from kpac_tf.data import pixels
+from kpac_tf.models.fast_path import fast_forward
+from kpac_tf.models.forward import model_size_multiple, predict_any_size
+from kpac_tf.utils.files import apply_umask, atomic_output, output_folder
+
+DUAL_INPUTS = ("center", "left", "right")
+LITERT_WEIGHTS = ("float32", "float16", "int8")
+ONNX_OPSET = 17
+
+
+def input_names(model):
+    """("images",) or, for the dual network, ("center", "left", "right")."""
+    return DUAL_INPUTS if len(model.inputs) == 3 else ("images",)
+
+
+def _network_fn(model):
+    """[-1, 1] views (any size) -> [-1, 1] float32 output, padded inside the graph;
+    the fast forward pass of `kpac_tf.models.fast_path`."""
+    multiple = model_size_multiple(model)
+    forward = fast_forward(model)
+
+    def call(inputs):
+        return tf.cast(forward(inputs), tf.float32)
+
+    def run(views):
+        return predict_any_size(call, tuple(views) if len(views) > 1 else views[0],
+                                multiple)
+
+    return run
+
+
+def serving_function(model, dtype):
+    """The exported computation for input `dtype` as a `tf.function` with its
+    signature: uint8 / uint16 images -> `deblurred` of the same dtype; float32 in
+    [0, 1] -> float32 in [0, 1], clipped. Keyword inputs named by `input_names`."""
+    run = _network_fn(model)
+    names = input_names(model)
+    specs = [tf.TensorSpec((None, None, None, 3), dtype, name=n) for n in names]
+    if dtype == tf.float32:
+        def serve(*images):
+            out = run([pixels.unit_to_network(x) for x in images])
+            return {"deblurred": pixels.network_to_unit(out)}
+    else:
+        def serve(*images):
+            out = run([pixels.to_network(x) for x in images])
+            return {"deblurred": pixels.from_network(out, dtype)}
+    return tf.function(serve, input_signature=specs)
+
+
+def next_version(export_dir):
+    """1 + the largest numeric version folder in `export_dir` (1 if none)."""
+    if not os.path.isdir(export_dir):
+        return 1
+    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model, export_dir, version=None):
+    """Exports `model` to `export_dir/<version>/`, atomically.
+
+    Args:
+        model: keras.Model from `build_model` (or `load_deblurrer(...).keras_model`).
+        export_dir: str, the model base folder TF Serving watches.
+        version: int or None (None: the next free version number).
+
+    Returns:
+        str, the version folder written.
+
+    Raises:
+        FileExistsError: that version already exists (never overwritten).
+    """
+    version = next_version(export_dir) if version is None else int(version)
+    target = os.path.join(export_dir, str(version))
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} already exists; choose another --version")
+    os.makedirs(export_dir, exist_ok=True)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for endpoint, dtype in (("serving_default", tf.uint8), ("serving_uint16", tf.uint16),
+                            ("float", tf.float32)):
+        function = serving_function(model, dtype)
+        archive.add_endpoint(endpoint, function.python_function,
+                             input_signature=function.input_signature)
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=export_dir)
+    try:
+        archive.write_out(staging, verbose=False)
+        apply_umask(staging)
+        os.rename(staging, target)  # TF Serving never sees a half-written version
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _frozen_float_saved_model(model, folder):
+    """Writes the float contract to `folder` as a SavedModel with the weights as
+    constants and the signature `serving_default` (inputs by `input_names`, output
+    `deblurred`), for the LiteRT converter.
+
+    Keras 3 variables are not frozen by the converter: a file converted from them holds
+    no weights and computes NaN."""
+    from tensorflow.python.framework.convert_to_constants import \
+        convert_variables_to_constants_v2
+
+    function = serving_function(model, tf.float32)
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+
+    @tf.function(input_signature=function.input_signature)
+    def serve(*images):
+        (deblurred,) = frozen(*images)
+        return {"deblurred": deblurred}
+
+    tf.saved_model.save(tf.Module(), folder,
+                        signatures={"serving_default": serve.get_concrete_function()})
+
+
+def litert_bytes(model, weights="float32"):
+    """The LiteRT (TFLite) flatbuffer of the float contract, with the signature
+    `serving_default` (inputs `images`, or `center`, `left`, `right`; output
+    `deblurred`).
+
+    Args:
+        model: keras.Model.
+        weights: "float32"; "float16" (weights stored as float16, computed in float32);
+            "int8" (dynamic-range quantisation: int8 weights, float activations).
+
+    Returns:
+        bytes.
+    """
+    if weights not in LITERT_WEIGHTS:
+        raise ValueError(f"LiteRT weights must be one of {LITERT_WEIGHTS}, got {weights!r}")
+    with tempfile.TemporaryDirectory(prefix="kpac_litert_") as folder:
+        _frozen_float_saved_model(model, folder)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        if weights != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if weights == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
+def export_litert(model, path, weights="float32"):
+    """Writes the LiteRT file of `litert_bytes(model, weights)` to `path`, atomically.
+    Returns `path`."""
+    output_folder(path)  # before the slow conversion
+    flatbuffer = litert_bytes(model, weights)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(flatbuffer)
+    return path
+
+
+def explicit_same_padding(graph):
+    """Rewrites an ONNX graph's dilated 'SAME' convolutions to explicit padding, in place.
+
+    tf2onnx turns `tf.nn.conv2d(padding="SAME", dilations=r)` into a Conv with
+    `auto_pad=SAME_UPPER`, which onnxruntime refuses when dilated. With stride 1 the
+    padding is fixed: `r * (k - 1)` per axis, the odd pixel at the end (SAME_UPPER) or
+    the start (SAME_LOWER), so `pads` states it exactly. The Keras model is untouched.
+
+    Returns:
+        int, the number of convolutions rewritten.
+    """
+    import onnx
+
+    rewritten = 0
+    for node in graph.node:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        auto_pad = attributes.get("auto_pad", b"NOTSET")
+        dilations = attributes.get("dilations", [1, 1])
+        if (node.op_type != "Conv" or auto_pad not in (b"SAME_UPPER", b"SAME_LOWER")
+                or all(d == 1 for d in dilations)):
+            continue
+        if any(stride != 1 for stride in attributes.get("strides", [1, 1])):
+            raise ValueError(f"{node.name}: a strided dilated convolution; no fixed padding")
+        begin, end = [], []
+        for size, rate in zip(attributes["kernel_shape"], dilations):
+            total = rate * (size - 1)
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == b"SAME_UPPER" else large)
+            end.append(large if auto_pad == b"SAME_UPPER" else small)
+        kept = [a for a in node.attribute if a.name != "auto_pad"]
+        del node.attribute[:]
+        node.attribute.extend(kept + [onnx.helper.make_attribute("pads", begin + end)])
+        rewritten += 1
+    return rewritten
+
+
+def export_onnx(model, path, opset=ONNX_OPSET):
+    """Writes the ONNX model of the float contract to `path`, atomically (needs
+    tf2onnx). Returns `path`."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ImportError("the ONNX export needs tf2onnx: pip install tf2onnx onnxruntime "
+                          "(or kpac-tf's [export] extra)") from None
+    output_folder(path)  # before the slow conversion
+    function = serving_function(model, tf.float32)
+    proto, _ = tf2onnx.convert.from_function(
+        function, input_signature=function.input_signature, opset=opset)
+    explicit_same_padding(proto.graph)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(proto.SerializeToString())
+    return path

@@ -1,0 +1,83 @@
+"""What `scoring.evaluate` scores: (name, load) pairs over a TFDS split or a folder of
+photos, each scene read and converted (to 8-bit, then [-1, 1]) only when loaded.
+
+Folders: `blurry/` and `sharp/` (or `source/` and `target/`) of PNG/JPEG pairs
+matched by file name, or a DPDD-layout folder (`<split>_c/source`, `<split>_c/target`,
+and `_l` / `_r` for the dual model) paired by position in each sorted folder, as
+DPDD's own loaders do (its targets carry names of their own).
+"""
+
+import os
+
+import tensorflow as tf
+
+from kpac_tf.data import images, pipelines, pixels
+from kpac_tf.evaluation import scoring
+
+
+def _folder_views(input_dir, split, dual):
+    """(view -> folder, pairing) for the supported --input_dir layouts: blurry/ +
+    sharp/ (or source/ + target/) pair by file name, DPDD's layout by position."""
+    for blurry, sharp in (("blurry", "sharp"), ("source", "target")):
+        if os.path.isdir(os.path.join(input_dir, blurry)):
+            if dual:
+                raise ValueError(f"{input_dir}: the dual model needs a DPDD-layout folder "
+                                 f"({split}_c, {split}_l, {split}_r)")
+            return {"center": os.path.join(input_dir, blurry),
+                    "sharp": os.path.join(input_dir, sharp)}, "name"
+    views = {"center": f"{split}_c/source", "sharp": f"{split}_c/target"}
+    if dual:
+        views.update(left=f"{split}_l/source", right=f"{split}_r/source")
+    return {view: os.path.join(input_dir, folder) for view, folder in views.items()}, \
+        "position"
+
+
+def folder_items(input_dir, split, dual, to_8bit="round", limit=0):
+    """(name, load) pairs over an --input_dir, the first `limit` scenes (0: all);
+    only file names are listed here: load() reads and converts one scene when called
+    (16-bit images to 8-bit by `to_8bit`, see `pixels.to_8bit_network`)."""
+    def load(paths):
+        def read(path):
+            image = images.read_image(path)
+            if image.ndim != 3 or image.shape[-1] != 3:
+                raise images.ImageReadError(f"{path}: expected an RGB image, got shape "
+                                            f"{image.shape}")
+            return pixels.to_8bit_network(tf.constant(image), to_8bit)[None]
+
+        views = {view: read(path) for view, path in paths.items()}
+        shapes = {tuple(v.shape) for v in views.values()}
+        if len(shapes) > 1:
+            raise ValueError(f"views differ in size: {sorted(map(str, paths.values()))}")
+        inputs = ((views["center"], views["left"], views["right"]) if dual
+                  else views["center"])
+        return inputs, views["sharp"]
+
+    views, by = _folder_views(input_dir, split, dual)
+    pairs = images.pair_views(views, label=input_dir, by=by)
+    if limit:
+        pairs = pairs[:limit]
+    return [(name, lambda paths=paths: load(paths)) for name, paths in pairs]
+
+
+def dataset_items(dataset, config, data_dir, manual_dir, split, name, to_8bit="round",
+                  limit=0):
+    """(name, load) pairs over a TFDS split, the first `limit` examples (0: all), 16-bit
+    images to 8-bit by `to_8bit`.
+
+    A stream (`scoring.Items`), not a list: the split is read as it is iterated
+    (`pipelines.evaluation_dataset` decodes one scene ahead), and `limit` slices the split
+    itself (`test[:N]`), so no example past it is ever read or decoded. The count
+    comes from the dataset's metadata.
+    """
+    builder = pipelines.prepare(dataset, data_dir, pipelines.dataset_config(dataset, name, config),
+                           manual_dir)
+    count = builder.info.splits[split].num_examples
+    if limit and limit < count:  # TFDS refuses a slice past the split's end
+        split, count = f"{split}[:{limit}]", limit
+
+    def stream():
+        for inputs, sharp, item_name in pipelines.evaluation_dataset(builder, split, to_8bit):
+            yield item_name[0].numpy().decode(), lambda x=inputs, y=sharp: (x, y)
+            del inputs, sharp  # the consumer holds this scene until it is done with it
+
+    return scoring.Items(count, stream)

@@ -1,0 +1,462 @@
+"""Training KPAC networks (paper Sec. 4.2 and 5): a resumable, distributed loop.
+
+`train(TrainConfig(...))` writes a run folder (`run_folder` gives its layout).
+
+Model selection uses the validation split only: periodic evaluations score the first
+`eval_images` validation images, and a better PSNR than the best so far saves
+`checkpoints/best/`. The test split is scored once, when training ends.
+
+With `ema_decay` > 0 the run also keeps an exponential moving average of the weights
+(`ema = decay * ema + (1 - decay) * weights` after every step, starting from the
+initial weights). The average is what is evaluated, selected and written as the final
+model, and in checkpoints it is the entry `model` (what `--init_from`,
+`load_deblurrer` and `experiments.evaluate` read from a run), while the weights the
+optimizer updates are the entry `trained_model`.
+
+Several workers (`cluster`): the run folder is the same as one process's, written by
+the chief. config.json records the number of workers (`workers`): each reads its own
+seeded stream of `batch_size / workers` examples, so a run resumes only with the
+same count; at start the workers check they all begin from the same step, weights
+and settings.
+
+Killed at any moment (SIGKILL), a run loses at most the steps since its last
+checkpoint; outputs appear by atomic renames. Re-running the same command resumes
+and ends with the same weights as an uninterrupted run; the chief removes the
+temporary files a kill left behind.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from kpac_tf.checkpoints.tf1_npz import save_tf1_npz
+from kpac_tf.data import pipelines
+from kpac_tf.evaluation import metrics, scoring
+from kpac_tf.models.networks import build_model, center_view
+from kpac_tf.models.forward import predictor, scale_attention_maps
+from kpac_tf.training import losses, run_folder, warm_start
+from kpac_tf.training.cluster import Worker, check_workers_agree, make_strategy, this_worker
+from kpac_tf.training.settings import write_or_check_config
+from kpac_tf.utils.files import atomic_output, write_json
+
+VALIDATION_SPLIT, TEST_SPLIT = "validation", "test"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+def _float32_model(config):
+    """A float32 `build_model` of the run's network, whatever the global policy."""
+    policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32")
+    try:
+        return build_model(config.model, **config.model_overrides)
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)
+
+
+class _Trainer:
+    """Holds the model, optimizer, data and step function of one run."""
+
+    def __init__(self, config, strategy, worker=None):
+        self.config = config
+        self.strategy = strategy
+        perceptual = None
+        with strategy.scope():
+            if config.perceptual_weight > 0:  # refuses early without weights
+                perceptual = losses.PerceptualLoss(
+                    losses.vgg19_feature_extractor(config.vgg19_weights))
+            self.model = build_model(config.model, **config.model_overrides)
+            # What is evaluated, selected and saved, always float32: the moving average
+            # of the weights (ema_decay > 0), else the model itself, or under a mixed
+            # policy a float32 copy of its weights (`sync_eval_model`).
+            self.ema_model = _float32_model(config) if config.ema_decay > 0 else None
+            if self.ema_model is not None:
+                self.eval_model = self.ema_model
+            elif self.model.dtype_policy.compute_dtype == "float32":
+                self.eval_model = self.model
+            else:
+                self.eval_model = _float32_model(config)
+            optimizer = keras.optimizers.Adam(
+                config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                epsilon=config.epsilon)
+            if config.precision == "mixed_float16":  # float16 gradients underflow
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(self.model.trainable_variables)
+            self.optimizer = optimizer
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.perceptual = perceptual
+        worker = worker or Worker()
+        self.workers, self.worker_index = worker.count, worker.index
+        if strategy.num_replicas_in_sync % self.workers:
+            raise ValueError(f"{strategy.num_replicas_in_sync} replicas cannot be shared "
+                             f"equally by {self.workers} workers")
+
+    def checkpoint_objects(self):
+        """What a checkpoint holds. `model` is always the weights to evaluate and
+        deploy (the average when ema_decay > 0; `trained_model` then holds the
+        optimizer's weights), so loaders of run folders read the right ones."""
+        objects = dict(model=self.model, optimizer=self.optimizer, step=self.step)
+        if self.ema_model is not None:
+            objects.update(model=self.ema_model, trained_model=self.model)
+        return objects
+
+    def start_average(self):
+        """Starts the moving average at the model's current (initial) weights."""
+        if self.ema_model is not None:
+            for average, weight in zip(self.ema_model.weights, self.model.weights):
+                average.assign(weight)
+
+    def sync_eval_model(self):
+        """Brings a float32 copy of the model (mixed precision, no average) up to date
+        before it is evaluated or saved."""
+        if self.eval_model is not self.model and self.eval_model is not self.ema_model:
+            self.eval_model.set_weights(self.model.get_weights())
+
+    def update_average(self):
+        """ema = decay * ema + (1 - decay) * weights, in cross-replica context (after
+        the replicas' update, so every replica's copy gets the same average)."""
+        decay = self.config.ema_decay
+        for average, weight in zip(self.ema_model.weights, self.model.weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
+
+    def step_fn(self, inputs, sharp):
+        """One replica's step on its slice of this worker's batch.
+
+        Returns (total, mae, perceptual) already divided by the global batch size, so
+        a SUM over replicas is the global mean.
+        """
+        global_batch = self.config.batch_size
+        local_replicas = self.strategy.num_replicas_in_sync // self.workers
+        per_replica = global_batch // self.strategy.num_replicas_in_sync
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        start = (replica % local_replicas) * per_replica
+        inputs, sharp = tf.nest.map_structure(lambda t: t[start:start + per_replica],
+                                              (inputs, sharp))
+        with tf.GradientTape() as tape:
+            output = tf.cast(self.model(inputs, training=True), tf.float32)
+            mae = losses.mae_per_example(sharp, output)
+            perceptual = (self.perceptual(sharp, output) if self.perceptual
+                          else tf.zeros_like(mae))
+            total = mae + self.config.perceptual_weight * perceptual
+            loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
+            scaled = (self.optimizer.scale_loss(loss)
+                      if hasattr(self.optimizer, "scale_loss") else loss)
+        gradients = tape.gradient(scaled, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        return (loss,
+                tf.nn.compute_average_loss(mae, global_batch_size=global_batch),
+                tf.nn.compute_average_loss(perceptual, global_batch_size=global_batch))
+
+    def make_train_step(self):
+        """The compiled step: reads this worker's batch, runs every replica on its
+        slice, and sums the replicas' losses."""
+
+        @tf.function
+        def train_step(iterator):
+            inputs, sharp = next(iterator)
+            per_replica = self.strategy.run(self.step_fn, args=(inputs, sharp))
+            if self.ema_model is not None:
+                self.update_average()
+            self.step.assign_add(1)
+            return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                    for value in per_replica]
+
+        if self.config.precision != "mixed_float16":
+            return train_step
+
+        def float16_train_step(iterator):
+            try:
+                return train_step(iterator)
+            except tf.errors.InvalidArgumentError as e:
+                if "dilation rates larger than 1" not in str(e):
+                    raise
+                raise ValueError(
+                    "precision mixed_float16: TensorFlow's CPU kernels have no float16 "
+                    "gradient of dilated convolutions (KPAC blocks); on a CPU use "
+                    "mixed_bfloat16 (or float32), keep mixed_float16 for GPUs") from None
+
+        return float16_train_step
+
+
+def _evaluate(trainer, eval_data, limit, predict, write_images=False):
+    """Scores `trainer.eval_model` (through `predict`) on up to `limit` images of a
+    split; logs TensorBoard images. Uses no random numbers (the training stream is a
+    function of seed and step only)."""
+    scores = []
+    for index, (inputs, sharp, name) in enumerate(eval_data):
+        if limit and index >= limit:
+            break
+        output = predict(inputs)
+        blurry = center_view(inputs)
+        scores.append(scoring.score_image(name[0].numpy().decode(), blurry, output, sharp))
+        if write_images and index == 0:
+            tf.summary.image("blurry_output_sharp", tf.concat(
+                [metrics.quantised_unit(blurry), metrics.quantised_unit(output), metrics.quantised_unit(sharp)],
+                axis=2), step=trainer.step)
+            maps = scale_attention_maps(trainer.eval_model, inputs)
+            if maps is not None:  # the rates' maps side by side
+                tf.summary.image("scale_attention_kpac_0_rates_1_to_n",
+                                 tf.concat(tf.unstack(maps[..., None], axis=3), axis=2),
+                                 step=trainer.step)
+    return scoring.summarize(scores)
+
+
+_SCORE_KEYS = ("psnr", "ssim", "input_psnr", "input_ssim")
+
+
+def _log_scores(scores, step, best=None):
+    """TensorBoard scalars of one evaluation (in the current writer)."""
+    for key in _SCORE_KEYS:
+        tf.summary.scalar(key, scores[key], step=step)
+    if best is not None:
+        tf.summary.scalar("best_psnr", best["psnr"], step=step)
+
+
+class _BestCheckpoint:
+    """`checkpoints/best/`: the checkpoint (model, optimizer, step) with the best
+    validation PSNR so far, `best.json` describing it, and a copy of the run's
+    config.json (so the folder loads like a run: `load_deblurrer`, `--init_from`,
+    `experiments.evaluate --checkpoint`).
+
+    The record (step and scores) is also a variable of the checkpoint itself, so it
+    always describes the checkpoint beside it, whenever a run was killed; a resumed
+    run reads it back and keeps comparing against it.
+    """
+
+    def __init__(self, model_dir, objects, write_dir=None):
+        # Other workers than the chief read the chief's record and write their copies
+        # into `write_dir` (their temporary folder; see `train`).
+        self.folder = run_folder.path(write_dir or model_dir, run_folder.BEST)
+        self._record = tf.Variable("", dtype=tf.string, trainable=False)
+        self._checkpoint = tf.train.Checkpoint(**objects, best_record=self._record)
+        self._manager = tf.train.CheckpointManager(self._checkpoint, self.folder,
+                                                   max_to_keep=1)
+        self._config = run_folder.path(model_dir, run_folder.CONFIG)
+        latest = run_folder.latest_checkpoint(run_folder.path(model_dir, run_folder.BEST))
+        self.record = json.loads(tf.train.load_variable(
+            latest, "best_record/.ATTRIBUTES/VARIABLE_VALUE").decode()) if latest else None
+        # A run killed between saving a best checkpoint and writing best.json left it
+        # describing an older one (and the resumed run, finding no better score,
+        # would never rewrite it): the chief rewrites it from the record.
+        if self.record is not None and os.path.abspath(self.folder) == os.path.abspath(
+                os.path.dirname(latest)):
+            try:
+                described = run_folder.read_json(self.folder, run_folder.BEST_RECORD)
+            except (OSError, ValueError):
+                described = None
+            if described != self.record:
+                self._describe()
+
+    def _describe(self):
+        """Writes best.json (`self.record`) and the copy of config.json."""
+        if os.path.exists(self._config):
+            with atomic_output(run_folder.path(self.folder, run_folder.CONFIG)) as tmp:
+                shutil.copyfile(self._config, tmp)
+        write_json(run_folder.path(self.folder, run_folder.BEST_RECORD), self.record, indent=2)
+
+    def update(self, step, scores, split):
+        """Saves the current state as the best if `scores` beat the record (or
+        there is none yet); returns True if it did."""
+        if self.record is not None and not scores["psnr"] > self.record["psnr"]:
+            return False
+        record = dict(step=int(step), split=split,
+                      checkpoint=f"checkpoints/best/ckpt-{int(step)}", **{
+                          k: scores[k] for k in ("images", "psnr", "ssim", "mae",
+                                                 "input_psnr", "input_ssim", "input_mae")})
+        self._record.assign(json.dumps(record))
+        self._manager.save(checkpoint_number=step)
+        self.record = record
+        self._describe()
+        return True
+
+
+def _restore_or_initialize(config, trainer, checkpoint, latest):
+    """Restores checkpoint `latest` (every worker: the chief's), else initialises."""
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Restored from step %d (%s)", int(trainer.step.numpy()), latest)
+    elif config.init_from:
+        warm_start.initialize_weights(trainer.model, config.init_from)
+        logging.info("Initialised weights from %s", config.init_from)
+        trainer.start_average()
+    else:
+        logging.info("Starting from scratch (seed %d)", config.seed)
+        trainer.start_average()
+
+
+def _format_duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 \
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def train(config):
+    """Trains (or resumes) a run; returns the final model's scores (metrics.json).
+
+    Args:
+        config: `TrainConfig`.
+
+    Returns:
+        dict: `scoring.summarize` of the final model on every test image (`psnr`,
+        `ssim`, `mae`, the blurry input's `input_*`, `images`; `split` "test"), plus
+        `step`, `last_loss` (the last training step's loss, None if no step ran),
+        `validation` (the final model's scores on the validation images periodic
+        evaluations use), `best` (the best validation record: `step`, `psnr`, ...,
+        `checkpoint`), `precision`, `ema_decay` and `dataset` (the TFDS name,
+        config and version trained on, e.g. "synthetic_defocus/large/1.6.0").
+
+    Raises:
+        TrainingDiverged: the loss became NaN or Inf (the last good checkpoint is
+            kept, no final model is written).
+        FileNotFoundError: missing data or VGG19 weights.
+        ValueError: bad settings, or a model_dir holding a different run.
+    """
+    worker = this_worker(config.strategy)
+    # First of all (MultiWorkerMirroredStrategy must exist before any TensorFlow op),
+    # and before anything may refuse: a worker that stopped before the others had
+    # joined would leave them waiting for it for ever.
+    strategy = make_strategy(config.strategy)
+    # The workers agree on their settings, so all check config.json alike and refuse
+    # together; the chief writes it.
+    check_workers_agree(strategy, worker, config)
+    if worker.is_chief:
+        os.makedirs(config.model_dir, exist_ok=True)
+        run_folder.remove_leftovers(config.model_dir)
+    write_or_check_config(config, worker.count, write=worker.is_chief)
+    # The chief writes the run folder; any other worker writes the same files (it
+    # makes the same calls, collective or not) into a private temporary folder.
+    out_dir = (config.model_dir if worker.is_chief else
+               tempfile.mkdtemp(prefix=f"kpac_tf_worker{worker.index}_"))
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    try:
+        return _train(config, strategy, worker, out_dir)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+        if out_dir != config.model_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _train(config, strategy, worker, out_dir):
+    keras.utils.set_random_seed(config.seed)
+    trainer = _Trainer(config, strategy, worker)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size {config.batch_size} must be a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+
+    builder = pipelines.prepare(config.dataset, config.data_dir,
+                           pipelines.dataset_config(config.dataset, config.model,
+                                               config.dataset_config),
+                           config.manual_dir)
+    checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
+    # Every worker saves (into out_dir) and restores the chief's latest checkpoint.
+    manager = tf.train.CheckpointManager(
+        checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
+    best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
+    restored = run_folder.latest_checkpoint(run_folder.path(config.model_dir,
+                                                             run_folder.CHECKPOINTS))
+    _restore_or_initialize(config, trainer, checkpoint, restored)
+    check_workers_agree(strategy, worker, config, trainer)
+    # The step of the newest checkpoint of the run (None: none yet).
+    saved_step = int(trainer.step.numpy()) if restored else None
+    # Each worker reads its own stream (seeded by its index) of batch_size / workers
+    # examples; replicas slice it in step_fn. Batch b of a stream is a pure function
+    # of (seed, b), so a resumed run starts the stream at its step and resuming is
+    # exact with no iterator state in the checkpoint.
+    train_data = pipelines.training_dataset(
+        builder, crop_size=config.crop_size, batch_size=config.batch_size // trainer.workers,
+        flips=config.flips, seed=config.seed + 1000 * trainer.worker_index,
+        to_8bit=config.to_8bit, start=int(trainer.step.numpy()))
+    iterator = iter(train_data)
+
+    validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT, config.to_8bit)
+    predict = predictor(trainer.eval_model)
+    train_writer = tf.summary.create_file_writer(run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
+    validation_writer = tf.summary.create_file_writer(
+        os.path.join(out_dir, VALIDATION_SPLIT))
+    train_step = trainer.make_train_step()
+
+    def validate(step):
+        """Scores the evaluated weights on the validation images and keeps the best."""
+        trainer.sync_eval_model()
+        with validation_writer.as_default():
+            scores = _evaluate(trainer, validation_data, config.eval_images, predict,
+                               write_images=True)
+            improved = best.update(step, scores, VALIDATION_SPLIT)
+            _log_scores(scores, step, best.record)
+        logging.info("step %d  validation PSNR %.2f dB (input %.2f)  SSIM %.4f (input "
+                     "%.4f), %d images%s; best %.2f dB at step %d", step, scores["psnr"],
+                     scores["input_psnr"], scores["ssim"], scores["input_ssim"],
+                     scores["images"], " (new best)" if improved else "",
+                     best.record["psnr"], best.record["step"])
+        return scores
+
+    start_step = step = int(trainer.step.numpy())
+    loss = None
+    start_time = window_time = time.time()
+    window_start = step
+    while step < config.steps:
+        loss, mae, perceptual = (float(v) for v in train_step(iterator))
+        step = int(trainer.step.numpy())
+        if not np.isfinite(loss):
+            last = "none" if saved_step is None else f"ckpt-{saved_step}"
+            raise TrainingDiverged(
+                f"loss became {loss} at step {step}; stopped without saving. The last "
+                f"good checkpoint is {last} in {config.model_dir}/checkpoints; "
+                "lower --learning_rate or check the data")
+        if step % config.log_every == 0 or step == config.steps:
+            now = time.time()
+            rate = (step - window_start) / max(now - window_time, 1e-9)
+            eta = (config.steps - step) * (now - start_time) / max(step - start_step, 1)
+            logging.info("step %d/%d  loss %.5f (mae %.5f, perceptual %.5f)  "
+                         "%.2f steps/s  ETA %s", step, config.steps, loss, mae,
+                         perceptual, rate, _format_duration(eta))
+            with train_writer.as_default(step=step):
+                tf.summary.scalar("loss", loss)
+                tf.summary.scalar("loss_mae", mae)
+                tf.summary.scalar("loss_perceptual", perceptual)
+                tf.summary.scalar("learning_rate", config.learning_rate)
+                tf.summary.scalar("steps_per_second", rate)
+            window_start, window_time = step, now
+        # Evaluate, then save: a checkpoint at step N means all of step N is done,
+        # its evaluation (and best checkpoint) included, so a run killed in between
+        # repeats the evaluation and chooses the same best checkpoint.
+        if step % config.eval_every == 0 and step < config.steps:
+            validate(step)
+        if step % config.save_every == 0:
+            manager.save(checkpoint_number=step)
+            saved_step = step
+
+    # Killed after this save, a rerun restores it, trains nothing and does the rest
+    # (all of which is written atomically) with the same weights.
+    if saved_step != step:
+        manager.save(checkpoint_number=step)
+        saved_step = step
+    validation = validate(step)  # the final weights may be the best too
+    # float32 whatever the training policy (a mixed-policy model would compute in
+    # low precision wherever it is loaded); the average when ema_decay > 0.
+    with atomic_output(run_folder.path(out_dir, run_folder.FINAL_MODEL)) as tmp:
+        trainer.eval_model.save(tmp)
+    save_tf1_npz(trainer.eval_model, run_folder.path(out_dir, run_folder.FINAL_TF1_WEIGHTS))
+    # The test split: scored once, here, on every image; never used to choose.
+    test_data = pipelines.evaluation_dataset(builder, TEST_SPLIT, config.to_8bit)
+    test_writer = tf.summary.create_file_writer(os.path.join(out_dir, TEST_SPLIT))
+    with test_writer.as_default():
+        final = _evaluate(trainer, test_data, 0, predict, write_images=True)
+        _log_scores(final, step)
+    for writer in (train_writer, validation_writer, test_writer):
+        writer.close()
+    final.update(split=TEST_SPLIT, step=step, last_loss=loss, validation=validation,
+                 best=best.record, precision=config.precision, ema_decay=config.ema_decay,
+                 dataset=builder.info.full_name)
+    write_json(run_folder.path(out_dir, run_folder.METRICS), final, indent=2)
+    return final

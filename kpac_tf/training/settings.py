@@ -1,0 +1,200 @@
+"""A training run's settings: `TrainConfig` (defaults are the paper's recipe), named
+presets, and the run identity a resumed run must keep (checked against config.json).
+"""
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+
+from kpac_tf.data import pixels
+from kpac_tf.training import run_folder
+from kpac_tf.utils.files import write_json
+
+
+# Keras dtype policies training runs under (`TrainConfig.precision`).
+TRAINING_PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults are the paper's recipe.
+
+    Attributes:
+        model_dir: str, output folder; re-using it resumes the run.
+        model: str, network name for `build_model`.
+        model_overrides: dict, `build_model` overrides (ablations).
+        dataset: str, "synthetic" or "dpdd".
+        dataset_config: str or None, builder config (None: `pipelines.dataset_config`'s
+            choice, "default" / "single", "dual" for the dual network on DPDD).
+        to_8bit: str, how DPDD's 16-bit images become 8-bit: "round" (our choice,
+            `round(x / 257)`; the paper does not say) or "high_byte" (`x >> 8`, as
+            Pillow reads them in the authors' code). See `kpac_tf.pixels`.
+        data_dir: str or None, TFDS data folder.
+        manual_dir: str or None, extracted DPDD archive or the synthetic `photos`
+            config's photographs (`experiments.fetch_photos`); first run only.
+        steps: int, total optimisation steps.
+        batch_size: int, global batch size.
+        crop_size: int, random crop side.
+        flips: bool, random flips.
+        learning_rate: float, constant learning rate.
+        beta_1, beta_2, epsilon: Adam parameters (TF1's epsilon, 1e-8).
+        perceptual_weight: float, weight of the VGG19 block4_conv4 loss (0: MAE only).
+        vgg19_weights: str or None, local VGG19 ImageNet no-top weights file.
+        init_from: str or None, weights to start from (.keras, .npz, or a
+            training run's model_dir / checkpoint folder); ignored when resuming.
+        strategy: str, "default", "mirrored" or "multi_worker".
+        precision: str, Keras dtype policy of training: "float32",
+            "mixed_bfloat16" (bfloat16 compute, float32 weights; recommended on CPUs
+            with AVX512-BF16 / AMX: 1.6-2x float32's steps/s at the same validation
+            PSNR, benchmarks/training_precision.py) or "mixed_float16" (float16
+            compute with loss scaling; GPUs: TensorFlow's CPU kernels have no float16
+            gradient of dilated convolutions). Evaluation and the final model are
+            float32 either way.
+        ema_decay: float, exponential moving average of the weights (0: off; e.g.
+            0.999 for long runs, 0.99 for a few hundred steps): evaluated, selected
+            and written as the final model when on. It starts at the initial
+            weights, which still weigh decay ** steps: 0.999 over 500 steps (61%)
+            scored below the blurry input.
+        seed: int, fixes initialisation and data order.
+        log_every, eval_every, save_every: int, steps between logs, evaluations and
+            checkpoints.
+        eval_images: int, validation images scored at each evaluation (0: all); the
+            best checkpoint is chosen on them.
+    """
+
+    model_dir: str
+    model: str = "single_2level"
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    dataset: str = "dpdd"
+    dataset_config: str = None
+    to_8bit: str = "round"
+    data_dir: str = None
+    manual_dir: str = None
+    steps: int = 200_000
+    batch_size: int = 4
+    crop_size: int = 512
+    flips: bool = False
+    learning_rate: float = 1e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.99
+    epsilon: float = 1e-8
+    perceptual_weight: float = 0.0
+    vgg19_weights: str = None
+    init_from: str = None
+    strategy: str = "default"
+    precision: str = "float32"
+    ema_decay: float = 0.0
+    seed: int = 0
+    log_every: int = 100
+    eval_every: int = 5000
+    save_every: int = 1000
+    eval_images: int = 10
+
+    def __post_init__(self):
+        pixels.check_to_8bit(self.to_8bit)  # before config.json records it
+        if self.precision not in TRAINING_PRECISIONS:
+            raise ValueError(f"precision must be one of {TRAINING_PRECISIONS}, got "
+                             f"{self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+
+
+# Named starting points; explicit settings override them.
+PRESETS = {
+    # A few minutes on 2 CPU cores, no download: proves the model learns.
+    "embedded_default": dict(dataset="synthetic", steps=500, crop_size=128,
+                             learning_rate=1e-3, log_every=25, eval_every=250,
+                             save_every=100, eval_images=40),
+    # The paper's two phases (Sec. 5).
+    "paper_phase1": dict(dataset="dpdd", steps=200_000, batch_size=4, crop_size=512,
+                         learning_rate=1e-4, perceptual_weight=0.0),
+    "paper_phase2": dict(dataset="dpdd", steps=100_000, batch_size=4, crop_size=512,
+                         learning_rate=5e-5, perceptual_weight=7e-4),
+}
+
+
+# Settings that shape what is trained (network, loss, update rule, precision, average)
+# or what the data stream yields (data, 8-bit conversion, seed, batch, crops, flips,
+# and the number of workers, each of which reads its own stream): a resumed run must
+# keep them, or it would not continue the same run.
+IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "to_8bit", "seed",
+             "batch_size", "crop_size", "flips", "learning_rate", "beta_1", "beta_2",
+             "epsilon", "perceptual_weight", "precision", "ema_decay", "workers")
+
+
+# What may change when a run resumes: its length, the progress / evaluation / save
+# rhythm, folders and files (the same data and VGG19 weights wherever they are),
+# init_from (ignored when resuming), and the strategy as long as the worker count
+# stays (it only spreads each worker's batch over its devices). A test checks that
+# every TrainConfig field is in one of the two lists.
+MAY_CHANGE = ("model_dir", "data_dir", "manual_dir", "vgg19_weights", "init_from",
+               "steps", "log_every", "eval_every", "save_every", "eval_images",
+               "strategy")
+
+
+# Settings that may name different places on different machines (paths).
+PATHS = ("model_dir", "data_dir", "manual_dir", "vgg19_weights", "init_from")
+
+
+def make_config(preset=None, **settings):
+    """A `TrainConfig` from a preset name plus explicit settings (which win)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    values = dict(PRESETS.get(preset, {}))
+    values.update({k: v for k, v in settings.items() if v is not None})
+    config = TrainConfig(**values)
+    if preset == "paper_phase2" and not config.init_from:
+        raise ValueError("paper_phase2 fine-tunes a phase-1 model: pass --init_from "
+                         "(the phase-1 model_dir, a .keras file or an authors' .npz)")
+    return config
+
+
+def _setting_defaults():
+    """TrainConfig's defaults, and `workers` 1 (what a run folder from before a
+    setting existed was trained with)."""
+    defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                         else f.default) for f in dataclasses.fields(TrainConfig)}
+    return dict(defaults, workers=1)
+
+
+def write_or_check_config(config, workers=1, write=True):
+    """Writes config.json (`write`: the chief; other workers only check), after
+    checking that a resumed run trains the same thing: every `IDENTITY` setting,
+    the number of workers included, as config.json recorded it.
+
+    Raises:
+        ValueError: naming each changed setting with its recorded and new value.
+    """
+    path = run_folder.path(config.model_dir, run_folder.CONFIG)
+    # As JSON gives values back (tuples as lists), so equal settings compare equal.
+    current = json.loads(json.dumps(dict(dataclasses.asdict(config), workers=workers)))
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = _upgrade_saved_config(json.load(f))
+        # A setting added later (to_8bit, workers) reads as its default in an older run.
+        defaults = _setting_defaults()
+        saved = {k: saved.get(k, defaults[k]) for k in IDENTITY}
+        changed = [k for k in IDENTITY if saved[k] != current[k]]
+        if changed:
+            details = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
+            why = (" (each worker reads its own seeded stream of batch_size / workers "
+                   "examples, so another number of workers trains on other batches)"
+                   if "workers" in changed else "")
+            raise ValueError(f"{config.model_dir} holds a different run ({details}){why}; "
+                             "use a new --model_dir or the original settings")
+    if write:
+        write_json(path, current, indent=2, sort_keys=True)
+
+
+def _upgrade_saved_config(saved):
+    """An older run's config.json in today's terms: the boolean `mixed_precision`
+    (before `precision`) chose mixed_float16 with a GPU and mixed_bfloat16 without."""
+    saved = dict(saved)
+    mixed = saved.pop("mixed_precision", None)
+    if "precision" not in saved and mixed is not None:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        saved["precision"] = (("mixed_float16" if gpu else "mixed_bfloat16") if mixed
+                              else "float32")
+    return saved

@@ -1,0 +1,57 @@
+"""Starting weights from any checkpoint kind (`--init_from`, and `load_deblurrer` for
+run folders): a `.keras` file, an authors' `.npz`, or a training run."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from kpac_tf.checkpoints.errors import CheckpointError
+from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
+from kpac_tf.training import run_folder
+
+
+def _assign_keras_weights(model, source, path):
+    ours, theirs = model.weights, source.weights
+    if len(ours) != len(theirs):
+        raise CheckpointError(f"{path}: holds {len(theirs)} weights, model {model.name!r} "
+                              f"has {len(ours)}")
+    for mine, other in zip(ours, theirs):
+        if tuple(mine.shape) != tuple(other.shape):
+            raise CheckpointError(f"{path}: weight {other.path} has shape "
+                                  f"{tuple(other.shape)}, model expects {tuple(mine.shape)} "
+                                  f"({mine.path})")
+    for mine, other in zip(ours, theirs):
+        mine.assign(other)
+
+
+def initialize_weights(model, path):
+    """Copies weights into an existing `model` from a `.keras` file, an authors'
+    `.npz`, or a training run (its model_dir or checkpoint folder). All or nothing.
+
+    Warm starts (`--init_from`) and `kpac_tf.load_deblurrer` use it; to load a
+    model for deblurring, use `load_deblurrer`.
+
+    Raises:
+        CheckpointError: unreadable, missing, or not matching the model.
+    """
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        load_tf1_npz(model, path)
+    elif path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: no such Keras model file")
+        _assign_keras_weights(model, keras.models.load_model(path), path)
+    elif os.path.isdir(path):
+        latest = run_folder.newest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f"{path}: no training checkpoint found (expected a "
+                                  "run's model_dir or its checkpoints/ folder)")
+        staging = keras.models.clone_model(model)
+        tf.train.Checkpoint(model=staging).restore(latest).expect_partial() \
+            .assert_existing_objects_matched()
+        _assign_keras_weights(model, staging, latest)
+    else:
+        raise CheckpointError(f"{path}: expected a .keras file, an authors' .npz, or a "
+                              "training run folder")
+    return model

@@ -1,0 +1,2 @@
+"""Plumbing every other part may use: files that appear complete or not at all
+(`files`), progress of long loops (`progress`). Imports nothing else of kpac_tf."""

@@ -1,0 +1,87 @@
+"""File helpers: outputs appear complete or not at all."""
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+def output_folder(path):
+    """The folder `path` will be written in; FileNotFoundError naming the fix if it
+    does not exist (check before slow work, not after)."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"output folder {directory} does not exist; create it "
+                                f"first or choose another path for {path}")
+    return directory
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yields a temporary path beside `path`; moves it onto `path` on success.
+
+    The temporary file keeps `path`'s suffix (Keras insists on `.keras`). On any
+    error it is removed and an existing `path` is left as it was. A new file gets the
+    permissions of a plainly created one (`apply_umask`), not the temporary's 0600; a
+    replaced one keeps its mode.
+
+    Example:
+    >>> with atomic_output("model.keras") as tmp:
+    ...     model.save(tmp)
+    """
+    path = os.fspath(path)
+    directory = output_folder(path)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        if os.path.exists(path):  # a replaced file keeps its mode, as open(path, "w")
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        else:
+            apply_umask(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask():
+    """The process umask: read from /proc where it can be (setting it to read it, the
+    only portable way, would briefly change it for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path):
+    """Gives `path`, and everything inside it if it is a folder, the permissions a
+    plain `open` / `mkdir` would have given under the process umask: 0666 / 0777
+    without the umask's bits. `tempfile.mkstemp` / `mkdtemp` make 0600 / 0700, which
+    another user (a TF Serving process, say) cannot read."""
+    mask = _umask()
+    file_mode, folder_mode = 0o666 & ~mask, 0o777 & ~mask
+    if not os.path.isdir(path):
+        os.chmod(path, file_mode)
+        return
+    for root, folders, files in os.walk(path):
+        os.chmod(root, folder_mode)
+        for name in files:
+            os.chmod(os.path.join(root, name), file_mode)
+
+
+def write_json(path, value, mode=None, **dump_options):
+    """Writes `value` as JSON to `path` atomically (`atomic_output`): the file appears
+    complete or not at all. `mode` (e.g. 0o644) overrides the permissions;
+    `dump_options` go to `json.dump` (`indent`, `sort_keys`)."""
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
+        json.dump(value, f, **dump_options)
+        if mode is not None:
+            os.chmod(tmp, mode)
