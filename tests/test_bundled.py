@@ -151,7 +151,10 @@ def test_ship_model_gates_then_writes_weights_and_provenance(network, tmp_path, 
     assert "--init_from=" + first in provenance["training"][1]["command"]
     assert provenance["steps"] == 4 and provenance["parameters"] == PARAMS[network]
     assert provenance["chosen_on_validation"]["step"] == 2
-    assert provenance["held_out"] == passing
+    # The test scores it records are those the evaluation wrote beside its images.
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert provenance["synthetic_test"] == {
+        k: evaluated[k] for k in ("images", "psnr", "ssim", "input_psnr", "input_ssim")}
     # What ships is the checkpoint chosen on validation.
     x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(

@@ -60,7 +60,18 @@ def test_alpha_passes_through_and_gray_stays_gray(model, rng):
 
 
 def test_tiny_images_are_padded_by_replication(model):
-    assert pad_to_multiple(np.zeros((1, 3, 5, 3), np.float32), 8)[0].shape == (1, 8, 8, 3)
+    tiny = np.arange(3 * 5 * 3, dtype=np.float32).reshape(1, 3, 5, 3)
+    padded, size = pad_to_multiple(tiny, 8)
+    padded = padded.numpy()
+    assert padded.shape == (1, 8, 8, 3) and tuple(int(n) for n in size) == (3, 5)
+    np.testing.assert_array_equal(padded[:, :3, :5], tiny)
+    np.testing.assert_array_equal(padded[:, 3:, :5], np.repeat(tiny[:, 2:3], 5, axis=1))
+    np.testing.assert_array_equal(padded[:, :, 5:], np.repeat(padded[:, :, 4:5], 3, axis=2))
+    # Large enough to reflect: the rows and columns past the edge mirror those before it.
+    small = np.arange(6 * 7 * 3, dtype=np.float32).reshape(1, 6, 7, 3)
+    mirrored = pad_to_multiple(small, 8)[0].numpy()
+    np.testing.assert_array_equal(mirrored[:, 6:, :7], small[:, [4, 3]])
+    np.testing.assert_array_equal(mirrored[:, :6, 7:], small[:, :, [5]])
     assert deblur(model, np.full((3, 5, 3), 7, np.uint8)).shape == (3, 5, 3)
 
 

@@ -34,8 +34,9 @@ def test_ssim_matches_scikit_image_as_dpdd_calls_it(pair):
 
 def test_mae(pair):
     a, b = pair
-    np.testing.assert_allclose(metrics.mae(a, b), np.abs(a - b).mean(axis=(1, 2, 3)),
-                               rtol=1e-5)
+    # Keras' mean absolute error (over channels), averaged over pixels.
+    theirs = np.mean(keras.losses.MeanAbsoluteError(reduction=None)(a, b), axis=(1, 2))
+    np.testing.assert_allclose(metrics.mae(a, b), theirs, rtol=1e-5)
 
 
 def test_identical_images():
@@ -93,6 +94,8 @@ def test_perceptual_loss_uses_the_given_weights(vgg_weights, rng):
     assert expected.shape == (2, 4, 4, 512)  # three poolings: 32 / 8
     np.testing.assert_allclose(loss.features(a).numpy(), expected, rtol=1e-4, atol=1e-4)
     b = a + 0.3  # partly above 1, like a network output: clipped as well
+    # Keras' own mean squared error of the features, averaged over positions.
+    squared = keras.losses.MeanSquaredError(reduction=None)(expected, reference_features(b))
     np.testing.assert_allclose(
-        loss(a, b).numpy(), ((expected - reference_features(b)) ** 2).mean(axis=(1, 2, 3)),
+        loss(a, b).numpy(), np.mean(squared, axis=(1, 2)),
         rtol=1e-4)
