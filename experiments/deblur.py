@@ -26,7 +26,8 @@ _TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tile
                                   "this size (bounds memory for large photos).")
 _OVERLAP = flags.DEFINE_integer("overlap", 64, "Tile overlap in pixels.")
 _PRECISION = flags.DEFINE_enum("precision", "float32", forward.INFERENCE_PRECISIONS,
-                               "bfloat16: about 3x faster on CPUs with AVX512-BF16/AMX.")
+                               "bfloat16: faster on CPUs with AVX512-BF16 / AMX "
+                               "(benchmarks/latency.py).")
 _SAVE_ATTENTION = flags.DEFINE_boolean(
     "save_attention", False, "Also write the first KPAC block's scale-attention maps "
     "(<name>_attention.png, one panel per dilation rate).")

@@ -12,7 +12,7 @@ layout, file naming (a target numbered apart from its source, _L/_R views), size
 content from our own defocus renderer: a `kpac_tf.rendering.synthetic` scene is the target, the
 left and right dual-pixel views each see one half of the aperture (defocused content
 shifts in opposite directions), and the centre image is their mean
-(`kpac_tf.datasets.dpdd.stand_in`). About 1 s and 45 MB a scene at full size on 2 cores.
+(`kpac_tf.datasets.dpdd.stand_in`).
 --output defaults to outputs/dpdd_stand_in; --seed picks the scenes and their capture
 numbers. Build it into a --data_dir of its own: the builder registers it as `dpdd`
 (it logs a warning and sets the dataset's metadata `stand_in`).

@@ -11,7 +11,7 @@ python -m experiments.inverse_kernels --output=outputs/inverse_kernels
    the s = 3.5 result (paper: 87.4% accuracy with alpha = 0.5, 92.5% with NNLS alphas).
 
 k is a disc kernel (radius 2.5 px); kernels are resampled with a Lanczos-5 filter
-(Lanczos-3 rings enough to cost ~10 dB here); Wiener SNR 100; images are scikit-image's
+(Lanczos-3 rings visibly); Wiener SNR 100; images are scikit-image's
 bundled photos (grey levels in [0, 1]). Writes results.json and figure PNGs.
 """
 

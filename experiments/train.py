@@ -43,9 +43,8 @@ _STRATEGY = flags.DEFINE_enum("strategy", "default", cluster.STRATEGIES,
 _TRAINING_PRECISION = flags.DEFINE_enum(
     "training_precision", "float32", settings.TRAINING_PRECISIONS,
     "Keras dtype policy of training: float32; mixed_bfloat16 (bfloat16 compute, "
-    "float32 weights), recommended on CPUs with AVX512-BF16 / AMX: 1.6-2x the steps/s "
-    "of float32 at the same validation PSNR on the embedded default "
-    "(benchmarks/training_precision.py); mixed_float16 (float16 compute, loss "
+    "float32 weights), for CPUs with AVX512-BF16 / AMX "
+    "(speed: benchmarks/training_precision.py); mixed_float16 (float16 compute, loss "
     "scaling) for GPUs (TensorFlow's CPU kernels cannot train KPAC blocks in "
     "float16). Evaluation and the saved model are float32 either way. A run keeps "
     "the precision it started with.")

@@ -278,8 +278,8 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
         tile_size: int or None. Process in overlapping tiles of this side (bounds
             memory for large photos); None runs the whole image at once.
         overlap: int, tile overlap in pixels.
-        precision: "float32", or "bfloat16" (about 3x faster on CPUs with
-            AVX512-BF16 / AMX; see `fast_predict_fn`). Ignored for a `Deblurrer`.
+        precision: "float32", or "bfloat16" (faster on CPUs with AVX512-BF16 / AMX;
+            see `fast_predict_fn`). Ignored for a `Deblurrer`.
 
     Returns:
         numpy array of `image`'s dtype and shape.

@@ -1,10 +1,9 @@
 """The fastest inference graph of a KPAC network on CPU, same weights, same outputs.
 
-Measured on 2 cores (benchmarks/latency.py, WORKSPACE.md): every layer of the
-networks runs near the float32 matmul rate except the full-resolution tail, the 5x5
-convolution `d2_2` from 96 channels to 3. oneDNN vectorises a convolution over its
-output channels, so 3 outputs keep 3 of 16 AVX-512 lanes busy: 13 GFLOP took 0.22 s
-of 1.43 s (2-level, 1280x720).
+Every layer of the networks runs near the float32 matmul rate except the
+full-resolution tail, the 5x5 convolution `d2_2` from 96 channels to 3: oneDNN
+vectorises a convolution over its output channels, so 3 outputs keep 3 of 16 AVX-512
+lanes busy (benchmarks/latency.py measures it; numbers in WORKSPACE.md).
 
 Here that convolution is computed in two steps that keep the lanes full, exactly
 (up to float summation order):

@@ -83,10 +83,10 @@ def fast_predict_fn(model, precision="float32"):
     """The fastest way we have to run `model` on this machine, traced once for any size.
 
     float32: the Keras graph with its full-resolution tail rewritten so oneDNN keeps
-    its vector lanes full (`kpac_tf.fast_path`; same outputs to float rounding).
-    bfloat16: the same graph in bfloat16 compute (float32 weights and output), about
-    3x faster on CPUs with AVX512-BF16 / AMX; its PSNR to the float32 output is
-    measured in benchmarks/latency.py.
+    its vector lanes full (`kpac_tf.models.fast_path`; same outputs to float rounding).
+    bfloat16: the same graph in bfloat16 compute (float32 weights and output), for
+    CPUs with AVX512-BF16 / AMX; benchmarks/latency.py measures its speed and its PSNR
+    to the float32 output.
 
     Args:
         model: keras.Model from `build_model` (input sizes: multiples of the

@@ -46,17 +46,17 @@ class TrainConfig:
             training run's model_dir / checkpoint folder); ignored when resuming.
         strategy: str, "default", "mirrored" or "multi_worker".
         precision: str, Keras dtype policy of training: "float32",
-            "mixed_bfloat16" (bfloat16 compute, float32 weights; recommended on CPUs
-            with AVX512-BF16 / AMX: 1.6-2x float32's steps/s at the same validation
-            PSNR, benchmarks/training_precision.py) or "mixed_float16" (float16
+            "mixed_bfloat16" (bfloat16 compute, float32 weights; for CPUs with
+            AVX512-BF16 / AMX, speed measured by benchmarks/training_precision.py) or
+            "mixed_float16" (float16
             compute with loss scaling; GPUs: TensorFlow's CPU kernels have no float16
             gradient of dilated convolutions). Evaluation and the final model are
             float32 either way.
         ema_decay: float, exponential moving average of the weights (0: off; e.g.
             0.999 for long runs, 0.99 for a few hundred steps): evaluated, selected
             and written as the final model when on. It starts at the initial
-            weights, which still weigh decay ** steps: 0.999 over 500 steps (61%)
-            scored below the blurry input.
+            weights, which still weigh decay ** steps at the end (0.999 over 500
+            steps: 0.61), so a short run needs a smaller decay.
         seed: int, fixes initialisation and data order.
         log_every, eval_every, save_every: int, steps between logs, evaluations and
             checkpoints.
