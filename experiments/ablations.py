@@ -26,21 +26,6 @@ from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            OUTPUT as _OUTPUT, PRESET as _PRESET, SEED as _SEED,
                            STEPS as _STEPS, run_app, value_or)
 
-# Variant name -> (build_model overrides, paper PSNR in dB, paper parameters in M).
-TABLES = {
-    1: {"w/o weight sharing": (dict(share_weights=False), 24.78, 2.50),
-        "w/ weight sharing": ({}, 25.21, 1.58)},
-    2: {"baseline (7 residual blocks)": (dict(block_type="residual", num_blocks=7),
-                                         24.59, 2.26),
-        "ACs": (dict(scale_attention=False, shape_attention=False), 24.74, 1.33),
-        "ACs + shape": (dict(scale_attention=False), 24.98, 1.33),
-        "ACs + scale": (dict(shape_attention=False), 25.03, 1.58),
-        "ACs + scale + shape": ({}, 25.21, 1.58)},
-    3: {f"{n} KPAC block{'s' if n > 1 else ''}": (dict(num_blocks=n), psnr, params)
-        for n, psnr, params in ((1, 24.82, 1.05), (2, 25.21, 1.58), (3, 25.25, 2.11),
-                                (4, 25.14, 2.64))},
-}
-
 _TABLE = flags.DEFINE_enum("table", "2", ["1", "2", "3"], "Paper table to reproduce.")
 
 
