@@ -56,10 +56,11 @@ setup(
     extras_require={
         # experiments.export --format=litert|onnx, and the runtimes that run the files.
         "export": EXPORT,
-        # The held-out photographs of kpac_tf.held_out (experiments.ship_model).
+        # The held-out photographs of kpac_tf.evaluation.held_out (experiments.ship_model).
         "held_out": HELD_OUT,
-        # dill: tensorflow-datasets' DatasetBuilderTestCase imports it.
-        "test": ["pytest>=7", "dill"] + EXPORT + HELD_OUT,
+        # dill: tensorflow-datasets' DatasetBuilderTestCase imports it; pytest-xdist runs the
+        # suite in two processes (README's test command).
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill"] + EXPORT + HELD_OUT,
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,6 +1,6 @@
 r"""How much the 16-to-8-bit conversion changes PSNR (`kpac_tf.data.pixels.to_uint8`).
 
-python benchmarks/bit_depth.py [--dpdd_dir=datasets/dpdd/dummy_data/dd_dp_dataset_canon]
+python benchmarks/bit_depth.py [--dpdd_dir=kpac_tf/datasets/dpdd/dummy_data/dd_dp_dataset_canon]
 
 DPDD's PNGs are 16-bit; we score 8-bit images made by round(x / 257) ("round", our
 choice), while Pillow / scipy.misc.imread, which the authors' code reads images
@@ -33,8 +33,8 @@ from kpac_tf.data import images, pixels
 from kpac_tf.evaluation import metrics
 from kpac_tf.rendering import defocus
 
-DUMMY = (pathlib.Path(__file__).resolve().parents[1] / "datasets" / "dpdd" / "dummy_data"
-         / "dd_dp_dataset_canon")
+DUMMY = (pathlib.Path(__file__).resolve().parents[1] / "kpac_tf" / "datasets" / "dpdd"
+         / "dummy_data" / "dd_dp_dataset_canon")
 _DPDD_DIR = flags.DEFINE_string("dpdd_dir", str(DUMMY), "An extracted DPDD archive "
                                 "(or the dummy data): <split>_c/{source,target}/*.png.")
 _PHOTOS = flags.DEFINE_list("photos", ["chelsea", "coffee", "rocket"],

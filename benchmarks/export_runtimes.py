@@ -11,7 +11,6 @@ median / best seconds, file size and the PSNR of each output to TensorFlow's flo
 output (a variant is worth keeping at >= 40 dB).
 """
 
-import json
 import os
 import tempfile
 
@@ -26,6 +25,7 @@ from kpac_tf.data import pixels
 from kpac_tf.deploy import export
 from kpac_tf.evaluation import metrics
 from kpac_tf.rendering.defocus import graded_defocus
+from kpac_tf.utils.files import write_json
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Model (default: the bundled one).")
 _MODEL = flags.DEFINE_string("model", None, "Network name, for an authors' .npz.")
@@ -97,9 +97,8 @@ def main(argv):
         print(f"{name:<18} {size or 0:8.2f} {times[name][0]:9.3f} {times[name][1]:7.3f} "
               f"{quality if quality is not None else float('nan'):11.1f}")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(dict(height=_HEIGHT, width=_WIDTH, model=deblurrer.name,
-                           results=results), f, indent=2)
+        write_json(_JSON.value, dict(height=_HEIGHT, width=_WIDTH, model=deblurrer.name,
+                                     results=results), indent=2)
 
 
 if __name__ == "__main__":

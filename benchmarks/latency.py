@@ -14,7 +14,6 @@ weights, else the authors' architecture with random weights, whose large residua
 a harsh case); then training steps/s at batch 4, crop 256.
 """
 
-import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,6 +29,7 @@ from kpac_tf.checkpoints.tf1_graph import tf1_graph
 from kpac_tf.data import pixels
 from kpac_tf.evaluation import metrics
 from kpac_tf.paper.complexity import count_flops
+from kpac_tf.utils.files import write_json
 
 _RUNS = flags.DEFINE_integer("runs", 9, "Timed runs per network.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
@@ -140,8 +140,7 @@ def main(argv):
     print(f"training single_2level batch 4 crop 256: "
           f"{results['train_steps_per_second']:.2f} steps/s")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(_JSON.value, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ images, scored once at the end), and the 1-minute load average before and after.
 Prints a table and writes `<runs_dir>/results.json`.
 """
 
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from kpac_tf.training import run_folder  # noqa: E402
+from kpac_tf.utils.files import write_json  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
@@ -56,7 +56,7 @@ def steps_per_second(run_dir):
     import tensorflow as tf
 
     rates = []
-    train = os.path.join(run_dir, "train")
+    train = run_folder.path(run_dir, run_folder.TRAIN_SUMMARIES)
     for name in sorted(os.listdir(train)):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(train, name)):
             for value in event.summary.value:
@@ -104,8 +104,8 @@ def main(argv):
         for name in order:
             results.append(run_variant(
                 name, os.path.join(_RUNS_DIR.value, f"{name}-{repeat + 1}")))
-    with open(os.path.join(_RUNS_DIR.value, "results.json"), "w") as f:
-        json.dump(dict(cpu_count=os.cpu_count(), results=results), f, indent=2)
+    write_json(os.path.join(_RUNS_DIR.value, "results.json"),
+               dict(cpu_count=os.cpu_count(), results=results), indent=2)
     print(f"\n{'run':<28} {'steps/s':>7} {'wall s':>7} {'load':>9} | "
           f"{'val PSNR':>8} {'SSIM':>6} {'best':>6} {'@step':>5} | {'test PSNR':>9} "
           f"{'SSIM':>6}")

@@ -35,9 +35,9 @@ CHECKPOINT = flags.DEFINE_string(
     "DPDD).")
 OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
 PRESET = flags.DEFINE_enum(
-    "preset", None, sorted(settings.PRESETS), "Training recipe (kpac_tf.training.settings.PRESETS); "
-    "flags given explicitly override it. Unset: train uses embedded_default, ablations "
-    "its CPU budget.")
+    "preset", None, sorted(settings.PRESETS),
+    "Training recipe (kpac_tf.training.settings.PRESETS); flags given explicitly override "
+    "it. Unset: train uses embedded_default, ablations its CPU budget.")
 # Training budget, shared by train and ablations (None: the app's or preset's default).
 STEPS = flags.DEFINE_integer("steps", None, "Training steps (paper phase 1: 200000).")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 4).")

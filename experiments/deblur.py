@@ -10,11 +10,8 @@ network trained on synthetic defocus, not DPDD. --input is a PNG/JPEG file (8- o
 bit depth. An input is never overwritten.
 """
 
-import os
-
 from absl import flags, logging
 
-from kpac_tf.data import images
 from kpac_tf.deploy import deblurring
 from kpac_tf.models import forward
 
@@ -33,35 +30,10 @@ _SAVE_ATTENTION = flags.DEFINE_boolean(
     "(<name>_attention.png, one panel per dilation rate).")
 
 
-def plan_jobs(source, target):
-    """(input, output) pairs; refuses any output that would overwrite an input."""
-    if os.path.isdir(source):
-        inputs = images.list_images(source)
-        if not inputs:
-            raise ValueError(f"{source}: no PNG or JPEG files")
-        if os.path.isfile(target):
-            raise ValueError(f"--output {target} is a file; give a folder for a folder")
-        os.makedirs(target, exist_ok=True)
-        jobs = [(p, os.path.join(target, images.scene_name(p) + ".png")) for p in inputs]
-    elif os.path.isfile(source):
-        if os.path.isdir(target) or target.endswith(os.sep):
-            os.makedirs(target, exist_ok=True)
-            target = os.path.join(target, images.scene_name(source) + ".png")
-        elif not target.lower().endswith(".png"):
-            raise ValueError(f"--output {target}: results are PNG; end it with .png")
-        jobs = [(source, target)]
-    else:
-        raise ValueError(f"--input {source}: no such file or folder")
-    for src, dst in jobs:
-        if os.path.abspath(src) == os.path.abspath(dst):
-            raise ValueError(f"refusing to overwrite the input {src}; choose another --output")
-    return jobs
-
-
 def main(argv):
     del argv  # run_app refuses extra arguments
     try:
-        jobs = plan_jobs(_INPUT.value, _OUTPUT.value)
+        jobs = deblurring.plan_jobs(_INPUT.value, _OUTPUT.value)
         deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
                                              _PRECISION.value)
         failures = deblurring.deblur_files(deblurrer, jobs, _TILE_SIZE.value, _OVERLAP.value,

@@ -6,7 +6,7 @@ Scores the model (the bundled one without --checkpoint) on matplotlib's and
 scikit-learn's sample photographs (never used in training) defocused by a second
 renderer unlike the training one, on in-focus photographs, which should come back
 unchanged (PSNR of output to input), and on soft ones (reported); see
-`kpac_tf.held_out`. Needs matplotlib and scikit-learn installed (they ship the
+`kpac_tf.evaluation.held_out`. Needs matplotlib and scikit-learn installed (they ship the
 photographs).
 """
 

@@ -21,9 +21,7 @@ import numpy as np
 from absl import flags
 
 from kpac_tf.data import images, pixels
-from kpac_tf.evaluation import metrics
 from kpac_tf.paper import inverse_kernels as ik
-from kpac_tf.rendering import defocus
 from kpac_tf.utils.files import write_json
 
 from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app, value_or
@@ -35,78 +33,14 @@ _LANCZOS = flags.DEFINE_integer("lanczos_a", 5, "Lobes of the Lanczos resampling
 _IMAGES = flags.DEFINE_list("images", ["camera", "astronaut", "coffee"],
                             "skimage.data photos to average over.")
 
-PAPER = {"psnr_scaled_inverse_vs_inverse_of_scaled": 51.09,
-         "psnr_inverse_of_scaled_to_sharp": 21.64, "psnr_scaled_inverse_to_sharp": 21.59,
-         "psnr_dilated_vs_scaled_inverse": 53.74, "accuracy_alpha_half": 0.874,
-         "accuracy_nnls": 0.925}
-
-
-def _photo(name):
-    from skimage import color, data
-
-    image = getattr(data, name)()
-    if image.ndim == 3:
-        return np.asarray(color.rgb2gray(image[..., :3]), np.float64)
-    return pixels.to_unit(image, np.float64)
-
-
-def _psnr(a, b):
-    """PSNR (dB) of grey float64 (h, w) images in [0, 1]."""
-    return float(metrics.psnr(a[..., None], b[..., None]))
-
-
-def _odd(x):
-    x = int(np.ceil(x))
-    return x + 1 - x % 2
-
-
-def run_one(sharp, radius, snr, support, lanczos_a):
-    """All numbers for one image; also returns the images for figures."""
-    k = defocus.aperture_kernel(radius)
-    k_inv = ik.wiener_inverse(k, support, snr)
-
-    def scaled(kernel, s):
-        return ik.lanczos_upsample(kernel, s, lanczos_a) / s ** 2
-
-    # Eq. 4 at s = 5 (Fig. 1) and the dilated inverse (Fig. 4).
-    s = 5
-    blur = scaled(k, s)
-    blurry = ik.convolve(sharp, blur)
-    inverse_of_scaled = ik.convolve(blurry, ik.wiener_inverse(blur, _odd(support * s), snr))
-    scaled_inverse = ik.convolve(blurry, scaled(k_inv, s))
-    dilated_inverse = ik.convolve(blurry, ik.dilate(k_inv, s))
-    numbers = {
-        "psnr_blurry_to_sharp": _psnr(blurry, sharp),
-        "psnr_scaled_inverse_vs_inverse_of_scaled": _psnr(scaled_inverse, inverse_of_scaled),
-        "psnr_inverse_of_scaled_to_sharp": _psnr(inverse_of_scaled, sharp),
-        "psnr_scaled_inverse_to_sharp": _psnr(scaled_inverse, sharp),
-        "psnr_dilated_vs_scaled_inverse": _psnr(dilated_inverse, scaled_inverse),
-    }
-    # Eq. 5 (Fig. 2): blur at s = 3.5, inverse kernels at s = 3 and 4.
-    blurry = ik.convolve(sharp, scaled(k, 3.5))
-    results = [ik.convolve(blurry, scaled(k_inv, si)) for si in (3.0, 4.0)]
-    target = ik.convolve(blurry, scaled(k_inv, 3.5))
-    half = 0.5 * results[0] + 0.5 * results[1]
-    alphas = ik.nnls_alphas(results, target)
-    fitted = alphas[0] * results[0] + alphas[1] * results[1]
-    numbers.update(accuracy_alpha_half=ik.approximation_accuracy(half, target),
-                   accuracy_nnls=ik.approximation_accuracy(fitted, target),
-                   nnls_alphas=[float(a) for a in alphas])
-    figures = {"fig1_blurry": ik.convolve(sharp, blur), "fig1b_inverse_of_scaled":
-               inverse_of_scaled, "fig1c_scaled_inverse": scaled_inverse,
-               "fig4a_dilated_inverse": dilated_inverse, "fig2a_blurry_3.5": blurry,
-               "fig2d_blend_half": half, "fig2e_target_3.5": target}
-    return numbers, figures
-
-
 def main(argv):
     del argv  # run_app refuses extra arguments
     output = value_or(_OUTPUT, "outputs/inverse_kernels")
     os.makedirs(output, exist_ok=True)
     per_image = {}
     for name in _IMAGES.value:
-        numbers, figures = run_one(_photo(name), _RADIUS.value, _SNR.value, _SUPPORT.value,
-                                   _LANCZOS.value)
+        numbers, figures = ik.eqs_4_and_5(ik.gray_photo(name), _RADIUS.value, _SNR.value,
+                                          _SUPPORT.value, _LANCZOS.value)
         per_image[name] = numbers
         for label, image in figures.items():
             images.write_png(os.path.join(output, f"{name}_{label}.png"),
@@ -115,12 +49,13 @@ def main(argv):
     mean = {k: float(np.mean([v[k] for v in per_image.values()])) for k in keys}
     result = dict(mean, settings=dict(kernel=f"disc, radius {_RADIUS.value} px",
                                       snr=_SNR.value, inverse_support=_SUPPORT.value,
-                                      resampling=f"Lanczos-{_LANCZOS.value}", scales="5 (Eq. 4), 3/4/3.5 "
-                                      "(Eq. 5)", images=_IMAGES.value),
-                  per_image=per_image, paper=PAPER)
+                                      resampling=f"Lanczos-{_LANCZOS.value}",
+                                      scales="5 (Eq. 4), 3/4/3.5 (Eq. 5)",
+                                      images=_IMAGES.value),
+                  per_image=per_image, paper=ik.PAPER)
     write_json(os.path.join(output, "results.json"), result, indent=2)
     print(f"{'quantity':<45} {'ours':>8} {'paper':>8}")
-    for key, paper in PAPER.items():
+    for key, paper in ik.PAPER.items():
         ours = mean[key] * (100 if key.startswith("accuracy") else 1)
         paper = paper * (100 if key.startswith("accuracy") else 1)
         print(f"{key:<45} {ours:8.2f} {paper:8.2f}")

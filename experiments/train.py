@@ -17,7 +17,7 @@ Periodic evaluations score the validation split and keep the best checkpoint in
 from absl import flags, logging
 
 from kpac_tf.models.networks import BLOCK_TYPES
-from kpac_tf.training import cluster, loop, settings
+from kpac_tf.training import cluster, loop, run_folder, settings
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
@@ -111,8 +111,8 @@ def main(argv):
           f"{validation['psnr']:.2f} dB (input {validation['input_psnr']:.2f}); best "
           f"{best['psnr']:.2f} dB at step {best['step']} ({config.model_dir}/"
           f"{best['checkpoint']})")
-    print(f"Model: {config.model_dir}/model.keras, float32 (TensorBoard: "
-          f"{config.model_dir})")
+    print(f"Model: {run_folder.path(config.model_dir, run_folder.FINAL_MODEL)}, float32 "
+          f"(TensorBoard: {config.model_dir})")
 
 
 FLAG_GROUPS = {

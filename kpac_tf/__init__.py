@@ -1,8 +1,8 @@
 """kpac-tf: KPAC single-image defocus deblurring (Son et al., ICCV 2021) in TF2/Keras 3.
 
 The package, one subpackage per concern, dependencies pointing down the list:
-`utils`, `data`, `models`, `checkpoints` (core); `rendering`, `datasets`, `training`,
-`evaluation`; `deploy`, `paper`. Each subpackage's docstring says what belongs there.
+`utils`, `data`, `models`, `checkpoints` (core); `rendering`, `datasets`, `evaluation`,
+`training`; `deploy`, `paper`. Each subpackage's docstring says what belongs there.
 This module re-exports the public API.
 
 Example:

@@ -1,7 +1,6 @@
 """Shared pytest fixtures: quiet TensorFlow, the reference vectors in tests/data/."""
 
 import os
-import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -10,7 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.test_case import REPO  # noqa: E402
+
 REFERENCE_DIR = REPO / "tests" / "data"
 
 

@@ -1,10 +1,21 @@
-"""One helper that puts any kpac_tf layer through its paces (keras-hub style)."""
+"""What more than one test file uses: harnesses that put a layer or a whole network
+through its paces (keras-hub's `run_layer_test` / `run_backbone_test` /
+`run_precision_test`), the repository's paths, the TF1 reference vectors, a tiny
+training configuration."""
 
 import os
+import pathlib
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kpac_tf.training import run_folder, settings
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# The DPDD builder's dummy archive (its layout and naming, a few small scenes).
+DPDD_DUMMY = REPO / "kpac_tf" / "datasets" / "dpdd" / "dummy_data"
+LEVEL_NAMES = {"2": "single_2level", "3": "single_3level"}
 
 
 def run_layer_test(layer_cls, init_kwargs, input_shape, expected_output_shape,
@@ -123,3 +134,41 @@ def run_precision_test(build, size, tolerance):
     x = _network_inputs(reference, (*size, 3))
     difference = np.abs(tf.cast(mixed(x), tf.float32).numpy() - reference(x).numpy())
     assert difference.max() < tolerance, difference.max()
+
+
+def tf1_reference(reference_dir, level):
+    """(weights path, input, output) the authors' TF1 code computed for `level` "2"/"3"."""
+    io_ = np.load(reference_dir / f"tf1_{level}level_io.npz")
+    return reference_dir / f"tf1_{level}level_weights.npz", io_["input"], io_["output"]
+
+
+def tiny_config(model_dir, data_dir, **overrides):
+    """A TrainConfig of a few steps on the synthetic `tiny` config, 4-channel networks."""
+    values = dict(model_dir=str(model_dir), dataset="synthetic", dataset_config="tiny",
+                  data_dir=data_dir, steps=4, batch_size=2, crop_size=32,
+                  model_overrides={"channels": 4}, log_every=2, eval_every=2,
+                  save_every=2, eval_images=2, learning_rate=1e-3)
+    values.update(overrides)
+    return settings.make_config(None, **values)
+
+
+def weights_of(model_dir):
+    """The weights (numpy) of a run folder's final model.keras."""
+    return [w.numpy() for w in keras.models.load_model(
+        run_folder.path(model_dir, run_folder.FINAL_MODEL)).weights]
+
+
+def count_examples_read(builder, monkeypatch):
+    """Names of the examples the builder's datasets yield, as they are read."""
+    read = []
+    real_as_dataset = type(builder).as_dataset
+
+    def counting_as_dataset(self, *args, **kwargs):
+        def count(example):
+            name = tf.py_function(lambda n: read.append(n.numpy()) or n,
+                                  [example["name"]], tf.string)
+            return {**example, "name": tf.ensure_shape(name, [])}
+        return real_as_dataset(self, *args, **kwargs).map(count)
+
+    monkeypatch.setattr(type(builder), "as_dataset", counting_as_dataset)
+    return read

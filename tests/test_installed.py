@@ -2,7 +2,6 @@
 run from another working directory, with no clone beside it."""
 
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,8 @@ import zipfile
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.test_case import REPO
+
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +71,17 @@ def test_dpdd_build_and_evaluation_from_another_folder(installed, tmp_path):
     assert "Blurry input (paper)" in out and (tmp_path / "eval" / "metrics.json").exists()
 
 
-def test_console_scripts_and_paper_apps_answer(installed):
+def test_console_scripts_answer_and_every_app_imports(installed):
+    """Each console script runs (`--help`); every app module imports from the installed
+    package in one process (their --help is tested from the clone, test_run_app.py)."""
     site, _ = installed
     for script in ("kpac-train", "kpac-evaluate", "kpac-deblur", "kpac-export"):
         assert "--helpfull" in run(installed, str(site / "bin" / script), "--help")
-    for app in ("complexity", "inverse_kernels", "ablations", "attention", "held_out",
-                "ship_model", "wiener_baseline", "bundled_examples", "convert_tf1",
-                "prepare_data", "fetch_photos"):
-        assert "--helpfull" in run(installed, "-m", f"kpac_tf_experiments.{app}", "--help")
+    apps = sorted(path.stem for path in (REPO / "experiments").glob("*.py")
+                  if path.stem not in ("__init__", "common_flags"))
+    out = run(installed, "-c", "import importlib\n"
+              f"for app in {apps!r}:\n"
+              "    module = importlib.import_module('kpac_tf_experiments.' + app)\n"
+              "    assert callable(module.main), app\n"
+              "    print(module.__file__)")
+    assert out.count(str(site / "kpac_tf_experiments")) == len(apps) > 15

@@ -1,12 +1,13 @@
-"""The tree tells the architecture: imports point one way, down this list, and apps
-are thin. Each kpac_tf subpackage may import only from itself and those before it."""
+"""The tree tells the architecture: imports point one way, down this list, apps never
+import each other, and the tests mirror the tree. Each kpac_tf subpackage may import
+only from itself and those before it."""
 
 import ast
-import pathlib
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.test_case import REPO
+
 LAYERS = ("utils", "data", "models", "checkpoints", "rendering", "datasets", "evaluation",
           "training", "deploy", "paper")
 
@@ -63,3 +64,18 @@ def test_every_subpackage_says_what_belongs_there():
         doc = ast.get_docstring(ast.parse((REPO / "kpac_tf" / layer / "__init__.py")
                                           .read_text()))
         assert doc and len(doc.split()) >= 15, f"kpac_tf/{layer}/__init__.py: no docstring"
+
+
+def test_tests_mirror_the_code():
+    """tests/kpac_tf/<subpackage>/test_<module>.py tests kpac_tf/<subpackage>/<module>.py
+    and tests/experiments/test_<app>.py an app (test_run_app.py: what every app shares,
+    experiments/__init__.py and common_flags.py)."""
+    orphans = []
+    for tree in ("kpac_tf", "experiments"):
+        for path in sorted((REPO / "tests" / tree).rglob("test_*.py")):
+            if path.relative_to(REPO).as_posix() == "tests/experiments/test_run_app.py":
+                continue
+            tested = path.parent.relative_to(REPO / "tests") / f"{path.stem[len('test_'):]}.py"
+            if not (REPO / tested).exists():
+                orphans.append(f"{path.relative_to(REPO)} (no {tested})")
+    assert not orphans, orphans

@@ -42,7 +42,7 @@ def test_a_run_folder_resumes(tmp_path, data_dir, caplog):
     config = settings.TrainConfig(**dict(identity, model_dir=str(run), data_dir=data_dir,
                                          steps=4, eval_every=2, save_every=2,
                                          eval_images=1, log_every=1))
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         final = loop.train(config)
     assert "Restored from step 2" in caplog.text
     assert final["step"] == 4 and run_folder.latest_step(run) == 4

@@ -25,7 +25,7 @@ def convert_tf1_checkpoint(npz_path, name, output_path, tolerance=1e-4):
     """Converts an authors' `.npz` into a Keras model file, validated twice.
 
     The converted model must match the authors' graph as re-expressed with raw TF
-    ops (`kpac_tf.tf1_graph`, run on the checkpoint's raw tensors; itself checked
+    ops (`kpac_tf.checkpoints.tf1_graph`, run on the checkpoint's raw tensors; itself checked
     against the authors' TF1 output in the tests) within `tolerance` on a fixed input, and the
     written `.keras` file must reload to identical outputs. The file is written
     atomically and only if both checks pass.

@@ -22,7 +22,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     anything else, and any persistent id a subclass does not handle, raises
     `_Refused`. `restricted_load` turns that into a `CheckpointError`. Used for
     the authors' TF1 `.npz` files here and for PyTorch `.pth` files in
-    `kpac_tf.lpips`.
+    `kpac_tf.checkpoints.pytorch`.
     """
 
     allowed = {}

@@ -15,10 +15,10 @@ from absl import logging
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
 from kpac_tf.data import images, pixels
-from kpac_tf.deploy import bundled
+from kpac_tf.deploy import bundled, export
 from kpac_tf.models.networks import MODEL_NAMES, build_model
-from kpac_tf.models.forward import (fast_predict_fn, model_size_multiple, pad_to_multiple,
-                                    predict_any_size, scale_attention_maps)
+from kpac_tf.models.forward import (block_attention, fast_predict_fn, model_size_multiple,
+                                    predict_any_size)
 from kpac_tf.training import run_folder
 from kpac_tf.training.warm_start import initialize_weights
 from kpac_tf.utils.progress import progress_bar
@@ -72,21 +72,21 @@ class Deblurrer:
 
     @classmethod
     def from_saved_model(cls, path):
-        """Loads an export of `kpac_tf.export` (its `float` signature)."""
+        """Loads an export of `kpac_tf.deploy.export` (its `float` signature)."""
         loaded = tf.saved_model.load(path)
-        if "float" not in loaded.signatures:
-            raise ValueError(f"{path}: SavedModel has no 'float' signature; export it with "
-                             "experiments.export")
-        signature = loaded.signatures["float"]
-        names = sorted(signature.structured_input_signature[1])
-        num_inputs = 3 if "center" in names else 1
+        if export.FLOAT_SIGNATURE not in loaded.signatures:
+            raise ValueError(f"{path}: SavedModel has no {export.FLOAT_SIGNATURE!r} "
+                             "signature; export it with experiments.export")
+        signature = loaded.signatures[export.FLOAT_SIGNATURE]
+        names = set(signature.structured_input_signature[1])
+        keys = export.DUAL_INPUTS if names == set(export.DUAL_INPUTS) else export.SINGLE_INPUTS
+        num_inputs = len(keys)
 
         def predict(inputs):
             views = inputs if num_inputs == 3 else (inputs,)
-            keys = ("center", "left", "right") if num_inputs == 3 else ("images",)
             unit = {k: (tf.convert_to_tensor(v, tf.float32) + 1.0) / 2.0
                     for k, v in zip(keys, views)}
-            return signature(**unit)["deblurred"] * 2.0 - 1.0
+            return signature(**unit)[export.OUTPUT] * 2.0 - 1.0
 
         predict.loaded = loaded  # keeps the SavedModel alive
         parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
@@ -175,7 +175,7 @@ def load_deblurrer(source=None, name=None, precision="float32"):
     """The one way to load a model for deblurring, from any source.
 
     Args:
-        source: str, PathLike or None. None: the bundled model (`kpac_tf.bundled`, a
+        source: str, PathLike or None. None: the bundled model (`kpac_tf.deploy.bundled`, a
             network trained on synthetic defocus, not DPDD; a warning says so).
             Otherwise a `.keras` file; a training run folder (`experiments.train`'s
             model_dir: its config.json names the network); an authors' `.npz`
@@ -356,17 +356,44 @@ def attention_image(model, image):
 
     Returns None when the model has no scale attention.
     """
-    deblurrer = Deblurrer.from_keras(model)
-    multiple = model_size_multiple(model)
-    padded, (height, width) = pad_to_multiple(pixels.to_network(np.asarray(image)[None]),
-                                              multiple)
-    maps = scale_attention_maps(model, padded)
-    if maps is None or deblurrer.num_inputs != 1:
+    if len(model.inputs) != 1:
         return None
-    factor = int(padded.shape[1]) // int(maps.shape[1])
-    maps = np.repeat(np.repeat(np.asarray(maps[0]), factor, 0), factor, 1)[:height, :width]
+    maps = block_attention(model, pixels.to_network(np.asarray(image)[None])).get("kpac_0")
+    if maps is None:
+        return None
     tiles = [maps[..., i] for i in range(maps.shape[-1])]
     return np.round(np.concatenate(tiles, axis=1) * 255).astype(np.uint8)[..., None]
+
+
+def plan_jobs(source, target):
+    """(input, output .png) pairs for `deblur_files`: a file to a file (or into a
+    folder), a folder's PNG and JPEG files into a folder (created if need be).
+
+    Raises:
+        ValueError: naming the --input / --output at fault, and whenever an output
+            would overwrite an input.
+    """
+    if os.path.isdir(source):
+        inputs = images.list_images(source)
+        if not inputs:
+            raise ValueError(f"{source}: no PNG or JPEG files")
+        if os.path.isfile(target):
+            raise ValueError(f"--output {target} is a file; give a folder for a folder")
+        os.makedirs(target, exist_ok=True)
+        jobs = [(p, os.path.join(target, images.scene_name(p) + ".png")) for p in inputs]
+    elif os.path.isfile(source):
+        if os.path.isdir(target) or target.endswith(os.sep):
+            os.makedirs(target, exist_ok=True)
+            target = os.path.join(target, images.scene_name(source) + ".png")
+        elif not target.lower().endswith(".png"):
+            raise ValueError(f"--output {target}: results are PNG; end it with .png")
+        jobs = [(source, target)]
+    else:
+        raise ValueError(f"--input {source}: no such file or folder")
+    for src, dst in jobs:
+        if os.path.abspath(src) == os.path.abspath(dst):
+            raise ValueError(f"refusing to overwrite the input {src}; choose another --output")
+    return jobs
 
 
 def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=False):

@@ -29,14 +29,17 @@ from kpac_tf.models.fast_path import fast_forward
 from kpac_tf.models.forward import model_size_multiple, predict_any_size
 from kpac_tf.utils.files import apply_umask, atomic_output, output_folder
 
-DUAL_INPUTS = ("center", "left", "right")
+# The signatures' names: inputs, the output, the float endpoint `Deblurrer` loads.
+SINGLE_INPUTS, DUAL_INPUTS = ("images",), ("center", "left", "right")
+OUTPUT = "deblurred"
+FLOAT_SIGNATURE = "float"
 LITERT_WEIGHTS = ("float32", "float16", "int8")
 ONNX_OPSET = 17
 
 
 def input_names(model):
     """("images",) or, for the dual network, ("center", "left", "right")."""
-    return DUAL_INPUTS if len(model.inputs) == 3 else ("images",)
+    return DUAL_INPUTS if len(model.inputs) == 3 else SINGLE_INPUTS
 
 
 def _network_fn(model):
@@ -65,11 +68,11 @@ def serving_function(model, dtype):
     if dtype == tf.float32:
         def serve(*images):
             out = run([pixels.unit_to_network(x) for x in images])
-            return {"deblurred": pixels.network_to_unit(out)}
+            return {OUTPUT: pixels.network_to_unit(out)}
     else:
         def serve(*images):
             out = run([pixels.to_network(x) for x in images])
-            return {"deblurred": pixels.from_network(out, dtype)}
+            return {OUTPUT: pixels.from_network(out, dtype)}
     return tf.function(serve, input_signature=specs)
 
 
@@ -103,7 +106,7 @@ def export_saved_model(model, export_dir, version=None):
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, dtype in (("serving_default", tf.uint8), ("serving_uint16", tf.uint16),
-                            ("float", tf.float32)):
+                            (FLOAT_SIGNATURE, tf.float32)):
         function = serving_function(model, dtype)
         archive.add_endpoint(endpoint, function.python_function,
                              input_signature=function.input_signature)
@@ -133,7 +136,7 @@ def _frozen_float_saved_model(model, folder):
     @tf.function(input_signature=function.input_signature)
     def serve(*images):
         (deblurred,) = frozen(*images)
-        return {"deblurred": deblurred}
+        return {OUTPUT: deblurred}
 
     tf.saved_model.save(tf.Module(), folder,
                         signatures={"serving_default": serve.get_concrete_function()})

@@ -17,7 +17,6 @@ so that is what is scored and shipped.
 """
 
 import dataclasses
-import json
 import os
 
 from kpac_tf.checkpoints.tf1_npz import save_tf1_npz
@@ -26,7 +25,7 @@ from kpac_tf.deploy import bundled
 from kpac_tf.deploy.deblurring import load_deblurrer
 from kpac_tf.evaluation import held_out, items, scoring, wiener
 from kpac_tf.training import run_folder
-from kpac_tf.utils.files import atomic_output
+from kpac_tf.utils.files import atomic_output, write_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,10 +204,7 @@ def write_bundled(assessment, targets, notes=None):
     if notes:
         info["notes"] = notes
     os.makedirs(os.path.dirname(bundled.WEIGHTS_PATH), exist_ok=True)
-    text = json.dumps(info, indent=2)
-    with atomic_output(bundled.WEIGHTS_PATH) as weights, \
-            atomic_output(bundled.INFO_PATH) as provenance:
+    with atomic_output(bundled.WEIGHTS_PATH) as weights:  # weights, then provenance
         save_tf1_npz(model, weights)
-        with open(provenance, "w") as f:
-            f.write(text)
+        write_json(bundled.INFO_PATH, info, indent=2)
     return bundled.WEIGHTS_PATH

@@ -12,7 +12,27 @@ import os
 import tensorflow as tf
 
 from kpac_tf.data import images, pipelines, pixels
-from kpac_tf.evaluation import scoring
+
+
+class Items:
+    """A re-iterable of (name, load) pairs whose length is known without loading
+    anything: what `scoring.evaluate` takes when the pairs come from a stream (a tf.data
+    split) rather than a list.
+
+    Args:
+        count: int, how many pairs `make_iterator()` yields.
+        make_iterator: callable returning a fresh iterator of (name, load) pairs.
+    """
+
+    def __init__(self, count, make_iterator):
+        self.count = int(count)
+        self._make_iterator = make_iterator
+
+    def __len__(self):
+        return self.count
+
+    def __iter__(self):
+        return iter(self._make_iterator())
 
 
 def _folder_views(input_dir, split, dual):
@@ -64,7 +84,7 @@ def dataset_items(dataset, config, data_dir, manual_dir, split, name, to_8bit="r
     """(name, load) pairs over a TFDS split, the first `limit` examples (0: all), 16-bit
     images to 8-bit by `to_8bit`.
 
-    A stream (`scoring.Items`), not a list: the split is read as it is iterated
+    A stream (`Items`), not a list: the split is read as it is iterated
     (`pipelines.evaluation_dataset` decodes one scene ahead), and `limit` slices the split
     itself (`test[:N]`), so no example past it is ever read or decoded. The count
     comes from the dataset's metadata.
@@ -80,4 +100,4 @@ def dataset_items(dataset, config, data_dir, manual_dir, split, name, to_8bit="r
             yield item_name[0].numpy().decode(), lambda x=inputs, y=sharp: (x, y)
             del inputs, sharp  # the consumer holds this scene until it is done with it
 
-    return scoring.Items(count, stream)
+    return Items(count, stream)

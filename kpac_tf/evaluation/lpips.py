@@ -230,7 +230,7 @@ def _check_inputs(in0, in1):
     for x in (in0, in1):
         if not x.dtype.is_floating:
             raise ValueError(f"LPIPS takes float images in [-1, 1], got {x.dtype.name}; "
-                             "convert integer images with kpac_tf.pixels.to_network")
+                             "convert integer images with kpac_tf.data.pixels.to_network")
         if x.shape.rank != 4 or x.shape[-1] not in (3, None):
             raise ValueError(f"LPIPS takes image batches (N, H, W, 3), got shape {x.shape}")
     if in0.shape.is_fully_defined() and in1.shape.is_fully_defined():

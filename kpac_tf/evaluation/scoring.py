@@ -1,10 +1,11 @@
 """Running a model over evaluation images and scoring it (PSNR, SSIM, MAE, and LPIPS
-when its weight files are given: `kpac_tf.lpips`).
+when its weight files are given: `kpac_tf.evaluation.lpips`).
 
 Scores are computed on 8-bit images, as the paper evaluates: network outputs are
 quantised with `clip(round((y + 1) * 127.5), 0, 255)` before comparison. 16-bit
 sources (DPDD) reach 8 bits before they get here, by the items' loader
-(`data.to_unit_range`, whose `to_8bit` chooses how; `round(x / 257)` is our default).
+(`kpac_tf.data.pixels.to_8bit_network`, whose `to_8bit` chooses how; `round(x / 257)`
+is our default).
 """
 
 import csv
@@ -76,27 +77,6 @@ def summarize(scores):
 LPIPS_FIELDS = ("lpips", "input_lpips")
 
 
-class Items:
-    """A re-iterable of (name, load) pairs whose length is known without loading
-    anything: what `evaluate` takes when the pairs come from a stream (a tf.data
-    split) rather than a list.
-
-    Args:
-        count: int, how many pairs `make_iterator()` yields.
-        make_iterator: callable returning a fresh iterator of (name, load) pairs.
-    """
-
-    def __init__(self, count, make_iterator):
-        self.count = int(count)
-        self._make_iterator = make_iterator
-
-    def __len__(self):
-        return self.count
-
-    def __iter__(self):
-        return iter(self._make_iterator())
-
-
 def evaluate(deblurrer, items, output_dir, skip_bad=False, to_8bit=None, count=None,
              lpips=None, lpips_unavailable=None):
     """Deblurs and scores every item; writes images, per_image.csv and metrics.json.
@@ -111,12 +91,12 @@ def evaluate(deblurrer, items, output_dir, skip_bad=False, to_8bit=None, count=N
             `kpac_tf.deploy.deblurring.Deblurrer` (`kpac_tf.load_deblurrer`).
         items: iterable of (name, load) where `load()` returns (inputs, sharp) in
             [-1, 1] with batch 1, and may raise `images.ImageReadError`/ValueError
-            (a list, an `Items` stream, or any iterator; it is never copied).
+            (a list, an `items.Items` stream, or any iterator; it is never copied).
         output_dir: str; receives `images/<name>.png`, `per_image.csv`, `metrics.json`.
         skip_bad: bool; skip (and list) unreadable items instead of aborting.
         to_8bit: str or None, how `load()` brought 16-bit images to 8 bits ("round"
             or "high_byte", see `kpac_tf.data.pixels`); recorded in metrics.json, since
-            "high_byte" scores about 0.034 dB lower (None: not stated).
+            the two score differently (None: not stated).
         count: int or None, how many items there are, for the progress bar (None:
             `len(items)` if it has one, else the bar runs without a total).
         lpips: `kpac_tf.evaluation.lpips.LPIPS` or None (no LPIPS column).

@@ -1,15 +1,17 @@
 """Running a built network on inputs of any size: padding to its size multiple, the
-traced fast predictor (no retracing for new sizes), and scale-attention maps.
+traced fast predictor (no retracing for new sizes), and scale-attention maps (at the
+blocks' resolution, or at the input's).
 
 Inputs and outputs are float32 (batch, h, w, 3) in [-1, 1] (the dual network: a
 (center, left, right) triple). Photos, tiles and loading are `kpac_tf.deploy`'s.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kpac_tf.models.fast_path import fast_forward
-from kpac_tf.models.layers import SizeCheck
+from kpac_tf.models.layers import KPACBlock, SizeCheck
 
 
 def model_size_multiple(model):
@@ -63,7 +65,7 @@ def predict_any_size(predict, inputs, multiple):
 
 
 def predictor(model):
-    """`model`'s fast forward pass (`kpac_tf.fast_path`), traced once for any batch,
+    """`model`'s fast forward pass (`kpac_tf.models.fast_path`), traced once for any batch,
     height and width (no retracing); float32 output."""
     specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
     forward = fast_forward(model)
@@ -128,3 +130,24 @@ def scale_attention_maps(model, inputs, block="kpac_0"):
         return None
     features = keras.Model(model.inputs, layer.input)(inputs)
     return layer.scale_attention_maps(features)
+
+
+def block_attention(model, inputs):
+    """Scale-attention maps of every KPAC block for a (1, h, w, 3) input in [-1, 1]
+    (h, w padded to the network's multiple internally), at the input's size.
+
+    Returns:
+        {block name: numpy (h, w, num_rates)}, upsampled (nearest) to the input size.
+    """
+    padded, (height, width) = pad_to_multiple(inputs, model_size_multiple(model))
+    blocks = [layer for layer in model.layers
+              if isinstance(layer, KPACBlock) and layer.scale_attention]
+    features = keras.Model(model.inputs, [b.input for b in blocks])(padded)
+    features = features if isinstance(features, list) else [features]
+    maps = {}
+    for block, feature in zip(blocks, features):
+        attention = np.asarray(block.scale_attention_maps(feature))[0]
+        factor = int(padded.shape[1]) // attention.shape[0]
+        attention = np.repeat(np.repeat(attention, factor, 0), factor, 1)
+        maps[block.name] = attention[:int(height), :int(width)]
+    return maps

@@ -9,29 +9,8 @@ import tensorflow as tf
 
 from kpac_tf.data import images, pixels
 from kpac_tf.deploy.deblurring import deblur
-from kpac_tf.models.forward import model_size_multiple, pad_to_multiple
+from kpac_tf.models.forward import block_attention
 from kpac_tf.models.layers import KPACBlock
-
-
-def block_attention(model, inputs):
-    """Scale-attention maps of every KPAC block for a (1, h, w, 3) input in [-1, 1]
-    (h, w padded to the network's multiple internally).
-
-    Returns:
-        {block name: numpy (h, w, num_rates)}, upsampled (nearest) to the input size.
-    """
-    padded, (height, width) = pad_to_multiple(inputs, model_size_multiple(model))
-    blocks = [layer for layer in model.layers
-              if isinstance(layer, KPACBlock) and layer.scale_attention]
-    features = keras.Model(model.inputs, [b.input for b in blocks])(padded)
-    features = features if isinstance(features, list) else [features]
-    maps = {}
-    for block, feature in zip(blocks, features):
-        attention = np.asarray(block.scale_attention_maps(feature))[0]
-        factor = int(padded.shape[1]) // attention.shape[0]
-        attention = np.repeat(np.repeat(attention, factor, 0), factor, 1)
-        maps[block.name] = attention[:int(height), :int(width)]
-    return maps
 
 
 def weighted_dilation(maps, rates):

@@ -1,10 +1,15 @@
 """Cost of a network: multiply-accumulates by formula and FLOPs by TF's profiler
 (the paper's Table 5 reports FLOPs at 1280x720)."""
 
+import time
+
 import keras
+import numpy as np
 import tensorflow as tf
 
+from kpac_tf.deploy.deblurring import Deblurrer
 from kpac_tf.models.layers import KPACBlock, ResidualBlock
+from kpac_tf.models.networks import build_model
 
 
 def _at_size(model, height, width):
@@ -65,3 +70,32 @@ def count_flops(model, height, width):
     options = option_builder.ProfileOptionBuilder(
         option_builder.ProfileOptionBuilder.float_operation()).with_empty_output().build()
     return int(model_analyzer.profile(graph, options=options).total_float_ops)
+
+
+# Table 5: the size the paper measures at, (height, width), and its numbers.
+TABLE5_SIZE = (720, 1280)
+PAPER_TABLE5 = {"single_2level": dict(gflops=358, seconds=0.09, params_m=1.58),
+                "single_3level": dict(gflops=197, seconds=0.07, params_m=2.06)}
+
+
+def measure(name, runs, height, width):
+    """Network `name` (the authors' settings) at (1, height, width, 3): parameters,
+    GFLOPs (profiler; also without transposed convolutions, as the paper's TF 1.x
+    profiler counted), GMACs (formula), and the median seconds of `runs` forward
+    passes of the fast path on this machine."""
+    model = build_model(name)
+    deblurrer = Deblurrer.from_keras(model)
+    views = [np.zeros((1, height, width, 3), np.float32) for _ in model.inputs]
+    inputs = tuple(views) if len(views) == 3 else views[0]
+    np.asarray(deblurrer(inputs))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        np.asarray(deblurrer(inputs))
+        times.append(time.perf_counter() - start)
+    flops = count_flops(model, height, width)
+    macs = mac_breakdown(model, height, width)
+    return dict(params=model.count_params(), gflops=flops / 1e9,
+                gmacs=sum(macs.values()) / 1e9,
+                gflops_without_transposed_convs=(flops - 2 * macs["transposed_conv"]) / 1e9,
+                seconds=float(np.median(times)))

@@ -6,7 +6,10 @@ Kernels are float64 numpy arrays with odd sides, centred; images are float64
 
 import numpy as np
 
+from kpac_tf.data import pixels
+from kpac_tf.evaluation import metrics
 from kpac_tf.evaluation.wiener import centered_pad_to
+from kpac_tf.rendering import defocus
 from kpac_tf.rendering.defocus import convolve_same
 
 
@@ -76,3 +79,76 @@ def nnls_alphas(results, target):
     matrix = np.stack([r.ravel() for r in results], axis=1)
     alphas, _ = nnls(matrix, target.ravel())
     return alphas
+
+
+# The paper's numbers for Eqs. 4 and 5 (Sec. 3.2) and the dilated inverse (Sec. 4.1).
+PAPER = {"psnr_scaled_inverse_vs_inverse_of_scaled": 51.09,
+         "psnr_inverse_of_scaled_to_sharp": 21.64, "psnr_scaled_inverse_to_sharp": 21.59,
+         "psnr_dilated_vs_scaled_inverse": 53.74, "accuracy_alpha_half": 0.874,
+         "accuracy_nnls": 0.925}
+
+
+def gray_photo(name):
+    """A scikit-image bundled photo as grey float64 (h, w) in [0, 1]."""
+    from skimage import color, data
+
+    image = getattr(data, name)()
+    if image.ndim == 3:
+        return np.asarray(color.rgb2gray(image[..., :3]), np.float64)
+    return pixels.to_unit(image, np.float64)
+
+
+def _psnr(a, b):
+    """PSNR (dB) of grey float64 (h, w) images in [0, 1]."""
+    return float(metrics.psnr(a[..., None], b[..., None]))
+
+
+def _odd(x):
+    x = int(np.ceil(x))
+    return x + 1 - x % 2
+
+
+def eqs_4_and_5(sharp, radius, snr, support, lanczos_a):
+    """Eqs. 4 and 5 (and the dilated inverse of Sec. 4.1) on one grey image `sharp`
+    (float64 (h, w) in [0, 1]) for a disc kernel of `radius` px, a Wiener inverse of
+    side `support` and `snr`, Lanczos-`lanczos_a` resampling.
+
+    Returns:
+        ({quantity: value} as `PAPER` names them, plus `psnr_blurry_to_sharp` and
+        `nnls_alphas`), {figure name: float64 image in [0, 1]}.
+    """
+    k = defocus.aperture_kernel(radius)
+    k_inv = wiener_inverse(k, support, snr)
+
+    def scaled(kernel, s):
+        return lanczos_upsample(kernel, s, lanczos_a) / s ** 2
+
+    # Eq. 4 at s = 5 (Fig. 1) and the dilated inverse (Fig. 4).
+    s = 5
+    blur = scaled(k, s)
+    blurry = convolve(sharp, blur)
+    inverse_of_scaled = convolve(blurry, wiener_inverse(blur, _odd(support * s), snr))
+    scaled_inverse = convolve(blurry, scaled(k_inv, s))
+    dilated_inverse = convolve(blurry, dilate(k_inv, s))
+    numbers = {
+        "psnr_blurry_to_sharp": _psnr(blurry, sharp),
+        "psnr_scaled_inverse_vs_inverse_of_scaled": _psnr(scaled_inverse, inverse_of_scaled),
+        "psnr_inverse_of_scaled_to_sharp": _psnr(inverse_of_scaled, sharp),
+        "psnr_scaled_inverse_to_sharp": _psnr(scaled_inverse, sharp),
+        "psnr_dilated_vs_scaled_inverse": _psnr(dilated_inverse, scaled_inverse),
+    }
+    # Eq. 5 (Fig. 2): blur at s = 3.5, inverse kernels at s = 3 and 4.
+    blurry = convolve(sharp, scaled(k, 3.5))
+    results = [convolve(blurry, scaled(k_inv, si)) for si in (3.0, 4.0)]
+    target = convolve(blurry, scaled(k_inv, 3.5))
+    half = 0.5 * results[0] + 0.5 * results[1]
+    alphas = nnls_alphas(results, target)
+    fitted = alphas[0] * results[0] + alphas[1] * results[1]
+    numbers.update(accuracy_alpha_half=approximation_accuracy(half, target),
+                   accuracy_nnls=approximation_accuracy(fitted, target),
+                   nnls_alphas=[float(a) for a in alphas])
+    figures = {"fig1_blurry": convolve(sharp, blur), "fig1b_inverse_of_scaled":
+               inverse_of_scaled, "fig1c_scaled_inverse": scaled_inverse,
+               "fig4a_dilated_inverse": dilated_inverse, "fig2a_blurry_3.5": blurry,
+               "fig2d_blend_half": half, "fig2e_target_3.5": target}
+    return numbers, figures

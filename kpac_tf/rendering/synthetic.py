@@ -6,7 +6,7 @@ No download: every photograph comes from `skimage.data`'s bundled files (the
 pages of handwriting-like text). Train,
 validation and test use disjoint photographs (`SOURCES`); procedural content is
 drawn from split-specific seeds. The photographs that ship with matplotlib and
-scikit-learn are never used here: `kpac_tf.held_out` keeps them for held-out checks.
+scikit-learn are never used here: `kpac_tf.evaluation.held_out` keeps them for held-out checks.
 
 Validation and test examples are drawn as in version 1.2.0 of the builder (blur radius
 up to `MAX_RADIUS`, fixed noise, photographs shrunk). Training examples (`TRAIN`) also

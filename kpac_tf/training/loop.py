@@ -200,8 +200,8 @@ def _evaluate(trainer, eval_data, limit, predict, write_images=False):
         scores.append(scoring.score_image(name[0].numpy().decode(), blurry, output, sharp))
         if write_images and index == 0:
             tf.summary.image("blurry_output_sharp", tf.concat(
-                [metrics.quantised_unit(blurry), metrics.quantised_unit(output), metrics.quantised_unit(sharp)],
-                axis=2), step=trainer.step)
+                [metrics.quantised_unit(x) for x in (blurry, output, sharp)], axis=2),
+                step=trainer.step)
             maps = scale_attention_maps(trainer.eval_model, inputs)
             if maps is not None:  # the rates' maps side by side
                 tf.summary.image("scale_attention_kpac_0_rates_1_to_n",
@@ -241,7 +241,7 @@ class _BestCheckpoint:
         self._manager = tf.train.CheckpointManager(self._checkpoint, self.folder,
                                                    max_to_keep=1)
         self._config = run_folder.path(model_dir, run_folder.CONFIG)
-        latest = run_folder.latest_checkpoint(run_folder.path(model_dir, run_folder.BEST))
+        latest = run_folder.newest_checkpoint(run_folder.path(model_dir, run_folder.BEST))
         self.record = json.loads(tf.train.load_variable(
             latest, "best_record/.ATTRIBUTES/VARIABLE_VALUE").decode()) if latest else None
         # A run killed between saving a best checkpoint and writing best.json left it
@@ -269,7 +269,7 @@ class _BestCheckpoint:
         if self.record is not None and not scores["psnr"] > self.record["psnr"]:
             return False
         record = dict(step=int(step), split=split,
-                      checkpoint=f"checkpoints/best/ckpt-{int(step)}", **{
+                      checkpoint=run_folder.best_checkpoint_name(step), **{
                           k: scores[k] for k in ("images", "psnr", "ssim", "mae",
                                                  "input_psnr", "input_ssim", "input_mae")})
         self._record.assign(json.dumps(record))
@@ -362,8 +362,7 @@ def _train(config, strategy, worker, out_dir):
     manager = tf.train.CheckpointManager(
         checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
     best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
-    restored = run_folder.latest_checkpoint(run_folder.path(config.model_dir,
-                                                             run_folder.CHECKPOINTS))
+    restored = run_folder.newest_checkpoint(config.model_dir)
     _restore_or_initialize(config, trainer, checkpoint, restored)
     check_workers_agree(strategy, worker, config, trainer)
     # The step of the newest checkpoint of the run (None: none yet).
@@ -380,9 +379,10 @@ def _train(config, strategy, worker, out_dir):
 
     validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT, config.to_8bit)
     predict = predictor(trainer.eval_model)
-    train_writer = tf.summary.create_file_writer(run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
+    train_writer = tf.summary.create_file_writer(
+        run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
     validation_writer = tf.summary.create_file_writer(
-        os.path.join(out_dir, VALIDATION_SPLIT))
+        run_folder.path(out_dir, run_folder.VALIDATION_SUMMARIES))
     train_step = trainer.make_train_step()
 
     def validate(step):
@@ -449,7 +449,8 @@ def _train(config, strategy, worker, out_dir):
     save_tf1_npz(trainer.eval_model, run_folder.path(out_dir, run_folder.FINAL_TF1_WEIGHTS))
     # The test split: scored once, here, on every image; never used to choose.
     test_data = pipelines.evaluation_dataset(builder, TEST_SPLIT, config.to_8bit)
-    test_writer = tf.summary.create_file_writer(os.path.join(out_dir, TEST_SPLIT))
+    test_writer = tf.summary.create_file_writer(
+        run_folder.path(out_dir, run_folder.TEST_SUMMARIES))
     with test_writer.as_default():
         final = _evaluate(trainer, test_data, 0, predict, write_images=True)
         _log_scores(final, step)

@@ -22,6 +22,7 @@ writes a checkpoint's files first and that file, atomically, last).
 import glob
 import json
 import os
+import posixpath
 import shutil
 
 import tensorflow as tf
@@ -34,12 +35,18 @@ BEST_RECORD = "best.json"
 FINAL_MODEL = "model.keras"
 FINAL_TF1_WEIGHTS = "weights_tf1.npz"
 METRICS = "metrics.json"
-TRAIN_SUMMARIES = "train"
+TRAIN_SUMMARIES, VALIDATION_SUMMARIES, TEST_SUMMARIES = "train", "validation", "test"
 
 
 def path(run_dir, *parts):
     """`run_dir/parts...` (str), e.g. `path(run, CONFIG)`, `path(run, BEST)`."""
     return os.path.join(os.fspath(run_dir), *parts)
+
+
+def best_checkpoint_name(step):
+    """The best checkpoint of `step` as best.json records it: relative to the run
+    folder, with forward slashes (e.g. "checkpoints/best/ckpt-2")."""
+    return posixpath.join(CHECKPOINTS, "best", f"ckpt-{int(step)}")
 
 
 def is_run(folder):
@@ -62,22 +69,24 @@ def read_config(folder):
     return read_json(folder, CONFIG)
 
 
-def latest_checkpoint(folder):
+def _listed_checkpoint(folder):
     """The newest checkpoint the state file of `folder` lists (its path prefix), None
-    if there is none.
-
-    Unlike `tf.train.latest_checkpoint`, a listed checkpoint whose files are missing
-    is not taken as "no checkpoint" (which would restart a run from scratch): its
-    restore fails and says so."""
+    if there is none."""
     state = tf.train.get_checkpoint_state(os.fspath(folder))
     return state.model_checkpoint_path if state and state.model_checkpoint_path else None
 
 
 def newest_checkpoint(source):
-    """The newest checkpoint of a run folder (in its checkpoints/), or of a checkpoint
-    folder itself (checkpoints/ or checkpoints/best/); None if there is none."""
+    """The newest checkpoint (its path prefix) of a run folder (in its checkpoints/), or
+    of a checkpoint folder itself (checkpoints/ or checkpoints/best/); None if there is
+    none.
+
+    The newest is the one the folder's state file lists. Unlike
+    `tf.train.latest_checkpoint`, a listed checkpoint whose files are missing is not
+    taken as "no checkpoint" (which would restart a run from scratch): its restore
+    fails and says so."""
     for folder in (path(source, CHECKPOINTS), os.fspath(source)):
-        latest = latest_checkpoint(folder) if os.path.isdir(folder) else None
+        latest = _listed_checkpoint(folder) if os.path.isdir(folder) else None
         if latest:
             return latest
     return None

@@ -4,7 +4,6 @@ presets, and the run identity a resumed run must keep (checked against config.js
 
 import dataclasses
 import json
-import os
 
 import tensorflow as tf
 
@@ -30,7 +29,7 @@ class TrainConfig:
             choice, "default" / "single", "dual" for the dual network on DPDD).
         to_8bit: str, how DPDD's 16-bit images become 8-bit: "round" (our choice,
             `round(x / 257)`; the paper does not say) or "high_byte" (`x >> 8`, as
-            Pillow reads them in the authors' code). See `kpac_tf.pixels`.
+            Pillow reads them in the authors' code). See `kpac_tf.data.pixels`.
         data_dir: str or None, TFDS data folder.
         manual_dir: str or None, extracted DPDD archive or the synthetic `photos`
             config's photographs (`experiments.fetch_photos`); first run only.
@@ -167,12 +166,11 @@ def write_or_check_config(config, workers=1, write=True):
     Raises:
         ValueError: naming each changed setting with its recorded and new value.
     """
-    path = run_folder.path(config.model_dir, run_folder.CONFIG)
     # As JSON gives values back (tuples as lists), so equal settings compare equal.
     current = json.loads(json.dumps(dict(dataclasses.asdict(config), workers=workers)))
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = _upgrade_saved_config(json.load(f))
+    saved = run_folder.read_config(config.model_dir)
+    if saved is not None:
+        saved = _upgrade_saved_config(saved)
         # A setting added later (to_8bit, workers) reads as its default in an older run.
         defaults = _setting_defaults()
         saved = {k: saved.get(k, defaults[k]) for k in IDENTITY}
@@ -185,7 +183,8 @@ def write_or_check_config(config, workers=1, write=True):
             raise ValueError(f"{config.model_dir} holds a different run ({details}){why}; "
                              "use a new --model_dir or the original settings")
     if write:
-        write_json(path, current, indent=2, sort_keys=True)
+        write_json(run_folder.path(config.model_dir, run_folder.CONFIG), current, indent=2,
+                   sort_keys=True)
 
 
 def _upgrade_saved_config(saved):

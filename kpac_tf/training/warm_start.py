@@ -48,8 +48,12 @@ def initialize_weights(model, path):
             raise CheckpointError(f"{path}: no training checkpoint found (expected a "
                                   "run's model_dir or its checkpoints/ folder)")
         staging = keras.models.clone_model(model)
-        tf.train.Checkpoint(model=staging).restore(latest).expect_partial() \
-            .assert_existing_objects_matched()
+        try:
+            tf.train.Checkpoint(model=staging).restore(latest).expect_partial() \
+                .assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            raise CheckpointError(f"{latest}: cannot restore it into model {model.name!r} "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
         _assign_keras_weights(model, staging, latest)
     else:
         raise CheckpointError(f"{path}: expected a .keras file, an authors' .npz, or a "

@@ -1,0 +1,24 @@
+"""experiments/ablations (kpac_tf.paper.ablations): every variant trained alike."""
+
+import json
+
+from absl.testing import flagsaver
+
+from experiments import ablations
+
+
+def test_ablations_app_trains_every_variant_alike(tmp_path, capsys):
+    data_dir = str(tmp_path / "tfds")
+    with flagsaver.flagsaver(table="1", steps=2, channels=4, dataset_config="tiny",
+                             data_dir=data_dir, crop_size=32, batch_size=2,
+                             output=str(tmp_path / "out")):
+        ablations.main(["ablations"])
+    result = json.loads((tmp_path / "out" / "table1.json").read_text())
+    assert set(result["results"]) == {"w/o weight sharing", "w/ weight sharing"}
+    assert result["budget"]["steps"] == 2
+    sharing = result["results"]
+    assert sharing["w/o weight sharing"]["params"] > sharing["w/ weight sharing"]["params"]
+    for variant in ("w_o_weight_sharing", "w_weight_sharing"):
+        config = json.loads((tmp_path / "out" / "table1" / variant / "config.json").read_text())
+        assert (config["steps"], config["seed"]) == (2, 0)
+    assert "paper PSNR" in capsys.readouterr().out

@@ -1,0 +1,213 @@
+"""kpac_tf.deploy.export: a SavedModel for TF Serving, loaded in a fresh process; LiteRT
+and ONNX files run in their own runtimes (ai-edge-litert, onnxruntime) and match the
+Keras model at sizes that are not multiples of 8; files get umask permissions."""
+
+import json
+import os
+import pathlib
+import re
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+# The [test] extra installs both runtimes: a missing one fails here, never skips.
+from ai_edge_litert import interpreter as litert
+
+from kpac_tf import build_model, deblur, load_deblurrer
+from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.deploy.export import export_litert, export_onnx, export_saved_model, input_names
+from kpac_tf.evaluation import metrics
+from tests.test_case import REPO
+
+
+@pytest.mark.parametrize("name", ["single_2level", "dual"])
+def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
+    model = build_model(name, channels=4)
+    path = export_saved_model(model, str(tmp_path / "serving"))
+    assert path.endswith(os.path.join("serving", "1"))
+    keys = ["center", "left", "right"] if name == "dual" else ["images"]
+    views = [rng.randint(0, 256, (2, 101, 157, 3)).astype(np.uint8) for _ in keys]
+    np.savez(tmp_path / "views.npz", *views)
+    views16 = [rng.randint(0, 65536, (2, 101, 157, 3)).astype(np.uint16) for _ in keys]
+    np.savez(tmp_path / "views16.npz", *views16)
+    script = textwrap.dedent(f"""
+        import json, os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        import numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({path!r})
+        views = list(np.load({str(tmp_path / 'views.npz')!r}).values())
+        keys = {keys!r}
+        out8 = loaded.signatures["serving_default"](
+            **{{k: tf.constant(v) for k, v in zip(keys, views)}})["deblurred"]
+        outf = loaded.signatures["float"](
+            **{{k: tf.constant(v / 255.0, tf.float32) for k, v in zip(keys, views)}})["deblurred"]
+        views16 = list(np.load({str(tmp_path / 'views16.npz')!r}).values())
+        out16 = loaded.signatures["serving_uint16"](
+            **{{k: tf.constant(v) for k, v in zip(keys, views16)}})["deblurred"]
+        np.savez({str(tmp_path / 'out.npz')!r}, u8=out8.numpy(), f=outf.numpy(), u16=out16.numpy())
+        print(json.dumps(sorted(loaded.signatures)))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "float", "serving_default", "serving_uint16"]
+    served = np.load(tmp_path / "out.npz")
+    expected = deblur(model, tuple(views) if name == "dual" else views[0])
+    assert served["u8"].dtype == np.uint8 and served["u8"].shape == (2, 101, 157, 3)
+    # Same values up to rounding at an 8-bit boundary (graph vs eager float order).
+    difference = np.abs(served["u8"].astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.999
+    np.testing.assert_allclose(served["f"] * 2 - 1, _keras_any_size(model, views),
+                               atol=2e-5)
+    assert served["u16"].dtype == np.uint16 and served["u16"].shape == (2, 101, 157, 3)
+    expected16 = deblur(model, tuple(views16) if name == "dual" else views16[0])
+    assert np.abs(served["u16"].astype(int) - expected16.astype(int)).max() <= 2
+
+
+def _keras_any_size(model, views):
+    from kpac_tf.deploy.deblurring import Deblurrer
+
+    inputs = [v.astype(np.float32) / 127.5 - 1 for v in views]
+    out = Deblurrer.from_keras(model)(tuple(inputs) if len(inputs) == 3 else inputs[0])
+    return np.clip(np.asarray(out), -1, 1)
+
+
+def test_saved_model_cli_lists_the_signatures(tmp_path):
+    path = export_saved_model(build_model("single_3level", channels=4), str(tmp_path))
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    command = [str(cli)] if cli.exists() else [
+        sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    result = subprocess.run(command + ["show", "--all", "--dir", path], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for expected in ("signature_def['serving_default']", "signature_def['float']",
+                     "signature_def['serving_uint16']", "inputs['images']",
+                     "outputs['deblurred']", "dtype: DT_UINT8", "dtype: DT_UINT16"):
+        assert expected in result.stdout
+
+
+def test_versions_are_never_overwritten(tmp_path):
+    model = build_model("single_2level", channels=4)
+    assert export_saved_model(model, str(tmp_path)).endswith("1")
+    assert export_saved_model(model, str(tmp_path)).endswith("2")
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_saved_model(model, str(tmp_path), version=2)
+    assert sorted(os.listdir(tmp_path)) == ["1", "2"]
+
+
+def run_litert(path, feeds):
+    """Runs a LiteRT file on {input name: array} through its signature, which names
+    the inputs and the output `deblurred` (and resizes to the arrays given)."""
+    interpreter = litert.Interpreter(model_path=str(path))
+    assert interpreter.get_signature_list() == {"serving_default": {
+        "inputs": sorted(feeds), "outputs": ["deblurred"]}}
+    runner = interpreter.get_signature_runner("serving_default")
+    return runner(**feeds)["deblurred"]
+
+
+def run_onnx(path, feeds):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["deblurred"]
+    return session.run(["deblurred"], feeds)[0]
+
+
+def keras_float(model, feeds):
+    """The Keras model's float output in [0, 1] (what `Deblurrer` gives, mapped back)."""
+    views = [feeds[n] * 2 - 1 for n in input_names(model)]
+    out = Deblurrer.from_keras(model)(tuple(views) if len(views) == 3 else views[0])
+    return np.clip((np.asarray(out) + 1) / 2, 0, 1)
+
+
+def _feeds(model, rng, shape=(2, 77, 131, 3)):
+    return {n: rng.uniform(0, 1, shape).astype(np.float32) for n in input_names(model)}
+
+
+@pytest.mark.parametrize("name", ["single_2level", "single_3level", "dual"])
+def test_litert_and_onnx_match_keras_at_odd_sizes(tmp_path, name, rng):
+    model = build_model(name, channels=8)
+    feeds = _feeds(model, rng)
+    expected = keras_float(model, feeds)
+    tflite = export_litert(model, str(tmp_path / "m.tflite"))
+    onnx = export_onnx(model, str(tmp_path / "m.onnx"))
+    for runner, path in ((run_litert, tflite), (run_onnx, onnx)):
+        out = runner(path, feeds)
+        assert out.shape == (2, 77, 131, 3) and out.dtype == np.float32
+        np.testing.assert_allclose(out, expected, atol=1e-4, err_msg=path)
+    # One file serves other sizes too (a tiny one needs edge replication, not mirroring).
+    small = _feeds(model, rng, (1, 5, 9, 3))
+    np.testing.assert_allclose(run_onnx(onnx, small), keras_float(model, small), atol=1e-4)
+    np.testing.assert_allclose(run_litert(tflite, small), keras_float(model, small),
+                               atol=1e-4)
+
+
+def test_bundled_model_exports_exactly(tmp_path, rng):
+    """The trained weights (not random ones) through both runtimes, and the smaller
+    LiteRT variants' distance to float32."""
+    model = load_deblurrer().keras_model
+    feeds = _feeds(model, rng, (2, 61, 97, 3))
+    expected = keras_float(model, feeds)
+    np.testing.assert_allclose(run_onnx(export_onnx(model, str(tmp_path / "m.onnx")), feeds),
+                               expected, atol=1e-4)
+    np.testing.assert_allclose(
+        run_litert(export_litert(model, str(tmp_path / "m.tflite")), feeds), expected,
+        atol=1e-4)
+    full_size = os.path.getsize(tmp_path / "m.tflite")
+    for weights, size_ratio in (("float16", 0.6), ("int8", 0.35)):
+        path = export_litert(model, str(tmp_path / f"{weights}.tflite"), weights)
+        out = run_litert(path, feeds)
+        psnr = metrics.psnr(out, expected).numpy()
+        assert psnr.min() > 40, (weights, psnr)
+        assert os.path.getsize(path) < size_ratio * full_size, weights
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_exports_get_the_umask_permissions(tmp_path, umask):
+    """TF Serving often runs as another user: files and folders follow the umask
+    (mkstemp / mkdtemp alone would leave 0600 / 0700); a replaced file keeps its mode."""
+    model = build_model("single_2level", channels=4)
+    old = os.umask(umask)
+    try:
+        version = export_saved_model(model, str(tmp_path / "serving"))
+        tflite = export_litert(model, str(tmp_path / "m.tflite"))
+        os.chmod(tflite, 0o600)
+        export_litert(model, tflite)
+    finally:
+        os.umask(old)
+    folder_mode, file_mode = 0o777 & ~umask, 0o666 & ~umask
+    modes = {os.path.relpath(os.path.join(root, n), version): stat.S_IMODE(
+        os.stat(os.path.join(root, n)).st_mode) for root, folders, files in os.walk(version)
+        for n in folders + files}
+    assert stat.S_IMODE(os.stat(version).st_mode) == folder_mode
+    assert modes and all(mode == (folder_mode if os.path.isdir(os.path.join(version, path))
+                                  else file_mode) for path, mode in modes.items()), modes
+    assert stat.S_IMODE(os.stat(tflite).st_mode) == 0o600
+    onnx = export_onnx(model, str(tmp_path / "m.onnx"))
+    assert stat.S_IMODE(os.stat(onnx).st_mode) == 0o666 & ~old
+
+
+def test_readme_runtime_examples_run_as_written(tmp_path, monkeypatch, rng):
+    import imageio.v3 as iio
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Phones and other runtimes", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    model = build_model("single_2level", channels=4)
+    export_litert(model, "kpac.tflite")
+    export_onnx(model, "kpac.onnx")
+    photo = rng.randint(0, 256, (60, 90, 3)).astype(np.uint8)
+    iio.imwrite("photo.jpg", photo)
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
+    expected = np.round(keras_float(model, {"images": iio.imread("photo.jpg")[None].astype(
+        np.float32) / 255})[0] * 255)
+    for name in ("sharp_litert.png", "sharp_onnx.png"):
+        sharp = iio.imread(name)
+        assert sharp.shape == (60, 90, 3) and sharp.dtype == np.uint8
+        assert np.abs(sharp.astype(int) - expected).max() <= 1

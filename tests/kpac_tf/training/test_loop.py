@@ -1,0 +1,431 @@
+"""kpac_tf.training.loop: a tiny run end to end, exact resume, NaN stop, strategies,
+precisions, moving averages, kills at any point."""
+
+import glob
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kpac_tf import build_model
+from kpac_tf.checkpoints import tf1_npz
+from kpac_tf.data import pipelines
+from kpac_tf.training import loop, run_folder, warm_start
+from tests.test_case import REPO, tiny_config, weights_of
+
+
+def test_tiny_run_writes_everything(tmp_path, data_dir):
+    final = loop.train(tiny_config(tmp_path, data_dir))
+    assert final["step"] == 4 and final["images"] == 3
+    assert np.isfinite(final["last_loss"])
+    for name in ("config.json", "model.keras", "weights_tf1.npz", "metrics.json"):
+        assert (tmp_path / name).exists(), name
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 4
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["step"] == 4 and saved["split"] == "test" and saved["images"] == 3
+    assert saved["validation"]["images"] == 2 and saved["best"]["split"] == "validation"
+    assert re.fullmatch(r"synthetic_defocus/tiny/\d+\.\d+\.\d+", saved["dataset"]), saved
+    assert (tmp_path / "checkpoints" / "best" / "best.json").exists()
+    assert run_folder.newest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+    # The authors'-format weights are the final model's.
+    model = tf1_npz.load_tf1_npz(build_model("single_2level", channels=4),
+                                     tmp_path / "weights_tf1.npz")
+    for a, b in zip([w.numpy() for w in model.weights], weights_of(tmp_path)):
+        np.testing.assert_array_equal(a, b)
+    tags = set()
+    for event_file in tmp_path.glob("*/events.out.tfevents.*"):
+        for record in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in record.summary.value)
+    assert {"loss", "learning_rate", "steps_per_second", "psnr", "ssim", "input_psnr",
+            "best_psnr", "blurry_output_sharp", "scale_attention_kpac_0_rates_1_to_n"} <= tags
+    assert {"train", "validation", "test"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def scalars(run_dir, split, tag="psnr"):
+    """{step: value} of a scalar in a run's TensorBoard folder `split`."""
+    values = {}
+    for event_file in sorted((run_dir / split).glob("events.out.tfevents.*")):
+        for record in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in record.summary.value:
+                if value.tag == tag:
+                    values[record.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def test_validation_chooses_and_test_is_scored_once_at_the_end(tmp_path, data_dir,
+                                                                monkeypatch):
+    from kpac_tf import load_deblurrer
+
+    splits = []
+    original = pipelines.evaluation_dataset
+
+    def recording(builder, split="test", to_8bit="round"):
+        splits.append(split)
+        return original(builder, split, to_8bit)
+
+    monkeypatch.setattr(pipelines, "evaluation_dataset", recording)
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=6, eval_every=2,
+                                       save_every=3))
+    assert splits == ["validation", "test"]  # test read once, after training
+    assert final["images"] == 3 and final["split"] == "test"  # every test image
+    validation = scalars(tmp_path, "validation")
+    assert sorted(validation) == [2, 4, 6]  # periodic + final, on validation only
+    assert sorted(scalars(tmp_path, "test")) == [6]
+    best = final["best"]
+    assert best["step"] == max(validation, key=lambda s: (validation[s], -s))
+    assert best["psnr"] == pytest.approx(validation[best["step"]], abs=1e-4)
+    assert final["validation"]["psnr"] == pytest.approx(validation[6], abs=1e-4)
+    folder = tmp_path / "checkpoints" / "best"
+    assert json.loads((folder / "best.json").read_text()) == best
+    assert sorted(p.name for p in folder.glob("*.index")) == [f"ckpt-{best['step']}.index"]
+    assert tf.train.load_variable(str(folder / f"ckpt-{best['step']}"),
+                                  "step/.ATTRIBUTES/VARIABLE_VALUE") == best["step"]
+    # The last N checkpoints are kept besides it.
+    assert run_folder.newest_checkpoint(str(tmp_path)).endswith("ckpt-6")
+    # It restores, and loads like a run folder (its config.json names the network).
+    restored = warm_start.initialize_weights(build_model("single_2level", channels=4),
+                                              str(folder))
+    loaded = load_deblurrer(str(folder)).keras_model
+    for a, b in zip(restored.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    if best["step"] == 6:
+        for a, b in zip([w.numpy() for w in restored.weights], weights_of(tmp_path)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_best_record_survives_a_restart(tmp_path):
+    """A resumed run compares against the best so far, read from the best checkpoint
+    itself (so a kill between its files cannot make them disagree)."""
+    (tmp_path / "config.json").write_text("{}")
+    step = tf.Variable(0, dtype=tf.int64)
+    objects = dict(model=build_model("single_2level", channels=4), step=step)
+
+    def scores(psnr):
+        return dict(images=2, psnr=psnr, ssim=0.5, mae=0.1, input_psnr=20.0,
+                    input_ssim=0.4, input_mae=0.2)
+
+    best = loop._BestCheckpoint(str(tmp_path), objects)
+    assert best.record is None
+    step.assign(2)
+    assert best.update(2, scores(30.0), "validation")
+    (tmp_path / "checkpoints" / "best" / "best.json").unlink()  # a kill before it
+    again = loop._BestCheckpoint(str(tmp_path), objects)
+    assert (again.record["step"], again.record["psnr"]) == (2, 30.0)
+    step.assign(4)
+    assert not again.update(4, scores(29.0), "validation")
+    assert not again.update(4, scores(30.0), "validation")  # a tie keeps the earlier
+    step.assign(6)
+    assert again.update(6, scores(31.0), "validation")
+    folder = tmp_path / "checkpoints" / "best"
+    assert sorted(p.name for p in folder.glob("*.index")) == ["ckpt-6.index"]
+    assert json.loads((folder / "best.json").read_text())["step"] == 6
+
+
+def test_resume_is_exact(tmp_path, data_dir, caplog):
+    straight = tmp_path / "straight"
+    loop.train(tiny_config(straight, data_dir, steps=6))
+    split = tmp_path / "split"
+    loop.train(tiny_config(split, data_dir, steps=2))
+    with caplog.at_level("INFO", logger="absl"):
+        loop.train(tiny_config(split, data_dir, steps=6))
+    assert "Restored from step 2" in caplog.text
+    for a, b in zip(weights_of(straight), weights_of(split)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_holds_the_model_optimizer_and_step_not_images(tmp_path, data_dir):
+    """The data stream restarts from the step, so a checkpoint holds the model's and
+    Adam's variables and a few scalars: its size does not grow with the images."""
+    loop.train(tiny_config(tmp_path, data_dir, steps=2))
+    path = run_folder.newest_checkpoint(str(tmp_path))
+    assert not [n for n, _ in tf.train.list_variables(path) if "iterator" in n]
+    model = build_model("single_2level", channels=4)
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    variables = sum(np.asarray(v.numpy()).nbytes
+                    for v in model.weights + optimizer.variables)
+    stored = sum(os.path.getsize(f) for f in glob.glob(path + ".data-*"))
+    image = 64 * 64 * 3 * 4  # one float 64x64 view of the tiny dataset
+    # The rest is the object graph (23 kB here) and the step counters.
+    assert variables <= stored < variables + image, (stored, variables)
+
+
+def test_resume_refuses_a_different_run(tmp_path, data_dir):
+    loop.train(tiny_config(tmp_path, data_dir, steps=2))
+    with pytest.raises(ValueError, match="holds a different run .*model_overrides"):
+        loop.train(tiny_config(tmp_path, data_dir, model_overrides={"channels": 8}))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir,
+                                                           monkeypatch):
+    original = pipelines.training_dataset
+
+    def poisoned(*args, **kwargs):  # the 4th batch holds NaNs
+        return original(*args, **kwargs).enumerate().map(
+            lambda i, batch: (tf.where(i >= 3, np.nan, batch[0]), batch[1]))
+
+    monkeypatch.setattr(pipelines, "training_dataset", poisoned)
+    with pytest.raises(loop.TrainingDiverged, match="at step 4.*ckpt-2"):
+        loop.train(tiny_config(tmp_path, data_dir, steps=6))
+    assert run_folder.newest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    assert not (tmp_path / "model.keras").exists()
+    restored = build_model("single_2level", channels=4)
+    warm_start.initialize_weights(restored, str(tmp_path))
+    assert all(np.isfinite(w.numpy()).all() for w in restored.weights)
+
+
+def test_mirrored_strategy_matches_default(tmp_path, data_dir):
+    script = textwrap.dedent(f"""
+        import json, os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from kpac_tf.training import loop
+        from kpac_tf.training import run_folder
+        from kpac_tf.training import settings
+        out = {{}}
+        # The moving average is updated in cross-replica context: the same too.
+        for strategy, ema_decay in (("default", 0.0), ("mirrored", 0.0),
+                                    ("default", 0.5), ("mirrored", 0.5)):
+            name = f"{{strategy}}_{{ema_decay}}"
+            config = settings.make_config(
+                None, model_dir=os.path.join({str(tmp_path)!r}, name),
+                dataset="synthetic", dataset_config="tiny", data_dir={data_dir!r},
+                steps=1 if ema_decay == 0 else 2, batch_size=2, crop_size=32,
+                model_overrides={{"channels": 4}}, learning_rate=1e-3, eval_images=1,
+                strategy=strategy, ema_decay=ema_decay)
+            final = loop.train(config)
+            model = keras.models.load_model(os.path.join(config.model_dir, "model.keras"))
+            out[name] = dict(loss=final["last_loss"],
+                             kernel=model.get_layer("c0").kernel.numpy().ravel()[:50].tolist())
+        print(json.dumps(out))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    for ema_decay in (0.0, 0.5):
+        default, mirrored = out[f"default_{ema_decay}"], out[f"mirrored_{ema_decay}"]
+        assert default["loss"] == pytest.approx(mirrored["loss"], rel=1e-5)
+        np.testing.assert_allclose(default["kernel"], mirrored["kernel"], atol=1e-6)
+
+
+def policies(model):
+    """The dtype policy names of every layer of `model`, sublayers included."""
+    return {layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+
+
+def test_a_mixed_bfloat16_run_saves_a_float32_model(tmp_path, data_dir):
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=2,
+                                       precision="mixed_bfloat16"))
+    assert np.isfinite(final["last_loss"])
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
+    saved = keras.models.load_model(tmp_path / "model.keras")
+    assert policies(saved) == {"float32"}
+    # The trained weights (float32 variables under the mixed policy), computing in
+    # float32: the output of a float32 build holding the checkpoint's weights.
+    trained = build_model("single_2level", channels=4)
+    tf.train.Checkpoint(model=trained).restore(
+        run_folder.newest_checkpoint(str(tmp_path))).expect_partial()
+    for a, b in zip(trained.weights, saved.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    x = np.random.RandomState(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    assert saved(x).dtype == "float32"
+    np.testing.assert_allclose(saved(x).numpy(), trained(x).numpy(), atol=1e-6)
+
+
+def test_a_mixed_float16_step_uses_loss_scaling(tmp_path, data_dir):
+    # TensorFlow's CPU kernels have no float16 gradient of dilated convolutions, so
+    # the KPAC blocks give way to Table 2's residual blocks here.
+    overrides = {"channels": 4, "block_type": "residual", "num_blocks": 1}
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=1, eval_images=1,
+                                       precision="mixed_float16",
+                                       model_overrides=overrides))
+    assert np.isfinite(final["last_loss"])
+    path = run_folder.newest_checkpoint(str(tmp_path))
+    assert tf.train.load_variable(path, "optimizer/dynamic_scale/.ATTRIBUTES/"
+                                  "VARIABLE_VALUE") > 1  # a LossScaleOptimizer
+    assert tf.train.load_variable(path, "optimizer/inner_optimizer/_iterations/"
+                                  ".ATTRIBUTES/VARIABLE_VALUE") == 1  # applied, not skipped
+    assert policies(keras.models.load_model(tmp_path / "model.keras")) == {"float32"}
+    if not tf.config.list_physical_devices("GPU"):
+        with pytest.raises(ValueError, match="use mixed_bfloat16"):
+            loop.train(tiny_config(tmp_path / "kpac", data_dir, steps=1,
+                                       precision="mixed_float16"))
+
+
+def test_resume_with_a_moving_average_is_exact(tmp_path, data_dir):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    loop.train(tiny_config(straight, data_dir, steps=6, ema_decay=0.9))
+    loop.train(tiny_config(split, data_dir, steps=2, ema_decay=0.9))
+    loop.train(tiny_config(split, data_dir, steps=6, ema_decay=0.9))
+    for a, b in zip(weights_of(straight), weights_of(split)):  # the averages
+        np.testing.assert_array_equal(a, b)
+    trained = []
+    for run in (straight, split):
+        model = build_model("single_2level", channels=4)
+        tf.train.Checkpoint(trained_model=model).restore(
+            run_folder.newest_checkpoint(str(run))).expect_partial()
+        trained.append([w.numpy() for w in model.weights])
+    for a, b in zip(*trained):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_final_model_is_the_moving_average(tmp_path, data_dir):
+    decay = 0.5
+    loop.train(tiny_config(tmp_path, data_dir, steps=2, save_every=1, eval_every=100,
+                               ema_decay=decay))
+
+    def restore(step):
+        average, trained = (build_model("single_2level", channels=4) for _ in range(2))
+        tf.train.Checkpoint(model=average, trained_model=trained).restore(
+            str(tmp_path / "checkpoints" / f"ckpt-{step}")).expect_partial()
+        return [w.numpy() for w in average.weights], [w.numpy() for w in trained.weights]
+
+    keras.utils.set_random_seed(0)  # the run's initial weights (seed 0)
+    initial = [w.numpy() for w in build_model("single_2level", channels=4).weights]
+    (average_1, trained_1), (average_2, trained_2) = restore(1), restore(2)
+    for average, before, after in zip(average_1, initial, trained_1):
+        np.testing.assert_allclose(average, decay * before + (1 - decay) * after,
+                                   rtol=1e-6, atol=1e-7)
+    for average, before, after in zip(average_2, average_1, trained_2):
+        np.testing.assert_allclose(average, decay * before + (1 - decay) * after,
+                                   rtol=1e-6, atol=1e-7)
+    assert any(not np.array_equal(a, b) for a, b in zip(average_2, trained_2))
+    for a, b in zip(average_2, weights_of(tmp_path)):  # model.keras is the average,
+        np.testing.assert_array_equal(a, b)
+    loaded = warm_start.initialize_weights(  # and so is what a run folder loads
+        build_model("single_2level", channels=4), str(tmp_path))
+    for a, b in zip(average_2, loaded.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_perceptual_loss_training(tmp_path, data_dir, vgg_weights):
+    final = loop.train(tiny_config(tmp_path, data_dir, steps=2,
+                                       perceptual_weight=7e-4, vgg19_weights=vgg_weights))
+    assert np.isfinite(final["last_loss"])
+
+
+def test_perceptual_loss_refuses_to_start_without_weights(tmp_path, data_dir):
+    with pytest.raises(FileNotFoundError, match="vgg19_weights_tf_dim_ordering"):
+        loop.train(tiny_config(tmp_path, data_dir, perceptual_weight=7e-4,
+                                   vgg19_weights=str(tmp_path / "none.h5")))
+    assert run_folder.newest_checkpoint(str(tmp_path)) is None
+
+
+def leftovers(run):
+    """Temporary files of interrupted writes (ours and TensorFlow's checkpoints')."""
+    return [p for p in pathlib.Path(run).rglob("*") if p.name.startswith(".tmp-")
+            or p.name.endswith("_temp") or ".tempstate" in p.name
+            or p.name.startswith("checkpoint.tmp")]
+
+
+def final_state(run):
+    """What a finished run leaves: its final weights and scores (model.keras,
+    weights_tf1.npz, metrics.json; `last_loss` aside, None when a rerun trains no
+    step), and the step of its latest checkpoint."""
+    metrics = json.loads((pathlib.Path(run) / "metrics.json").read_text())
+    metrics.pop("last_loss")
+    npz = tf1_npz.load_tf1_npz(build_model("single_2level", channels=4),
+                                   pathlib.Path(run) / "weights_tf1.npz")
+    return (weights_of(run), [w.numpy() for w in npz.weights], metrics,
+            run_folder.newest_checkpoint(str(run)).rsplit("-", 1)[1])
+
+
+def assert_same_final_state(a, b):
+    for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a[2:] == b[2:]
+
+
+def test_a_run_killed_anywhere_resumes_to_the_same_weights(tmp_path, data_dir):
+    """SIGKILL at a random moment (mid-step, mid-evaluation, mid-save) loses no
+    checkpoint the run had listed, and rerunning the same command ends with exactly
+    the weights, scores and best checkpoint of an uninterrupted run."""
+    import random
+    import time
+
+    def command(run):
+        return [sys.executable, "-m", "experiments.train", f"--model_dir={run}",
+                "--dataset_config=tiny", f"--data_dir={data_dir}", "--steps=40",
+                "--batch_size=2", "--crop_size=32", "--channels=4", "--learning_rate=1e-3",
+                "--save_every=1", "--log_every=1", "--eval_every=3", "--eval_images=1"]
+
+    def listed_step(run):  # the newest checkpoint the state file lists
+        latest = run_folder.newest_checkpoint(str(run))
+        return int(latest.rsplit("-", 1)[1]) if latest else None
+
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    delay = random.uniform(0.0, 2.5)
+    uninterrupted = subprocess.Popen(command(straight), cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command(run), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and (listed_step(run) or 0) < 2:
+            time.sleep(0.02)
+        time.sleep(delay)
+        listed = listed_step(run)
+        assert process.poll() is None, f"the run ended before the kill ({delay:.2f} s)"
+    finally:
+        process.kill()  # SIGKILL
+        process.wait()
+        try:
+            _, errors = uninterrupted.communicate(timeout=300)
+        finally:
+            if uninterrupted.poll() is None:
+                uninterrupted.kill()
+                uninterrupted.wait()
+    assert uninterrupted.returncode == 0, errors[-3000:]
+    assert not (run / "metrics.json").exists()
+    rerun = subprocess.run(command(run), cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    restored = int(re.search(r"Restored from step (\d+)", rerun.stderr).group(1))
+    assert restored >= listed, (restored, listed, delay)  # no checkpoint lost
+    assert_same_final_state(final_state(run), final_state(straight))
+    assert not leftovers(run)
+
+
+def test_a_run_killed_after_its_last_checkpoint_finishes_alike(tmp_path, data_dir,
+                                                               monkeypatch):
+    """Killed between the final checkpoint and the final files (simulated by an error
+    while writing weights_tf1.npz, with a kill's half-written files planted), a rerun
+    trains nothing, writes the same final model and scores, and removes the debris."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    loop.train(tiny_config(straight, data_dir, steps=4))
+    original = tf1_npz.save_tf1_npz
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_tf1_npz", killed)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(tiny_config(run, data_dir, steps=4))
+    monkeypatch.setattr(loop, "save_tf1_npz", original)
+    assert (run / "model.keras").exists() and not (run / "metrics.json").exists()
+    (run / ".tmp-x1y2.npz").write_bytes(b"half")
+    (run / "checkpoints" / "ckpt-6_temp").mkdir()
+    (run / "checkpoints" / "ckpt-6_temp" / "part-00000-of-00001.index").write_bytes(b"")
+    (run / "checkpoints" / "checkpoint.tmp0123abcd").write_text("half")
+    (run / "checkpoints" / "ckpt-6.index.tempstate123").write_bytes(b"")
+    # Killed after a best checkpoint, before its best.json: an older description.
+    best_json = run / "checkpoints" / "best" / "best.json"
+    best_json.write_text(json.dumps(dict(json.loads(best_json.read_text()), step=0)))
+    final = loop.train(tiny_config(run, data_dir, steps=4))
+    assert final["step"] == 4 and final["last_loss"] is None  # no step ran
+    assert json.loads(best_json.read_text()) == final["best"]
+    assert_same_final_state(final_state(run), final_state(straight))
+    assert not leftovers(run)

@@ -1,0 +1,86 @@
+"""kpac_tf.training.run_folder: a run folder's layout, which checkpoint is the latest
+(one meaning), which run and step a path inside a run names, leftovers removed."""
+
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from kpac_tf.training import run_folder
+
+
+def _save_checkpoints(folder, steps):
+    """Checkpoints of a `step` variable in `folder` (as training writes them)."""
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step), str(folder),
+                                         max_to_keep=None)
+    for value in steps:
+        step.assign(value)
+        manager.save(checkpoint_number=value)
+    return manager
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A run folder: config.json, checkpoints at steps 2 and 4, the best at step 2."""
+    folder = tmp_path / "run"
+    _save_checkpoints(folder / run_folder.CHECKPOINTS, [2, 4])
+    _save_checkpoints(folder / run_folder.BEST, [2])
+    (folder / run_folder.CONFIG).write_text(json.dumps({"model": "single_2level"}))
+    (folder / run_folder.BEST / run_folder.BEST_RECORD).write_text(json.dumps({"step": 2}))
+    (folder / run_folder.BEST / run_folder.CONFIG).write_text("{}")
+    return folder
+
+
+def test_the_newest_checkpoint_of_a_run_or_a_checkpoint_folder(run, tmp_path):
+    assert run_folder.newest_checkpoint(run).endswith(os.path.join("checkpoints", "ckpt-4"))
+    assert run_folder.newest_checkpoint(run / "checkpoints") == run_folder.newest_checkpoint(run)
+    assert run_folder.newest_checkpoint(run / "checkpoints" / "best").endswith(
+        os.path.join("best", "ckpt-2"))
+    assert run_folder.latest_step(run) == 4
+    best = run_folder.newest_checkpoint(run / "checkpoints" / "best")
+    assert run_folder.checkpoint_step(best) == 2
+    assert run_folder.newest_checkpoint(tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="checkpoints: no checkpoint"):
+        run_folder.latest_step(tmp_path)
+
+
+def test_a_listed_checkpoint_with_missing_files_is_still_the_latest(run):
+    """tf.train.latest_checkpoint says "none" and a resume would start over; ours names
+    it, so that restoring it fails and says so."""
+    folder = run / run_folder.CHECKPOINTS
+    for name in os.listdir(folder):
+        if name.startswith("ckpt-4."):
+            os.remove(folder / name)
+    assert tf.train.latest_checkpoint(str(folder)) is None
+    assert run_folder.newest_checkpoint(run).endswith("ckpt-4")
+
+
+@pytest.mark.parametrize("inside,step", [
+    ("", None), ("checkpoints", None), ("model.keras", None), ("weights_tf1.npz", None),
+    ("checkpoints/best", 2)])
+def test_a_path_inside_a_run_names_the_run_and_step(run, inside, step):
+    assert run_folder.run_of(str(run / inside)) == (os.path.normpath(run), step)
+
+
+def test_anything_else_is_no_run(run, tmp_path):
+    (tmp_path / "model.keras").write_text("")
+    assert run_folder.run_of(str(tmp_path / "model.keras")) == (None, None)
+    assert run_folder.is_run(run) and run_folder.is_run(run / "checkpoints" / "best")
+    assert not run_folder.is_run(tmp_path) and run_folder.read_config(tmp_path) is None
+    assert run_folder.read_config(run) == {"model": "single_2level"}
+
+
+def test_leftovers_of_an_interrupted_run_are_removed_and_nothing_else(run):
+    checkpoints = run / run_folder.CHECKPOINTS
+    kept = sorted(p.relative_to(run) for p in run.rglob("*"))
+    leftovers = [run / ".tmp-abc.json", checkpoints / "checkpoint.tmp123",
+                 checkpoints / "ckpt-6.index.tempstate42", run / run_folder.BEST / ".tmp-x"]
+    for path in leftovers:
+        path.write_text("partial")
+    (checkpoints / "ckpt-6_temp").mkdir()
+    (checkpoints / "ckpt-6_temp" / "part-0").write_text("partial")
+    run_folder.remove_leftovers(run)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == kept
+    assert run_folder.latest_step(run) == 4

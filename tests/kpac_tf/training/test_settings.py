@@ -1,0 +1,121 @@
+"""kpac_tf.training.settings: what defines a run and what may change on resume; presets."""
+
+import dataclasses
+import json
+import re
+
+import pytest
+import tensorflow as tf
+from absl.testing import flagsaver
+
+from kpac_tf.training import loop, settings
+from tests.test_case import tiny_config
+
+
+def test_every_setting_either_defines_the_run_or_may_change_on_resume():
+    fields = {f.name for f in dataclasses.fields(settings.TrainConfig)} | {"workers"}
+    assert set(settings.IDENTITY) | set(settings.MAY_CHANGE) == fields
+    assert not set(settings.IDENTITY) & set(settings.MAY_CHANGE)
+
+
+# Another value of each setting that shapes what is trained or what the stream yields.
+OTHER_VALUES = dict(
+    model="single_3level", model_overrides={"channels": 8}, dataset="dpdd",
+    dataset_config="default", to_8bit="high_byte", seed=1, batch_size=4, crop_size=64,
+    flips=True, learning_rate=5e-4, beta_1=0.8, beta_2=0.999, epsilon=1e-7,
+    perceptual_weight=0.1, precision="mixed_bfloat16", ema_decay=0.9, workers=2)
+
+
+def test_other_values_cover_the_identity():
+    assert set(OTHER_VALUES) == set(settings.IDENTITY)
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_VALUES))
+def test_resume_refuses_each_setting_that_defines_the_run(tmp_path, data_dir, name):
+    """The error names the setting with the recorded and the new value."""
+    config = tiny_config(tmp_path, data_dir)
+    settings.write_or_check_config(config)
+    recorded = json.loads((tmp_path / "config.json").read_text())[name]
+    other = OTHER_VALUES[name]
+    changed = (config, dict(workers=other)) if name == "workers" else (
+        dataclasses.replace(config, **{name: other}), {})
+    with pytest.raises(ValueError, match=re.escape(
+            f"holds a different run ({name}: {recorded!r} -> {other!r})")):
+        settings.write_or_check_config(changed[0], **changed[1])
+
+
+def test_resume_accepts_what_may_change(tmp_path, data_dir):
+    settings.write_or_check_config(tiny_config(tmp_path, data_dir))
+    moved = tiny_config(tmp_path, str(tmp_path / "elsewhere"), steps=100, log_every=7,
+                        eval_every=9, save_every=11, eval_images=0, strategy="mirrored",
+                        init_from=str(tmp_path / "ignored.keras"), manual_dir="x",
+                        vgg19_weights="vgg.h5")
+    settings.write_or_check_config(moved)
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 100
+
+
+def test_to_8bit_is_part_of_a_run_identity(tmp_path, data_dir):
+    from experiments import train
+
+    config = tiny_config(tmp_path, data_dir)
+    settings.write_or_check_config(config)
+    path = tmp_path / "config.json"
+    assert json.loads(path.read_text())["to_8bit"] == "round"
+    high_byte = tiny_config(tmp_path, data_dir, to_8bit="high_byte")
+    with pytest.raises(ValueError, match="different run .*to_8bit: 'round' -> 'high_byte'"):
+        loop.train(high_byte)
+    # A run folder from before the setting existed was trained with "round".
+    saved = json.loads(path.read_text())
+    del saved["to_8bit"]
+    path.write_text(json.dumps(saved))
+    settings.write_or_check_config(config)
+    with pytest.raises(ValueError, match="to_8bit: 'round' -> 'high_byte'"):
+        settings.write_or_check_config(high_byte)
+    with pytest.raises(ValueError, match="to_8bit must be one of"):
+        tiny_config(tmp_path, data_dir, to_8bit="truncate")
+    with flagsaver.flagsaver(to_8bit="high_byte"):
+        assert train.config_from_flags().to_8bit == "high_byte"
+
+
+def test_precision_and_ema_are_part_of_a_run_identity(tmp_path, data_dir):
+    from experiments import train
+
+    bf16 = tiny_config(tmp_path, data_dir, precision="mixed_bfloat16")
+    settings.write_or_check_config(bf16)
+    with pytest.raises(ValueError, match="precision: 'mixed_bfloat16' -> 'float32'"):
+        settings.write_or_check_config(tiny_config(tmp_path, data_dir))
+    with pytest.raises(ValueError, match="ema_decay: 0.0 -> 0.99"):
+        settings.write_or_check_config(tiny_config(
+            tmp_path, data_dir, precision="mixed_bfloat16", ema_decay=0.99))
+    # A run folder from before `precision`: --mixed_precision picked mixed_bfloat16
+    # without a GPU, mixed_float16 with one.
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["precision"], saved["ema_decay"]
+    path.write_text(json.dumps(dict(saved, mixed_precision=True)))
+    if not tf.config.list_physical_devices("GPU"):
+        settings.write_or_check_config(bf16)  # resumes
+        resaved = json.loads(path.read_text())
+        assert resaved["precision"] == "mixed_bfloat16" and "mixed_precision" not in resaved
+    path.write_text(json.dumps(dict(saved, mixed_precision=False)))
+    settings.write_or_check_config(tiny_config(tmp_path, data_dir))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        tiny_config(tmp_path, data_dir, precision="bfloat16")
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        tiny_config(tmp_path, data_dir, ema_decay=1.0)
+    with flagsaver.flagsaver(training_precision="mixed_bfloat16", ema_decay=0.99):
+        config = train.config_from_flags()
+    assert (config.precision, config.ema_decay) == ("mixed_bfloat16", 0.99)
+
+
+def test_presets():
+    phase1 = settings.make_config("paper_phase1", model_dir="x")
+    assert (phase1.steps, phase1.learning_rate, phase1.perceptual_weight,
+            phase1.batch_size, phase1.crop_size, phase1.beta_1, phase1.beta_2) == (
+        200_000, 1e-4, 0.0, 4, 512, 0.9, 0.99)
+    phase2 = settings.make_config("paper_phase2", model_dir="x", init_from="runs/p1")
+    assert (phase2.steps, phase2.learning_rate, phase2.perceptual_weight) == (
+        100_000, 5e-5, 7e-4)
+    with pytest.raises(ValueError, match="init_from"):
+        settings.make_config("paper_phase2", model_dir="x")
+    assert settings.make_config("paper_phase1", model_dir="x", steps=10).steps == 10
