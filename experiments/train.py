@@ -38,6 +38,9 @@ _VGG19_WEIGHTS = flags.DEFINE_string(
     "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5).")
 _INIT_FROM = flags.DEFINE_string("init_from", None, "Starting weights: .keras, an "
                                  "authors' .npz, or a training run folder.")
+_RESUME_FROM = flags.DEFINE_integer(
+    "resume_from", None, "Resume from the run's checkpoint of this step instead of the "
+    "newest (when the newest is damaged: the message names the step).")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", cluster.STRATEGIES,
                               "tf.distribute strategy (multi_worker reads TF_CONFIG).")
 _TRAINING_PRECISION = flags.DEFINE_enum(
@@ -67,27 +70,50 @@ _BLOCK_TYPE = flags.DEFINE_enum("block_type", None, BLOCK_TYPES,
                                 "kpac, or residual (Table 2 baseline).")
 
 
+# The TrainConfig field each flag sets (the network's own flags: NETWORK_FLAGS).
+FIELD_FLAGS = dict(
+    dataset=_DATASET, to_8bit=_TO_8BIT, dataset_config=_DATASET_CONFIG,
+    data_dir=_DATA_DIR, manual_dir=_MANUAL_DIR, steps=_STEPS, batch_size=_BATCH_SIZE,
+    crop_size=_CROP_SIZE, flips=_FLIPS, learning_rate=_LEARNING_RATE,
+    perceptual_weight=_PERCEPTUAL_WEIGHT, vgg19_weights=_VGG19_WEIGHTS,
+    init_from=_INIT_FROM, resume_from=_RESUME_FROM, strategy=_STRATEGY,
+    precision=_TRAINING_PRECISION, ema_decay=_EMA_DECAY, seed=_SEED,
+    log_every=_LOG_EVERY, eval_every=_EVAL_EVERY, save_every=_SAVE_EVERY,
+    eval_images=_EVAL_IMAGES)
+NETWORK_FLAGS = dict(
+    num_blocks=_NUM_BLOCKS, kernel_size=_KERNEL_SIZE, num_dilations=_NUM_DILATIONS,
+    share_weights=_SHARE_WEIGHTS, scale_attention=_SCALE_ATTENTION,
+    shape_attention=_SHAPE_ATTENTION, block_type=_BLOCK_TYPE, channels=_CHANNELS)
+
+
+def _given(holder):
+    """True if the command line (or a test's flagsaver) set the flag."""
+    return not flags.FLAGS[holder.name].using_default_value
+
+
 def config_from_flags():
-    """The `TrainConfig` the command line asks for."""
-    overrides = {name: holder.value for name, holder in (
-        ("num_blocks", _NUM_BLOCKS), ("kernel_size", _KERNEL_SIZE),
-        ("num_dilations", _NUM_DILATIONS), ("share_weights", _SHARE_WEIGHTS),
-        ("scale_attention", _SCALE_ATTENTION), ("shape_attention", _SHAPE_ATTENTION),
-        ("block_type", _BLOCK_TYPE), ("channels", _CHANNELS)) if holder.value is not None}
+    """The `TrainConfig` the command line asks for. With a --model_dir that holds a
+    run, what its config.json recorded, then what the command line gives (a setting
+    that defines the run is then refused if it differs; see `settings`)."""
+    overrides = {name: holder.value for name, holder in NETWORK_FLAGS.items()
+                 if holder.value is not None}
+    recorded = settings.recorded_settings(_MODEL_DIR.value) if _MODEL_DIR.value else None
+    if recorded is not None:
+        # Where the folder is now, and the newest checkpoint unless asked for another.
+        given = dict(model_dir=_MODEL_DIR.value, resume_from=_RESUME_FROM.value)
+        given.update({field: holder.value for field, holder in FIELD_FLAGS.items()
+                      if _given(holder)})
+        if _given(_MODEL):
+            given["model"] = _MODEL.value
+        if overrides:
+            given["model_overrides"] = dict(recorded["model_overrides"], **overrides)
+        preset = settings.PRESETS[_PRESET.value] if _PRESET.value else {}
+        return settings.make_config(None, **{**recorded, **preset, **given})
     preset = value_or(_PRESET, "embedded_default")
     return settings.make_config(
         preset, model_dir=_MODEL_DIR.value or f"outputs/{preset}",
         model=_MODEL.value or "single_2level", model_overrides=overrides,
-        dataset=_DATASET.value, to_8bit=_TO_8BIT.value,
-        dataset_config=_DATASET_CONFIG.value, data_dir=_DATA_DIR.value,
-        manual_dir=_MANUAL_DIR.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
-        crop_size=_CROP_SIZE.value, flips=_FLIPS.value,
-        learning_rate=_LEARNING_RATE.value, perceptual_weight=_PERCEPTUAL_WEIGHT.value,
-        vgg19_weights=_VGG19_WEIGHTS.value, init_from=_INIT_FROM.value,
-        strategy=_STRATEGY.value, precision=_TRAINING_PRECISION.value,
-        ema_decay=_EMA_DECAY.value,
-        seed=_SEED.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
-        save_every=_SAVE_EVERY.value, eval_images=_EVAL_IMAGES.value)
+        **{field: holder.value for field, holder in FIELD_FLAGS.items()})
 
 
 def main(argv):
@@ -97,7 +123,11 @@ def main(argv):
         logging.info("Training %s on %s into %s", config.model, config.dataset,
                      config.model_dir)
         final = loop.train(config)
-    except (ValueError, FileNotFoundError, loop.TrainingDiverged) as e:
+    except loop.TrainingInterrupted as e:
+        logging.warning("%s", e)
+        raise SystemExit(e.exit_code) from None
+    except (ValueError, FileNotFoundError, loop.TrainingDiverged,
+            run_folder.RunFolderBusy) as e:
         raise SystemExit(f"train: {e}") from None
     average = (f" (moving average of the weights, decay {config.ema_decay:g})"
                if config.ema_decay else "")
@@ -116,7 +146,7 @@ def main(argv):
 
 
 FLAG_GROUPS = {
-    "Recipe and run folder": [_PRESET, _MODEL_DIR, _INIT_FROM, _SEED],
+    "Recipe and run folder": [_PRESET, _MODEL_DIR, _INIT_FROM, _RESUME_FROM, _SEED],
     "Network (unset: the authors' network)": [
         _MODEL, _CHANNELS, _NUM_BLOCKS, _KERNEL_SIZE, _NUM_DILATIONS, _SHARE_WEIGHTS,
         _SCALE_ATTENTION, _SHAPE_ATTENTION, _BLOCK_TYPE],

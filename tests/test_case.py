@@ -3,8 +3,11 @@ through its paces (keras-hub's `run_layer_test` / `run_backbone_test` /
 `run_precision_test`), the repository's paths, the TF1 reference vectors, a tiny
 training configuration."""
 
+import contextlib
 import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -172,3 +175,21 @@ def count_examples_read(builder, monkeypatch):
 
     monkeypatch.setattr(type(builder), "as_dataset", counting_as_dataset)
     return read
+
+
+@contextlib.contextmanager
+def run_folder_held(folder):
+    """Another process holding `folder`'s trainer lock (`run_folder.lock`) while the
+    context lasts; yields the process (SIGKILLed at the end, leaving its lock file)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom kpac_tf.training import run_folder\n"
+         "with run_folder.lock(sys.argv[1]):\n    print('held', flush=True)\n"
+         "    time.sleep(120)\n", str(folder)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+

@@ -125,3 +125,14 @@ def check_workers_agree(strategy, worker, config, trainer=None):
             f"{'' if len(steps) > 1 else ', different weights'}): every worker must see "
             f"the chief's run folder (--model_dir, here {config.model_dir}) on storage "
             "they all share, and the same --init_from weights")
+
+
+def any_worker(strategy, worker, flag):
+    """True on every worker if `flag` is true on any (collective: every worker calls
+    it at the same point); `flag` itself with one worker."""
+    if worker.count == 1:
+        return bool(flag)
+    local = tf.constant([[int(bool(flag))]], tf.int32)
+    everyone = strategy.gather(strategy.experimental_distribute_values_from_function(
+        lambda _: local), axis=0)
+    return bool(tf.reduce_any(everyone > 0).numpy())

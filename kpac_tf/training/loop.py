@@ -25,10 +25,13 @@ and ends with the same weights as an uninterrupted run; the chief removes the
 temporary files a kill left behind.
 """
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 
 import keras
@@ -42,7 +45,8 @@ from kpac_tf.evaluation import metrics, scoring
 from kpac_tf.models.networks import build_model, center_view
 from kpac_tf.models.forward import predictor, scale_attention_maps
 from kpac_tf.training import losses, run_folder, warm_start
-from kpac_tf.training.cluster import Worker, check_workers_agree, make_strategy, this_worker
+from kpac_tf.training.cluster import (Worker, any_worker, check_workers_agree, make_strategy,
+                                      this_worker)
 from kpac_tf.training.settings import write_or_check_config
 from kpac_tf.utils.files import atomic_output, write_json
 
@@ -51,6 +55,46 @@ VALIDATION_SPLIT, TEST_SPLIT = "validation", "test"
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped the run after a step, saved as a checkpoint.
+
+    Attributes:
+        exit_code: int, 128 + the signal number (143 for SIGTERM, 130 for SIGINT),
+            what a shell reports for a process the signal ended.
+    """
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """While it lasts, SIGTERM and SIGINT (a scheduler's preemption, Ctrl-C) no longer
+    end the process: they are recorded in the yielded list, for the loop to finish
+    its step, save and stop. Outside the main thread (signals reach only it) nothing
+    is installed."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def record(number, frame):
+        del frame
+        if not received:
+            logging.warning("%s received: finishing this step, then saving a checkpoint "
+                            "and stopping", signal.Signals(number).name)
+        received.append(number)
+
+    previous = {number: signal.signal(number, record)
+                for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _float32_model(config):
@@ -242,6 +286,12 @@ class _BestCheckpoint:
                                                    max_to_keep=1)
         self._config = run_folder.path(model_dir, run_folder.CONFIG)
         latest = run_folder.newest_checkpoint(run_folder.path(model_dir, run_folder.BEST))
+        damage = latest and run_folder.checkpoint_damage(latest)
+        if damage:
+            raise run_folder.DamagedCheckpoint(
+                f"the best checkpoint {latest} is damaged ({damage}); restore its files, "
+                f"or move {os.path.dirname(latest)} aside to resume without it (the run "
+                "then chooses its best again from the evaluations still to come)")
         self.record = json.loads(tf.train.load_variable(
             latest, "best_record/.ATTRIBUTES/VARIABLE_VALUE").decode()) if latest else None
         # A run killed between saving a best checkpoint and writing best.json left it
@@ -317,6 +367,11 @@ def train(config):
     Raises:
         TrainingDiverged: the loss became NaN or Inf (the last good checkpoint is
             kept, no final model is written).
+        TrainingInterrupted: SIGTERM or SIGINT (on any worker) stopped the run; the
+            step it was in finished and was saved, so rerunning resumes exactly.
+        run_folder.RunFolderBusy: another trainer holds model_dir.
+        run_folder.DamagedCheckpoint: the checkpoint to resume from (or the best one)
+            is damaged; the message names the way on (`resume_from`).
         FileNotFoundError: missing data or VGG19 weights.
         ValueError: bad settings, or a model_dir holding a different run.
     """
@@ -328,22 +383,25 @@ def train(config):
     # The workers agree on their settings, so all check config.json alike and refuse
     # together; the chief writes it.
     check_workers_agree(strategy, worker, config)
-    if worker.is_chief:
-        os.makedirs(config.model_dir, exist_ok=True)
-        run_folder.remove_leftovers(config.model_dir)
-    write_or_check_config(config, worker.count, write=worker.is_chief)
-    # The chief writes the run folder; any other worker writes the same files (it
-    # makes the same calls, collective or not) into a private temporary folder.
-    out_dir = (config.model_dir if worker.is_chief else
-               tempfile.mkdtemp(prefix=f"kpac_tf_worker{worker.index}_"))
-    previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(config.precision)
-    try:
-        return _train(config, strategy, worker, out_dir)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous_policy)
-        if out_dir != config.model_dir:
-            shutil.rmtree(out_dir, ignore_errors=True)
+    with contextlib.ExitStack() as held:
+        if worker.is_chief:
+            os.makedirs(config.model_dir, exist_ok=True)
+            # One trainer per run folder, for the whole run; refused before it writes.
+            held.enter_context(run_folder.lock(config.model_dir))
+            run_folder.remove_leftovers(config.model_dir)
+        write_or_check_config(config, worker.count, write=worker.is_chief)
+        # The chief writes the run folder; any other worker writes the same files (it
+        # makes the same calls, collective or not) into a private temporary folder.
+        out_dir = (config.model_dir if worker.is_chief else
+                   tempfile.mkdtemp(prefix=f"kpac_tf_worker{worker.index}_"))
+        previous_policy = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy(config.precision)
+        try:
+            return _train(config, strategy, worker, out_dir)
+        finally:
+            keras.mixed_precision.set_dtype_policy(previous_policy)
+            if out_dir != config.model_dir:
+                shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _train(config, strategy, worker, out_dir):
@@ -362,7 +420,13 @@ def _train(config, strategy, worker, out_dir):
     manager = tf.train.CheckpointManager(
         checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
     best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
-    restored = run_folder.newest_checkpoint(config.model_dir)
+    restored = run_folder.checkpoint_to_resume(config.model_dir, config.resume_from)
+    newest = run_folder.newest_checkpoint(config.model_dir)
+    if restored and restored != newest:
+        logging.warning("Resuming from %s, not the newest listed checkpoint %s: the "
+                        "checkpoints after step %d are replaced or rotated away as the "
+                        "run passes them", restored, newest,
+                        run_folder.checkpoint_step_of_name(restored))
     _restore_or_initialize(config, trainer, checkpoint, restored)
     check_workers_agree(strategy, worker, config, trainer)
     # The step of the newest checkpoint of the run (None: none yet).
@@ -404,37 +468,50 @@ def _train(config, strategy, worker, out_dir):
     loss = None
     start_time = window_time = time.time()
     window_start = step
-    while step < config.steps:
-        loss, mae, perceptual = (float(v) for v in train_step(iterator))
-        step = int(trainer.step.numpy())
-        if not np.isfinite(loss):
-            last = "none" if saved_step is None else f"ckpt-{saved_step}"
-            raise TrainingDiverged(
-                f"loss became {loss} at step {step}; stopped without saving. The last "
-                f"good checkpoint is {last} in {config.model_dir}/checkpoints; "
-                "lower --learning_rate or check the data")
-        if step % config.log_every == 0 or step == config.steps:
-            now = time.time()
-            rate = (step - window_start) / max(now - window_time, 1e-9)
-            eta = (config.steps - step) * (now - start_time) / max(step - start_step, 1)
-            logging.info("step %d/%d  loss %.5f (mae %.5f, perceptual %.5f)  "
-                         "%.2f steps/s  ETA %s", step, config.steps, loss, mae,
-                         perceptual, rate, _format_duration(eta))
-            with train_writer.as_default(step=step):
-                tf.summary.scalar("loss", loss)
-                tf.summary.scalar("loss_mae", mae)
-                tf.summary.scalar("loss_perceptual", perceptual)
-                tf.summary.scalar("learning_rate", config.learning_rate)
-                tf.summary.scalar("steps_per_second", rate)
-            window_start, window_time = step, now
-        # Evaluate, then save: a checkpoint at step N means all of step N is done,
-        # its evaluation (and best checkpoint) included, so a run killed in between
-        # repeats the evaluation and chooses the same best checkpoint.
-        if step % config.eval_every == 0 and step < config.steps:
-            validate(step)
-        if step % config.save_every == 0:
-            manager.save(checkpoint_number=step)
-            saved_step = step
+    # From here to the last step, SIGTERM / SIGINT finish the step, save it and stop
+    # (before, nothing is lost by stopping at once; after, everything is rerun-safe).
+    with _stop_requests() as stop_requests:
+        while step < config.steps:
+            loss, mae, perceptual = (float(v) for v in train_step(iterator))
+            step = int(trainer.step.numpy())
+            if not np.isfinite(loss):
+                last = "none" if saved_step is None else f"ckpt-{saved_step}"
+                raise TrainingDiverged(
+                    f"loss became {loss} at step {step}; stopped without saving. The last "
+                    f"good checkpoint is {last} in {config.model_dir}/checkpoints; "
+                    "lower --learning_rate or check the data")
+            if step % config.log_every == 0 or step == config.steps:
+                now = time.time()
+                rate = (step - window_start) / max(now - window_time, 1e-9)
+                eta = (config.steps - step) * (now - start_time) / max(step - start_step, 1)
+                logging.info("step %d/%d  loss %.5f (mae %.5f, perceptual %.5f)  "
+                             "%.2f steps/s  ETA %s", step, config.steps, loss, mae,
+                             perceptual, rate, _format_duration(eta))
+                with train_writer.as_default(step=step):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("loss_mae", mae)
+                    tf.summary.scalar("loss_perceptual", perceptual)
+                    tf.summary.scalar("learning_rate", config.learning_rate)
+                    tf.summary.scalar("steps_per_second", rate)
+                window_start, window_time = step, now
+            # Evaluate, then save: a checkpoint at step N means all of step N is done,
+            # its evaluation (and best checkpoint) included, so a run killed in between
+            # repeats the evaluation and chooses the same best checkpoint.
+            if step % config.eval_every == 0 and step < config.steps:
+                validate(step)
+            if step % config.save_every == 0:
+                manager.save(checkpoint_number=step)
+                saved_step = step
+            if any_worker(strategy, worker, stop_requests):
+                if saved_step != step:
+                    manager.save(checkpoint_number=step)
+                    saved_step = step
+                number = stop_requests[0] if stop_requests else signal.SIGTERM
+                saved = run_folder.path(config.model_dir, run_folder.CHECKPOINTS, f"ckpt-{step}")
+                raise TrainingInterrupted(
+                    f"interrupted ({signal.Signals(number).name}"
+                    f"{'' if stop_requests else ' to another worker'}) at step {step} of "
+                    f"{config.steps}: saved {saved}; rerun the same command to resume", number)
 
     # Killed after this save, a rerun restores it, trains nothing and does the rest
     # (all of which is written atomically) with the same weights.

@@ -14,16 +14,21 @@
   metrics.json         the final model's test scores (all test images) and those of
                        the blurry input; its validation scores; the best validation
                        step and scores; the dataset's name, config and version
+  trainer.lock         while a trainer runs: its host, pid and start time (`lock`)
 
 A checkpoint counts once the state file `checkpoints/checkpoint` lists it (TensorFlow
 writes a checkpoint's files first and that file, atomically, last).
 """
 
+import contextlib
+import datetime
+import fcntl
 import glob
 import json
 import os
 import posixpath
 import shutil
+import socket
 
 import tensorflow as tf
 from absl import logging
@@ -36,6 +41,15 @@ FINAL_MODEL = "model.keras"
 FINAL_TF1_WEIGHTS = "weights_tf1.npz"
 METRICS = "metrics.json"
 TRAIN_SUMMARIES, VALIDATION_SUMMARIES, TEST_SUMMARIES = "train", "validation", "test"
+LOCK = "trainer.lock"
+
+
+class RunFolderBusy(RuntimeError):
+    """Another trainer holds the run folder (its lock names it)."""
+
+
+class DamagedCheckpoint(ValueError):
+    """A checkpoint's files are missing, truncated or unreadable."""
 
 
 def path(run_dir, *parts):
@@ -90,6 +104,66 @@ def newest_checkpoint(source):
         if latest:
             return latest
     return None
+
+
+def _listed_checkpoints(folder):
+    """Every checkpoint the state file of `folder` lists, oldest first."""
+    state = tf.train.get_checkpoint_state(os.fspath(folder))
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
+def checkpoint_damage(checkpoint):
+    """Why checkpoint `checkpoint` (a path prefix) cannot be restored: a sentence, or
+    None when its index and every tensor it names read back whole (a truncated or
+    missing data file, a corrupt index, a checksum mismatch)."""
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
+        message = str(e).strip().splitlines()
+        return f"{type(e).__name__}: {message[0] if message else 'unreadable'}"
+    return None
+
+
+def checkpoint_to_resume(run_dir, step=None):
+    """The checkpoint a run resumes from (None: there is none): the newest listed in
+    `run_dir/checkpoints`, or that of `step`, once checked whole (`checkpoint_damage`).
+
+    Raises:
+        DamagedCheckpoint: it is damaged; the message names the newest intact
+            checkpoint and the `resume_from` step that resumes from it.
+        ValueError: no checkpoint of `step` is listed.
+    """
+    folder = path(run_dir, CHECKPOINTS)
+    listed = _listed_checkpoints(folder) if os.path.isdir(folder) else []
+    if step is not None:
+        chosen = [c for c in listed if os.path.basename(c) == f"ckpt-{int(step)}"]
+        if not chosen:
+            raise ValueError(f"{folder} lists no checkpoint of step {step} (it lists "
+                             f"{', '.join(os.path.basename(c) for c in listed) or 'none'})")
+        candidate = chosen[0]
+    elif listed:
+        candidate = listed[-1]
+    else:
+        return None
+    damage = checkpoint_damage(candidate)
+    if damage is None:
+        return candidate
+    older = [c for c in listed if c != candidate and checkpoint_step_of_name(c) <
+             checkpoint_step_of_name(candidate)]
+    intact = next((c for c in reversed(older) if checkpoint_damage(c) is None), None)
+    way_on = (f"the newest intact one is {os.path.basename(intact)}: rerun with "
+              f"--resume_from={checkpoint_step_of_name(intact)} to resume from it (the "
+              "checkpoints after it are then replaced as the run passes them)"
+              if intact else "no older checkpoint is intact: restore its files, or start "
+              "again in a new --model_dir")
+    raise DamagedCheckpoint(f"checkpoint {candidate} is damaged ({damage}); {way_on}")
+
+
+def checkpoint_step_of_name(checkpoint):
+    """The step in a checkpoint's name ("…/ckpt-20" -> 20), read without its files."""
+    return int(os.path.basename(checkpoint).rsplit("-", 1)[1])
 
 
 def checkpoint_step(checkpoint):
@@ -153,3 +227,75 @@ def remove_leftovers(run_dir):
                         os.remove(leftover)
                     except FileNotFoundError:
                         pass
+
+
+def _holder(fd):
+    """The holder a lock file records ({host, pid, since}), None if it records none."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 4096).decode(errors="replace")
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        return None
+    return holder if isinstance(holder, dict) and {"host", "pid"} <= set(holder) else None
+
+
+def _describe(holder):
+    return (f"pid {holder['pid']} on host {holder['host']}, since "
+            f"{holder.get('since', 'an unknown time')}")
+
+
+@contextlib.contextmanager
+def lock(run_dir):
+    """Holds `run_dir` for one trainer: `run_dir/trainer.lock` records this process
+    (host, pid, start time) for as long as the context lasts, under an exclusive
+    `flock` the kernel releases when the process ends, however it ends.
+
+    A lock file left by a trainer that is gone (on this host: nobody holds its
+    `flock`) is taken over, with a log line. One that names another host is refused
+    (this host cannot tell whether that trainer still runs); so is a live one.
+
+    Raises:
+        RunFolderBusy: naming the holder and the way on; nothing is written then.
+    """
+    file = path(run_dir, LOCK)
+    host = socket.gethostname()
+    while True:
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunFolderBusy(
+                f"{run_dir} is in use by another trainer"
+                f"{' (' + _describe(holder) + ')' if holder else ''}; wait for it to "
+                "finish or stop it, or train into another --model_dir") from None
+        # Locked; but the file may have been removed (and perhaps replaced) by its
+        # holder's release between our open and flock: then lock the new one.
+        if os.path.exists(file) and os.fstat(fd).st_ino == os.stat(file).st_ino:
+            break
+        os.close(fd)
+    try:
+        holder = _holder(fd)
+        if holder is not None and holder["host"] != host:
+            raise RunFolderBusy(
+                f"{run_dir} is held by a trainer on another host ({_describe(holder)}); "
+                f"if no trainer runs there on this folder any more, delete {file} and "
+                "rerun")
+        if holder is not None:
+            logging.warning("Taking over %s: the trainer that held it (%s) is gone",
+                            file, _describe(holder))
+        record = json.dumps(dict(host=host, pid=os.getpid(), since=datetime.datetime.now(
+            datetime.timezone.utc).isoformat(timespec="seconds")))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        yield
+    finally:
+        os.remove(file)  # before unlocking, so that nobody locks a removed file
+        os.close(fd)

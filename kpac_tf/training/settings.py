@@ -43,6 +43,8 @@ class TrainConfig:
         vgg19_weights: str or None, local VGG19 ImageNet no-top weights file.
         init_from: str or None, weights to start from (.keras, .npz, or a
             training run's model_dir / checkpoint folder); ignored when resuming.
+        resume_from: int or None, the step of the run's checkpoint to resume from
+            (None: the newest); for when the newest is damaged.
         strategy: str, "default", "mirrored" or "multi_worker".
         precision: str, Keras dtype policy of training: "float32",
             "mixed_bfloat16" (bfloat16 compute, float32 weights; for CPUs with
@@ -82,6 +84,7 @@ class TrainConfig:
     perceptual_weight: float = 0.0
     vgg19_weights: str = None
     init_from: str = None
+    resume_from: int = None
     strategy: str = "default"
     precision: str = "float32"
     ema_decay: float = 0.0
@@ -129,8 +132,8 @@ IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "to_8bit", 
 # stays (it only spreads each worker's batch over its devices). A test checks that
 # every TrainConfig field is in one of the two lists.
 MAY_CHANGE = ("model_dir", "data_dir", "manual_dir", "vgg19_weights", "init_from",
-               "steps", "log_every", "eval_every", "save_every", "eval_images",
-               "strategy")
+               "resume_from", "steps", "log_every", "eval_every", "save_every",
+               "eval_images", "strategy")
 
 
 # Settings that may name different places on different machines (paths).
@@ -156,6 +159,17 @@ def _setting_defaults():
     defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING
                          else f.default) for f in dataclasses.fields(TrainConfig)}
     return dict(defaults, workers=1)
+
+
+def recorded_settings(model_dir):
+    """The settings a run folder's config.json recorded, as `TrainConfig` fields (in
+    today's terms: a setting added since reads as its default); None if `model_dir`
+    holds no run."""
+    saved = run_folder.read_config(model_dir)
+    if saved is None:
+        return None
+    saved = dict(_setting_defaults(), **_upgrade_saved_config(saved))
+    return {f.name: saved[f.name] for f in dataclasses.fields(TrainConfig)}
 
 
 def write_or_check_config(config, workers=1, write=True):

@@ -47,11 +47,16 @@ def initialize_weights(model, path):
         if latest is None:
             raise CheckpointError(f"{path}: no training checkpoint found (expected a "
                                   "run's model_dir or its checkpoints/ folder)")
+        damage = run_folder.checkpoint_damage(latest)
+        if damage:
+            raise CheckpointError(f"{latest}: damaged ({damage}); load another of the "
+                                  "run's files instead (its model.keras, or "
+                                  "checkpoints/best)")
         staging = keras.models.clone_model(model)
         try:
             tf.train.Checkpoint(model=staging).restore(latest).expect_partial() \
                 .assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
             raise CheckpointError(f"{latest}: cannot restore it into model {model.name!r} "
                                   f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
         _assign_keras_weights(model, staging, latest)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from absl.testing import flagsaver
 
 
@@ -21,3 +22,28 @@ def test_train_app(tmp_path, data_dir, capsys):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_overrides"] == {"channels": 4, "num_blocks": 1}
     assert saved["dataset"] == "synthetic"  # from the embedded_default preset
+
+
+def test_a_run_folder_alone_resumes_with_its_recorded_settings(tmp_path, data_dir, capsys):
+    """--model_dir with nothing else resumes the run as config.json recorded it;
+    --steps may be raised; a flag that contradicts the record is refused, naming it."""
+    from experiments import train
+
+    with flagsaver.flagsaver(model_dir=str(tmp_path), dataset_config="tiny",
+                             data_dir=data_dir, steps=2, batch_size=2, crop_size=32,
+                             channels=4, eval_images=1, save_every=2, eval_every=2):
+        train.main(["train"])
+    with flagsaver.flagsaver(model_dir=str(tmp_path), steps=4):
+        train.main(["train"])
+    assert "final model at step 4" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["steps"], saved["model_overrides"], saved["crop_size"]) == (
+        4, {"channels": 4}, 32)
+    with flagsaver.flagsaver(model_dir=str(tmp_path)):
+        train.main(["train"])  # nothing left to train: the final files again
+    assert "final model at step 4" in capsys.readouterr().out
+    with flagsaver.flagsaver(model_dir=str(tmp_path), channels=8):
+        with pytest.raises(SystemExit, match=r"holds a different run \(model_overrides: "
+                                             r"\{'channels': 4\} -> \{'channels': 8\}\)"):
+            train.main(["train"])
+

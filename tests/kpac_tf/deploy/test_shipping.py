@@ -15,7 +15,8 @@ from kpac_tf.deploy.deblurring import load_deblurrer
 PARAMS = {"single_2level": 1_578_277, "single_3level": 2_057_893}
 
 
-@pytest.mark.parametrize("network", bundled.NETWORKS)
+# The bundled network; single_2level ships through the same code (test_bundled.py loads both).
+@pytest.mark.parametrize("network", ["single_3level"])
 def test_ship_model_gates_then_writes_weights_and_provenance(network, tmp_path, monkeypatch):
     from experiments import ship_model as ship_app
     from kpac_tf.data import pipelines

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -48,11 +49,13 @@ def single_config(model_dir, data_dir, steps):
 
 
 def run_cluster(model_dir, data_dir, steps, scratch, tasks=("worker", "worker"),
-                timeout=240):
+                timeout=240, interrupt=None):
     """Runs `python -m experiments.train --strategy=multi_worker` once per task of
     `tasks` ("chief" / "worker"), each with its TF_CONFIG, and TMPDIR `scratch` (where
-    a non-chief worker keeps its private copies). Kills them all (SIGKILL) if any is
-    still running after `timeout` seconds. Returns [(returncode, log)]."""
+    a non-chief worker keeps its private copies). `interrupt` (task number, signal,
+    text): sends the signal to that task once its log shows the text. Kills them all
+    (SIGKILL) if any is still running after `timeout` seconds. Returns
+    [(returncode, log)]."""
     ports = iter(free_ports(len(tasks)))
     cluster = collections.defaultdict(list)
     addresses = [f"127.0.0.1:{next(ports)}" for _ in tasks]
@@ -73,6 +76,12 @@ def run_cluster(model_dir, data_dir, steps, scratch, tasks=("worker", "worker"),
                  f"--model_dir={model_dir}", f"--data_dir={data_dir}", f"--steps={steps}",
                  *SETTINGS], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
         deadline = time.time() + timeout
+        if interrupt is not None:
+            number, signal_number, text = interrupt
+            while time.time() < deadline and text not in pathlib.Path(logs[number].name) \
+                    .read_text():
+                time.sleep(0.05)
+            processes[number].send_signal(signal_number)
         for process in processes:
             try:
                 process.wait(timeout=max(deadline - time.time(), 1))
@@ -132,9 +141,10 @@ def test_worker_index_from_tf_config(monkeypatch):
 
 def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
     """Two processes on 127.0.0.1: a chief and a worker, then (resuming) the same two
-    as workers 0 and 1 (the same stream indices). Only the chief writes the run
-    folder, laid out as one process's; the other worker's copies go to its
-    temporary folder and are removed; both restore from the chief's checkpoint."""
+    as workers 0 and 1 (the same stream indices); then a run that a SIGTERM to one
+    worker stops. Only the chief writes the run folder, laid out as one process's; the
+    other worker's copies go to its temporary folder and are removed; both restore
+    from the chief's checkpoint."""
     run, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
     results = run_cluster(run, data_dir, 4, scratch, tasks=("chief", "worker"))
@@ -167,3 +177,22 @@ def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
     with pytest.raises(ValueError, match=r"different run \(workers: 2 -> 1\) \(each "
                                          r"worker reads its own seeded stream"):
         loop.train(single_config(run, data_dir, 8))
+
+    # SIGTERM to the non-chief worker only: both finish the same step, save it and exit
+    # 143; rerun, they resume from it and end with the weights of `run` (never stopped).
+    stopped_run = tmp_path / "stopped"
+    results = run_cluster(stopped_run, data_dir, 6, scratch, tasks=("chief", "worker"),
+                          interrupt=(1, signal.SIGTERM, "step 2/6"))
+    steps = set()
+    for (code, log), told in zip(results, (" to another worker", "")):
+        assert code == 143, log[-3000:]
+        stopped = re.search(rf"interrupted \(SIGTERM{told}\) at step (\d+) of 6: saved", log)
+        assert stopped, log[-3000:]
+        steps.add(int(stopped.group(1)))
+    (step,) = steps  # one step, agreed
+    assert run_folder.newest_checkpoint(str(stopped_run)).endswith(f"ckpt-{step}")
+    for code, log in run_cluster(stopped_run, data_dir, 6, scratch, tasks=("chief", "worker")):
+        assert code == 0 and f"Restored from step {step}" in log, log[-3000:]
+    for a, b in zip(keras.models.load_model(stopped_run / "model.keras").weights,
+                    keras.models.load_model(run / "model.keras").weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

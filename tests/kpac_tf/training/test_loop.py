@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kpac_tf import build_model
+from kpac_tf import CheckpointError, build_model, load_deblurrer
 from kpac_tf.checkpoints import tf1_npz
 from kpac_tf.data import pipelines
 from kpac_tf.training import loop, run_folder, warm_start
-from tests.test_case import REPO, tiny_config, weights_of
+from tests.test_case import REPO, run_folder_held, tiny_config, weights_of
 
 
 def test_tiny_run_writes_everything(tmp_path, data_dir):
@@ -397,6 +397,127 @@ def test_a_run_killed_anywhere_resumes_to_the_same_weights(tmp_path, data_dir):
     assert restored >= listed, (restored, listed, delay)  # no checkpoint lost
     assert_same_final_state(final_state(run), final_state(straight))
     assert not leftovers(run)
+
+
+def test_a_preempted_run_saves_the_step_it_was_in_and_resumes_exactly(tmp_path, data_dir):
+    """SIGTERM (a scheduler's preemption), then SIGINT (Ctrl-C), at a random step between
+    periodic saves: the step finishes and is saved, the process exits 143 / 130 saying
+    so, and rerunning the same command loses no step and ends with exactly the
+    weights, scores and best checkpoint of an uninterrupted run."""
+    import random
+    import signal
+    import time
+
+    def command(run):
+        return [sys.executable, "-m", "experiments.train", f"--model_dir={run}",
+                "--dataset_config=tiny", f"--data_dir={data_dir}", "--steps=20",
+                "--batch_size=2", "--crop_size=32", "--channels=4", "--learning_rate=1e-3",
+                "--save_every=10", "--log_every=1", "--eval_every=3", "--eval_images=1"]
+
+    straight = tmp_path / "straight"
+    uninterrupted = subprocess.Popen(command(straight), cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+    try:
+        for signal_name, exit_code in (("SIGTERM", 143), ("SIGINT", 130)):
+            run, log = tmp_path / signal_name, tmp_path / f"{signal_name}.log"
+            with open(log, "w") as stderr:
+                process = subprocess.Popen(command(run), cwd=REPO, stdout=subprocess.DEVNULL,
+                                           stderr=stderr)
+            try:
+                deadline = time.time() + 300
+                while time.time() < deadline and "step 3/20" not in log.read_text():
+                    time.sleep(0.02)
+                time.sleep(random.uniform(0.0, 0.5))
+                assert process.poll() is None, "the run ended before the signal"
+                sent = time.time()
+                process.send_signal(getattr(signal, signal_name))
+                process.wait(timeout=60)
+                seconds = time.time() - sent
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            printed = log.read_text()
+            assert process.returncode == exit_code, printed[-3000:]
+            stopped = re.search(rf"interrupted \({signal_name}\) at step (\d+) of 20: "
+                                rf"saved \S+ckpt-(\d+); rerun the same command to resume",
+                                printed)
+            assert stopped and stopped.group(1) == stopped.group(2), printed[-3000:]
+            last_logged = max(int(n) for n in re.findall(r"step (\d+)/20", printed))
+            assert int(stopped.group(1)) == last_logged  # the step it was in: none lost
+            assert seconds < 30, seconds
+            rerun = subprocess.run(command(run), cwd=REPO, capture_output=True, text=True,
+                                   timeout=300)
+            assert rerun.returncode == 0, rerun.stderr[-3000:]
+            assert f"Restored from step {stopped.group(1)}" in rerun.stderr
+            assert uninterrupted.wait(timeout=300) == 0
+            assert_same_final_state(final_state(run), final_state(straight))
+            assert not leftovers(run) and not (run / run_folder.LOCK).exists()
+    finally:
+        if uninterrupted.poll() is None:
+            uninterrupted.kill()
+            uninterrupted.wait()
+
+
+def test_a_second_trainer_on_a_live_run_folder_is_refused(tmp_path, data_dir):
+    """`experiments.train` on a run folder another process holds (a second terminal, a
+    scheduler's retry): refused at once, naming the holder, without a traceback, and
+    nothing written."""
+    with run_folder_held(tmp_path) as holder:
+        second = subprocess.run(
+            [sys.executable, "-m", "experiments.train", f"--model_dir={tmp_path}",
+             "--dataset_config=tiny", f"--data_dir={data_dir}", "--steps=4"],
+            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1 and f"train: {tmp_path} is in use by another trainer " \
+        f"(pid {holder.pid} on host" in second.stderr, second.stderr[-2000:]
+    assert "Traceback" not in second.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [run_folder.LOCK]
+
+
+def _truncate_data(checkpoint):
+    for data in glob.glob(checkpoint + ".data-*"):
+        with open(data, "r+b") as f:
+            f.truncate(os.path.getsize(data) // 2)
+
+
+def test_a_damaged_newest_checkpoint_names_the_way_on(tmp_path, data_dir):
+    """A truncated newest checkpoint (a full disk, a partial copy): the app says which
+    is damaged, which is the newest intact one and the flag that resumes from it, with
+    no traceback; resuming that way ends exactly as a run never damaged."""
+    from absl.testing import flagsaver
+
+    from experiments import train as train_app
+
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    loop.train(tiny_config(straight, data_dir, steps=8, save_every=2))
+    loop.train(tiny_config(run, data_dir, steps=6, save_every=2))
+    _truncate_data(str(run / "checkpoints" / "ckpt-6"))
+    with pytest.raises(CheckpointError, match=r"ckpt-6: damaged \(\w+: .*\); load another"):
+        load_deblurrer(str(run))
+    with flagsaver.flagsaver(model_dir=str(run), dataset_config="tiny", data_dir=data_dir,
+                             steps=8, batch_size=2, crop_size=32, channels=4,
+                             learning_rate=1e-3, log_every=2, eval_every=2, save_every=2,
+                             eval_images=2):
+        with pytest.raises(SystemExit, match=(
+                r"train: checkpoint \S+ckpt-6 is damaged \(\w+: .*\); the newest intact "
+                r"one is ckpt-4: rerun with --resume_from=4 to resume from it")):
+            train_app.main(["train"])
+    with pytest.raises(ValueError, match=r"lists no checkpoint of step 5 \(it lists "
+                                         r"ckpt-2, ckpt-4, ckpt-6\)"):
+        loop.train(tiny_config(run, data_dir, steps=8, save_every=2, resume_from=5))
+    loop.train(tiny_config(run, data_dir, steps=8, save_every=2, resume_from=4))
+    for a, b in zip(weights_of(run), weights_of(straight), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_damaged_best_checkpoint_is_named(tmp_path, data_dir):
+    run = tmp_path / "run"
+    loop.train(tiny_config(run, data_dir, steps=4, save_every=2))
+    (best,) = glob.glob(str(run / "checkpoints" / "best" / "ckpt-*.index"))
+    _truncate_data(best[:-len(".index")])
+    with pytest.raises(run_folder.DamagedCheckpoint, match=(
+            r"the best checkpoint \S+ is damaged .*move \S+best aside to resume without it")):
+        loop.train(tiny_config(run, data_dir, steps=6, save_every=2))
 
 
 def test_a_run_killed_after_its_last_checkpoint_finishes_alike(tmp_path, data_dir,

@@ -1,13 +1,18 @@
 """kpac_tf.training.run_folder: a run folder's layout, which checkpoint is the latest
-(one meaning), which run and step a path inside a run names, leftovers removed."""
+(one meaning), which run and step a path inside a run names, leftovers removed, one
+trainer at a time."""
 
 import json
+import logging
 import os
+import re
+import socket
 
 import pytest
 import tensorflow as tf
 
 from kpac_tf.training import run_folder
+from tests.test_case import run_folder_held
 
 
 def _save_checkpoints(folder, steps):
@@ -84,3 +89,35 @@ def test_leftovers_of_an_interrupted_run_are_removed_and_nothing_else(run):
     run_folder.remove_leftovers(run)
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == kept
     assert run_folder.latest_step(run) == 4
+
+
+def test_one_trainer_holds_a_run_folder_and_a_gone_one_is_taken_over(tmp_path, caplog):
+    """A live holder (another process) is refused, naming it, with nothing written; a
+    holder killed with SIGKILL leaves its lock file, which the next trainer takes over
+    with a log line; the lock file goes when its holder is done."""
+    lock_file = tmp_path / run_folder.LOCK
+    with run_folder_held(tmp_path) as holder:
+        before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+        with pytest.raises(run_folder.RunFolderBusy,
+                           match=f"in use by another trainer \\(pid {holder.pid} on host "
+                                 f"{re.escape(socket.gethostname())}, since .*wait for it"):
+            with run_folder.lock(tmp_path):
+                pytest.fail("locked a held folder")
+        assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    assert json.loads(lock_file.read_text())["pid"] == holder.pid  # left by the kill
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        with run_folder.lock(tmp_path):
+            assert json.loads(lock_file.read_text())["pid"] == os.getpid()
+    assert f"the trainer that held it (pid {holder.pid} on host" in caplog.text
+    assert not lock_file.exists()
+
+
+def test_a_lock_from_another_host_is_refused_with_the_way_to_clear_it(tmp_path):
+    lock_file = tmp_path / run_folder.LOCK
+    lock_file.write_text(json.dumps(dict(host="gpu-node-7", pid=4242, since="2026-12-01")))
+    with pytest.raises(run_folder.RunFolderBusy, match=(
+            f"another host \\(pid 4242 on host gpu-node-7, since 2026-12-01\\); if no "
+            f"trainer runs there on this folder any more, delete {re.escape(str(lock_file))}")):
+        with run_folder.lock(tmp_path):
+            pytest.fail("locked a folder another host holds")
+    assert json.loads(lock_file.read_text())["host"] == "gpu-node-7"

@@ -43,5 +43,5 @@ def test_a_run_whose_checkpoint_cannot_be_restored_is_named(tmp_path):
     saved = _checkpointed_run(broken, build_model("single_2level", channels=4))
     for data in glob.glob(saved + ".data-*"):
         os.remove(data)
-    with pytest.raises(CheckpointError, match=f"{re.escape(saved)}: cannot restore it"):
+    with pytest.raises(CheckpointError, match=f"{re.escape(saved)}: damaged"):
         warm_start.initialize_weights(build_model("single_2level", channels=4), broken)
