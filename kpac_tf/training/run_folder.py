@@ -83,11 +83,11 @@ def read_config(folder):
     return read_json(folder, CONFIG)
 
 
-def _listed_checkpoint(folder):
-    """The newest checkpoint the state file of `folder` lists (its path prefix), None
-    if there is none."""
+def _listed_checkpoints(folder):
+    """Every checkpoint the state file of `folder` lists, oldest first (the newest,
+    its `model_checkpoint_path`, last); [] if none."""
     state = tf.train.get_checkpoint_state(os.fspath(folder))
-    return state.model_checkpoint_path if state and state.model_checkpoint_path else None
+    return list(state.all_model_checkpoint_paths) if state else []
 
 
 def newest_checkpoint(source):
@@ -100,16 +100,10 @@ def newest_checkpoint(source):
     taken as "no checkpoint" (which would restart a run from scratch): its restore
     fails and says so."""
     for folder in (path(source, CHECKPOINTS), os.fspath(source)):
-        latest = _listed_checkpoint(folder) if os.path.isdir(folder) else None
-        if latest:
-            return latest
+        listed = _listed_checkpoints(folder) if os.path.isdir(folder) else []
+        if listed:
+            return listed[-1]
     return None
-
-
-def _listed_checkpoints(folder):
-    """Every checkpoint the state file of `folder` lists, oldest first."""
-    state = tf.train.get_checkpoint_state(os.fspath(folder))
-    return list(state.all_model_checkpoint_paths) if state else []
 
 
 def checkpoint_damage(checkpoint):
@@ -150,8 +144,8 @@ def checkpoint_to_resume(run_dir, step=None):
     damage = checkpoint_damage(candidate)
     if damage is None:
         return candidate
-    older = [c for c in listed if c != candidate and checkpoint_step_of_name(c) <
-             checkpoint_step_of_name(candidate)]
+    older = [c for c in listed
+             if checkpoint_step_of_name(c) < checkpoint_step_of_name(candidate)]
     intact = next((c for c in reversed(older) if checkpoint_damage(c) is None), None)
     way_on = (f"the newest intact one is {os.path.basename(intact)}: rerun with "
               f"--resume_from={checkpoint_step_of_name(intact)} to resume from it (the "

@@ -340,7 +340,7 @@ def final_state(run):
     npz = tf1_npz.load_tf1_npz(build_model("single_2level", channels=4),
                                    pathlib.Path(run) / "weights_tf1.npz")
     return (weights_of(run), [w.numpy() for w in npz.weights], metrics,
-            run_folder.newest_checkpoint(str(run)).rsplit("-", 1)[1])
+            run_folder.checkpoint_step_of_name(run_folder.newest_checkpoint(str(run))))
 
 
 def assert_same_final_state(a, b):
@@ -364,7 +364,7 @@ def test_a_run_killed_anywhere_resumes_to_the_same_weights(tmp_path, data_dir):
 
     def listed_step(run):  # the newest checkpoint the state file lists
         latest = run_folder.newest_checkpoint(str(run))
-        return int(latest.rsplit("-", 1)[1]) if latest else None
+        return run_folder.checkpoint_step_of_name(latest) if latest else None
 
     straight, run = tmp_path / "straight", tmp_path / "run"
     delay = random.uniform(0.0, 2.5)
