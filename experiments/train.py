@@ -126,8 +126,12 @@ def main(argv):
     except loop.TrainingInterrupted as e:
         logging.warning("%s", e)
         raise SystemExit(e.exit_code) from None
+    except cluster.WorkerLost as e:
+        # What the cluster's runtime reported, for --verbosity=1.
+        logging.debug("The collective operation that failed:", exc_info=e.__cause__)
+        raise SystemExit(f"train: {e}") from None
     except (ValueError, FileNotFoundError, loop.TrainingDiverged,
-            run_folder.RunFolderBusy) as e:
+            run_folder.RunFolderBusy, run_folder.WriteFailed) as e:
         raise SystemExit(f"train: {e}") from None
     average = (f" (moving average of the weights, decay {config.ema_decay:g})"
                if config.ema_decay else "")

@@ -10,17 +10,30 @@ Every worker restores from the chief's `model_dir/checkpoints/`, so `model_dir` 
 be storage all workers share.
 """
 
+import contextlib
 import dataclasses
 import json
+import re
 import zlib
 
 import keras
 import tensorflow as tf
 
+from kpac_tf.training import run_folder
 from kpac_tf.training.settings import PATHS
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+
+# What a collective op raises on the workers left when another is gone: killed,
+# crashed or cut off (gRPC's "Connection reset by peer", a health check that failed,
+# a timeout, the collectives aborted after one of these).
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                 tf.errors.CancelledError, tf.errors.DeadlineExceededError)
+
+
+class WorkerLost(RuntimeError):
+    """Another worker of the cluster stopped answering; this one stopped too."""
 
 
 def make_strategy(name):
@@ -136,3 +149,46 @@ def any_worker(strategy, worker, flag):
     everyone = strategy.gather(strategy.experimental_distribute_values_from_function(
         lambda _: local), axis=0)
     return bool(tf.reduce_any(everyone > 0).numpy())
+
+
+def _task_address(job, index):
+    """The address TF_CONFIG gives task `job`:`index` ("" if it names none)."""
+    spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    try:
+        return spec.task_address(job, index)
+    except (KeyError, ValueError):
+        return ""
+
+
+def lost_worker_message(error, worker, model_dir):
+    """What a collective `error` means, in one sentence: the task that stopped
+    answering (the first other task the error names, with its address), why, and
+    the step a restart of every worker resumes from (the run's newest checkpoint)."""
+    text = str(error)
+    others = [task for task in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)
+              if ":".join(task) != worker.task]
+    if others:
+        job, index = others[0]
+        address = _task_address(job, int(index))
+        lost = f"{job}:{index}{f' ({address})' if address else ''}"
+    else:
+        lost = "another worker"
+    # gRPC's last words, "…: Connection reset by peer", "…: Connection refused".
+    reason = re.search(r"aborted by: ([^\n]+)", text)
+    reason = reason.group(1).rsplit(":", 1)[-1].strip() if reason else ""
+    reason = reason or type(error).__name__  # a hung task's error ends in ":"
+    return (f"{lost} stopped answering ({reason}), so this worker ({worker.task}) "
+            "stopped too; restart every worker with the same command: the run "
+            f"{run_folder.resume_point(model_dir)}")
+
+
+@contextlib.contextmanager
+def lost_workers_explained(worker, model_dir):
+    """Turns, with several workers, a collective op's failure (`PEER_FAILURES`) into
+    `WorkerLost` with `lost_worker_message` (the error is its __cause__)."""
+    try:
+        yield
+    except PEER_FAILURES as error:
+        if worker.count == 1:
+            raise
+        raise WorkerLost(lost_worker_message(error, worker, model_dir)) from error

@@ -22,7 +22,10 @@ and settings.
 Killed at any moment (SIGKILL), a run loses at most the steps since its last
 checkpoint; outputs appear by atomic renames. Re-running the same command resumes
 and ends with the same weights as an uninterrupted run; the chief removes the
-temporary files a kill left behind.
+temporary files a kill left behind. SIGTERM / SIGINT lose nothing (the step finishes
+and is saved). A worker that stops answering, or a write that fails for want of room
+or permission, ends the run with one sentence naming it and the step a rerun resumes
+from (`cluster.WorkerLost`, `run_folder.WriteFailed`).
 """
 
 import contextlib
@@ -45,8 +48,8 @@ from kpac_tf.evaluation import metrics, scoring
 from kpac_tf.models.networks import build_model, center_view
 from kpac_tf.models.forward import predictor, scale_attention_maps
 from kpac_tf.training import losses, run_folder, warm_start
-from kpac_tf.training.cluster import (Worker, any_worker, check_workers_agree, make_strategy,
-                                      this_worker)
+from kpac_tf.training.cluster import (Worker, any_worker, check_workers_agree,
+                                      lost_workers_explained, make_strategy, this_worker)
 from kpac_tf.training.settings import write_or_check_config
 from kpac_tf.utils.files import atomic_output, write_json
 
@@ -370,6 +373,10 @@ def train(config):
         TrainingInterrupted: SIGTERM or SIGINT (on any worker) stopped the run; the
             step it was in finished and was saved, so rerunning resumes exactly.
         run_folder.RunFolderBusy: another trainer holds model_dir.
+        run_folder.WriteFailed: a write failed for want of room or permission (a
+            full disk, a read-only folder); the checkpoints saved before are intact.
+        cluster.WorkerLost: another worker stopped answering (this one stopped too;
+            the message names it and the step a restart resumes from).
         run_folder.DamagedCheckpoint: the checkpoint to resume from (or the best one)
             is damaged; the message names the way on (`resume_from`).
         FileNotFoundError: missing data or VGG19 weights.
@@ -380,14 +387,28 @@ def train(config):
     # and before anything may refuse: a worker that stopped before the others had
     # joined would leave them waiting for it for ever.
     strategy = make_strategy(config.strategy)
-    # The workers agree on their settings, so all check config.json alike and refuse
-    # together; the chief writes it.
-    check_workers_agree(strategy, worker, config)
-    with contextlib.ExitStack() as held:
+    # A worker that stops answering ends the others' collectives: they say so; so does
+    # a write that fails for want of room or permission.
+    with lost_workers_explained(worker, config.model_dir), \
+            run_folder.writes_explained(config.model_dir), contextlib.ExitStack() as held:
+        # The workers agree on their settings, so all check config.json alike and
+        # refuse together; the chief writes it.
+        check_workers_agree(strategy, worker, config)
+        # One trainer per run folder, for the whole run: the chief takes it before it
+        # writes, and every worker stops if it could not.
+        refused = None
         if worker.is_chief:
-            os.makedirs(config.model_dir, exist_ok=True)
-            # One trainer per run folder, for the whole run; refused before it writes.
-            held.enter_context(run_folder.lock(config.model_dir))
+            try:
+                os.makedirs(config.model_dir, exist_ok=True)
+                held.enter_context(run_folder.lock(config.model_dir))
+            except (run_folder.RunFolderBusy, OSError) as error:
+                refused = error
+        if any_worker(strategy, worker, refused is not None):
+            raise refused or run_folder.RunFolderBusy(
+                f"the chief could not take the run folder {config.model_dir} (its log "
+                "says why: another trainer holds it, or it is not writable), so this "
+                f"worker ({worker.task}) stops too")
+        if worker.is_chief:
             run_folder.remove_leftovers(config.model_dir)
         write_or_check_config(config, worker.count, write=worker.is_chief)
         # The chief writes the run folder; any other worker writes the same files (it

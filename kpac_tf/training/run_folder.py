@@ -22,11 +22,13 @@ writes a checkpoint's files first and that file, atomically, last).
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import glob
 import json
 import os
 import posixpath
+import re
 import shutil
 import socket
 
@@ -50,6 +52,11 @@ class RunFolderBusy(RuntimeError):
 
 class DamagedCheckpoint(ValueError):
     """A checkpoint's files are missing, truncated or unreadable."""
+
+
+class WriteFailed(OSError):
+    """A write of the run failed for want of room or permission (a full disk, a quota,
+    a read-only or unwritable folder); the checkpoints saved before are intact."""
 
 
 def path(run_dir, *parts):
@@ -153,6 +160,72 @@ def checkpoint_to_resume(run_dir, step=None):
               if intact else "no older checkpoint is intact: restore its files, or start "
               "again in a new --model_dir")
     raise DamagedCheckpoint(f"checkpoint {candidate} is damaged ({damage}); {way_on}")
+
+
+def resume_point(run_dir):
+    """Where a rerun of `run_dir` starts, as words: "resumes from step N (…/ckpt-N)",
+    or "starts from the beginning (no checkpoint was saved yet)"."""
+    newest = newest_checkpoint(run_dir)
+    return (f"resumes from step {checkpoint_step_of_name(newest)} ({newest})" if newest
+            else "starts from the beginning (no checkpoint was saved yet)")
+
+
+# Failures that only a write meets, whatever the file; and those a read may meet too
+# (then only files in the run folder count as the run's writes).
+_WRITE_ERRNOS = {errno.ENOSPC: "No space left on device",
+                 errno.EDQUOT: "Disk quota exceeded", errno.EROFS: "Read-only file system"}
+_ACCESS_ERRNOS = {errno.EACCES: "Permission denied", errno.EPERM: "Operation not permitted"}
+
+
+def _inside(file, folder):
+    """True if path `file` is `folder` or inside it (both absolute)."""
+    return (file + os.sep).startswith(folder + os.sep)
+
+
+def _write_failure(error, run_dir):
+    """(reason, file) if `error` (OSError, or TensorFlow's, which names neither errno
+    nor file but says both in words) is a write failing for want of room or
+    permission; None otherwise. `file` is None when the error names none."""
+    run_dir = os.path.abspath(os.fspath(run_dir))
+    if isinstance(error, OSError):
+        reason = _WRITE_ERRNOS.get(error.errno) or _ACCESS_ERRNOS.get(error.errno)
+        file = error.filename and os.path.abspath(os.fspath(error.filename))
+    else:
+        text = str(error)
+        reason = next((words for words in (*_WRITE_ERRNOS.values(),
+                                           *_ACCESS_ERRNOS.values()) if words in text), None)
+        # The first path in the words inside the run folder, else whose folder exists
+        # ("/job:localhost/…" is neither).
+        paths = re.findall(r"/[^\s;:,'\"{}\[\]]+", text)
+        file = next((p for p in paths if _inside(p, run_dir)), None) or next(
+            (p for p in paths if os.path.dirname(p) != "/"
+             and os.path.isdir(os.path.dirname(p))), None)
+    if reason is None:
+        return None
+    if file is not None:  # TensorFlow writes a checkpoint's files in ckpt-N_temp/ first
+        file = re.sub(r"(ckpt-\d+)_temp/[^/]*$", r"\1", file)
+    if reason in _ACCESS_ERRNOS.values() and not (file and _inside(file, run_dir)):
+        return None
+    return reason, file
+
+
+@contextlib.contextmanager
+def writes_explained(run_dir):
+    """Turns a write that fails for want of room or permission (`_write_failure`)
+    into `WriteFailed`: one sentence naming the file, the reason, and the step a
+    rerun resumes from (the newest checkpoint, intact: a checkpoint is listed only
+    once written whole). The original error is its __cause__."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        failure = _write_failure(error, run_dir)
+        if failure is None:
+            raise
+        reason, file = failure
+        raise WriteFailed(
+            f"could not write {file or run_dir}: {reason}. Free space on that disk (or "
+            "make the folder writable) and rerun the same command: the run "
+            f"{resume_point(run_dir)}") from error
 
 
 def checkpoint_step_of_name(checkpoint):

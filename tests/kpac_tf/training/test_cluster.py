@@ -17,9 +17,10 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kpac_tf.training import cluster, loop, run_folder, settings
-from tests.test_case import REPO
+from tests.test_case import REPO, run_folder_held
 
 
 def free_ports(count):
@@ -142,7 +143,7 @@ def test_worker_index_from_tf_config(monkeypatch):
 def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
     """Two processes on 127.0.0.1: a chief and a worker, then (resuming) the same two
     as workers 0 and 1 (the same stream indices); then a run that a SIGTERM to one
-    worker stops. Only the chief writes the run folder, laid out as one process's; the
+    worker stops, and that resumed loses a worker to SIGKILL. Only the chief writes the run folder, laid out as one process's; the
     other worker's copies go to its temporary folder and are removed; both restore
     from the chief's checkpoint."""
     run, scratch = tmp_path / "run", tmp_path / "scratch"
@@ -191,8 +192,65 @@ def test_two_workers_train_and_resume_one_run_folder(tmp_path, data_dir):
         steps.add(int(stopped.group(1)))
     (step,) = steps  # one step, agreed
     assert run_folder.newest_checkpoint(str(stopped_run)).endswith(f"ckpt-{step}")
+    # Resumed, then SIGKILL to the worker: the chief says in one sentence which task was
+    # lost and where a restart resumes; restarted, both end as `run` (never stopped).
+    (code, log), _ = run_cluster(stopped_run, data_dir, 6, scratch, tasks=("chief", "worker"),
+                                 interrupt=(1, signal.SIGKILL, "step 5/6"))
+    newest = run_folder.newest_checkpoint(str(stopped_run))
+    assert code == 1 and "Traceback" not in log, log[-3000:]
+    assert re.search(
+        r"train: worker:0 \(127\.0\.0\.1:\d+\) stopped answering \([^)]+\), so this worker "
+        r"\(chief:0\) stopped too; restart every worker with the same command: the run "
+        rf"resumes from step {run_folder.checkpoint_step_of_name(newest)} \({re.escape(newest)}"
+        r"\)\n$", log), log[-3000:]
+    step = run_folder.checkpoint_step_of_name(newest)
     for code, log in run_cluster(stopped_run, data_dir, 6, scratch, tasks=("chief", "worker")):
         assert code == 0 and f"Restored from step {step}" in log, log[-3000:]
     for a, b in zip(keras.models.load_model(stopped_run / "model.keras").weights,
                     keras.models.load_model(run / "model.keras").weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_chief_refused_its_run_folder_stops_every_worker(tmp_path, data_dir):
+    """The run folder held by another trainer: the chief is refused, and the other
+    worker stops with it at once (it would otherwise wait for the chief for ever),
+    each saying why in one sentence."""
+    run, scratch = tmp_path / "run", tmp_path / "scratch"
+    run.mkdir()
+    scratch.mkdir()
+    with run_folder_held(run) as holder:
+        (chief, chief_log), (worker, worker_log) = run_cluster(
+            run, data_dir, 4, scratch, tasks=("chief", "worker"), timeout=120)
+    assert chief == 1 and f"is in use by another trainer (pid {holder.pid}" in chief_log, \
+        chief_log[-3000:]
+    assert worker == 1 and "train: the chief could not take the run folder" in worker_log \
+        and "so this worker (worker:0) stops too" in worker_log, worker_log[-3000:]
+    assert "Traceback" not in chief_log + worker_log
+
+
+def test_a_lost_worker_is_named(monkeypatch, tmp_path):
+    """What the survivors of a lost worker say, from the errors TensorFlow raises."""
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"chief": ["127.0.0.1:2221"], "worker": ["127.0.0.1:2222"]},
+        "task": {"type": "chief", "index": 0}}))
+    chief = cluster.Worker(count=2, index=0, task="chief:0")
+    reset = tf.errors.UnavailableError(None, None, (
+        "Collective ops is aborted by: recvmsg:Connection reset by peer\nAdditional GRPC "
+        "error information from remote target /job:worker/replica:0/task:0 while calling "
+        "/tensorflow.WorkerService/RecvBuf:"))
+    assert cluster.lost_worker_message(reset, chief, str(tmp_path)) == (
+        "worker:0 (127.0.0.1:2222) stopped answering (Connection reset by peer), so this "
+        "worker (chief:0) stopped too; restart every worker with the same command: the run "
+        "starts from the beginning (no checkpoint was saved yet)")
+    hung = tf.errors.UnavailableError(None, None, (  # a stopped (SIGSTOP) task's
+        "Collective ops is aborted by: task /job:worker/replica:0/task:0 ... timed out:"))
+    assert cluster.lost_worker_message(hung, chief, str(tmp_path)).startswith(
+        "worker:0 (127.0.0.1:2222) stopped answering (UnavailableError), so")
+    with pytest.raises(cluster.WorkerLost, match=r"^another worker stopped answering "
+                                                  r"\(DeadlineExceededError\)") as raised:
+        with cluster.lost_workers_explained(chief, str(tmp_path)):
+            raise tf.errors.DeadlineExceededError(None, None, "timed out")
+    assert isinstance(raised.value.__cause__, tf.errors.DeadlineExceededError)
+    with pytest.raises(tf.errors.UnavailableError):  # one worker: nobody else to lose
+        with cluster.lost_workers_explained(cluster.Worker(), str(tmp_path)):
+            raise reset

@@ -1,6 +1,7 @@
 """kpac_tf.training.loop: a tiny run end to end, exact resume, NaN stop, strategies,
 precisions, moving averages, kills at any point."""
 
+import contextlib
 import glob
 import json
 import os
@@ -550,3 +551,75 @@ def test_a_run_killed_after_its_last_checkpoint_finishes_alike(tmp_path, data_di
     assert json.loads(best_json.read_text()) == final["best"]
     assert_same_final_state(final_state(run), final_state(straight))
     assert not leftovers(run)
+
+
+@contextlib.contextmanager
+def small_disk(folder, size):
+    """A tmpfs of `size` ("64m") mounted on `folder` while the context lasts; the
+    test is skipped where mounting is not permitted (it needs root)."""
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                              str(folder)], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); needs root")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def remount(folder, options):
+    subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
+
+
+def test_a_full_disk_or_read_only_run_folder_stops_in_one_sentence(tmp_path, data_dir):
+    """A real small disk (tmpfs) that fills up before a checkpoint save, then the same
+    disk mounted read-only: each run stops with one sentence naming the file, the
+    reason and the step a rerun resumes from, without a traceback; every earlier
+    checkpoint and final file stays as it was, and once there is room the same command
+    resumes from them."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    run = disk / "run"
+
+    def train(steps):
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.train", f"--model_dir={run}",
+             "--dataset_config=tiny", f"--data_dir={data_dir}", f"--steps={steps}",
+             "--batch_size=2", "--crop_size=32", "--channels=4", "--save_every=2",
+             "--eval_every=100", "--log_every=100", "--eval_images=1"],
+            cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    def contents():
+        return {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*")
+                if p.is_file() and p.name != "config.json" and "tfevents" not in p.name}
+
+    way_on = (r"\. Free space on that disk \(or make the folder writable\) and rerun the "
+              rf"same command: the run resumes from step 2 \({re.escape(str(run))}/"
+              r"checkpoints/ckpt-2\)\n$")
+    with small_disk(disk, "64m"):
+        assert train(2).returncode == 0
+        saved = contents()
+        # Room for small writes (lock, config, event headers), not for ckpt-4 (1.4 MB).
+        stats = os.statvfs(disk)
+        remount(disk, f"size={(stats.f_blocks - stats.f_bfree) * stats.f_frsize + 2**18}")
+        full = train(6)
+        assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-3000:]
+        assert re.search(rf"train: could not write {re.escape(str(run))}/checkpoints/ckpt-4: "
+                         rf"No space left on device{way_on}", full.stderr), full.stderr[-3000:]
+        remount(disk, "ro")
+        read_only = train(6)
+        assert read_only.returncode == 1 and "Traceback" not in read_only.stderr
+        assert re.search(rf"train: could not write {re.escape(str(run))}/trainer.lock: "
+                         rf"Read-only file system{way_on}", read_only.stderr), \
+            read_only.stderr[-3000:]
+        remount(disk, "rw,size=64m")
+        leftover = contents()
+        assert {name: leftover[name] for name in saved} == saved  # nothing lost
+        for listed in (run_folder.newest_checkpoint(str(run)),
+                       run_folder.newest_checkpoint(str(run / "checkpoints" / "best"))):
+            assert listed.endswith("ckpt-2") and run_folder.checkpoint_damage(listed) is None
+        rerun = train(6)
+        assert rerun.returncode == 0 and "Restored from step 2" in rerun.stderr, \
+            rerun.stderr[-3000:]
+        assert json.loads((run / "metrics.json").read_text())["step"] == 6
+        assert not leftovers(run)

@@ -121,3 +121,32 @@ def test_a_lock_from_another_host_is_refused_with_the_way_to_clear_it(tmp_path):
         with run_folder.lock(tmp_path):
             pytest.fail("locked a folder another host holds")
     assert json.loads(lock_file.read_text())["host"] == "gpu-node-7"
+
+
+def test_which_failed_writes_are_explained(tmp_path):
+    """Want of room is the run's whatever the file; want of permission only in the
+    run folder (elsewhere it may be a read: the data, the weights); TensorFlow's
+    errors are read from their words, a checkpoint's temporary named as the
+    checkpoint."""
+    run = tmp_path / "run"
+    _save_checkpoints(run / "checkpoints", [3])
+    resumes = rf"the run resumes from step 3 \({re.escape(str(run))}/checkpoints/ckpt-3\)$"
+    with pytest.raises(run_folder.WriteFailed, match=(
+            rf"^could not write {re.escape(str(run))}: No space left on device\. Free space "
+            rf".*{resumes}")) as raised:
+        with run_folder.writes_explained(run):
+            raise OSError(28, "No space left on device")  # zipfile names no file
+    assert raised.value.__cause__.errno == 28
+    with pytest.raises(run_folder.WriteFailed, match=(
+            rf"^could not write {re.escape(str(run))}/checkpoints/ckpt-4: Permission "
+            rf"denied\. .*{resumes}")):
+        with run_folder.writes_explained(run):
+            raise tf.errors.PermissionDeniedError(None, None, (
+                f"{run}/checkpoints/ckpt-4_temp/part-00000-of-00001.index; Permission "
+                "denied"))
+    with pytest.raises(PermissionError):  # not the run's: passed on as it was
+        with run_folder.writes_explained(run):
+            raise PermissionError(13, "Permission denied", str(tmp_path / "data.png"))
+    with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM"):  # memory, not disk
+        with run_folder.writes_explained(run):
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
