@@ -11,7 +11,7 @@ VERSION = re.search(r"^__version__ = [\"']([^\"']+)[\"']$",
                     re.M).group(1)
 
 EXPORT = ["tf2onnx", "onnxruntime", "ai-edge-litert"]
-HELD_OUT = ["matplotlib", "scikit-learn"]
+HELD_OUT = ["scikit-learn"]
 
 setup(
     name="kpac-tf",
@@ -52,6 +52,8 @@ setup(
         "importlib_resources",
         # Bundled sample photographs for the synthetic defocus dataset.
         "scikit-image",
+        # experiments.evaluate's report.png, the held-out checks' figures.
+        "matplotlib",
     ],
     extras_require={
         # experiments.export --format=litert|onnx, and the runtimes that run the files.

@@ -13,6 +13,7 @@ from absl import app, flags
 
 from kpac_tf.data import pipelines, pixels
 from kpac_tf.deploy import deblurring
+from kpac_tf.evaluation import metrics, protocols
 from kpac_tf.models.networks import MODEL_NAMES
 from kpac_tf.training import settings
 
@@ -114,3 +115,31 @@ TO_8BIT = flags.DEFINE_enum(
     "How 16-bit images (DPDD's PNGs) become the 8-bit images the networks see: round "
     "(our choice, round(x / 257); the paper does not say) or high_byte (x >> 8, what "
     "Pillow / scipy.misc.imread give, as in the authors' evaluation code).")
+
+# Scoring (evaluate, compare).
+SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                 "Where results go (unset: outputs/<app>).")
+INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of blurry/sharp pairs.")
+LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate only the first N images (0: all).")
+SKIP_BAD = flags.DEFINE_boolean("skip_bad", False,
+                                "Skip and list unreadable images instead of aborting.")
+BIT_DEPTH = flags.DEFINE_enum(
+    "bit_depth", "8", [str(depth) for depth in protocols.BIT_DEPTHS],
+    "Scoring bit depth: 8 (the paper's and most single-image papers': 8-bit input, "
+    "output quantised to 8 bits) or 16 (Restormer's dual-pixel protocol: 16-bit input, "
+    "output at 16 bits against the 16-bit target).")
+SSIM = flags.DEFINE_enum(
+    "ssim", "uniform", list(metrics.SSIM_WINDOWS),
+    "SSIM window: uniform (7x7, sample covariance: scikit-image's defaults, as DPDNet, "
+    "IFAN and Restormer score) or gaussian (Wang et al.'s 11x11, sigma 1.5: BasicSR, "
+    "MMagic, MATLAB).")
+ALL_PROTOCOLS = flags.DEFINE_boolean(
+    "all_protocols", False, "Also score under every protocol (bit depth x 16-to-8-bit "
+    "conversion x SSIM window) and print Table 4's row under each.")
+LPIPS_ALEXNET = flags.DEFINE_string(
+    "lpips_alexnet", None, "torchvision's ImageNet AlexNet weights "
+    "(alexnet-owt-7be5be79.pth). Unset: $TORCH_HOME/hub/checkpoints/, if there.")
+LPIPS_LINEAR = flags.DEFINE_string(
+    "lpips_linear", None, "LPIPS v0.1's linear heads (weights/v0.1/alex.pth of the "
+    "lpips package). Unset: the installed lpips package's, if there.")

@@ -11,70 +11,79 @@ by file name, or a DPDD-layout folder (`<split>_c/source`, `<split>_c/target`, a
 `_l`/`_r` for the dual model) paired by position in each sorted folder, as DPDD's own
 loaders do (its targets carry names of their own). Scenes are read one at a time (a
 dataset split is streamed), and --limit applies before any is read. Writes
-metrics.json, per_image.csv and images/ into --output_dir.
+metrics.json (with the scoring protocol), per_image.csv, images/ and report.png (a
+picture of the evaluation) into --output_dir.
+
+The scoring protocol: --bit_depth (8, the paper's, or 16), --to_8bit (how 16-bit images
+become 8-bit) and --ssim (uniform, DPDNet's scikit-image defaults, or gaussian, Wang et
+al.'s); --all_protocols also prints Table 4's row under every protocol. Scores that mean
+a broken evaluation (mismatched pairs, a wrong range, NaN or constant outputs) are
+printed as warnings naming the images.
 """
 
-from absl import flags
+import os
 
 from kpac_tf.deploy import deblurring
-from kpac_tf.evaluation import items as evaluation_items, lpips, scoring
+from kpac_tf.evaluation import items, lpips, protocols, report, scoring
 from kpac_tf.paper import table4
 
-from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
-                           DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG, LOGGING,
-                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL, TO_8BIT as _TO_8BIT,
-                           run_app)
-
-_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
-_INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of blurry/sharp pairs.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "outputs/evaluate", "Where results go.")
-_LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate only the first N images (0: all).")
-_SKIP_BAD = flags.DEFINE_boolean("skip_bad", False,
-                                 "Skip and list unreadable images instead of aborting.")
-_LPIPS_ALEXNET = flags.DEFINE_string(
-    "lpips_alexnet", None, "torchvision's ImageNet AlexNet weights "
-    "(alexnet-owt-7be5be79.pth). Unset: $TORCH_HOME/hub/checkpoints/, if there.")
-_LPIPS_LINEAR = flags.DEFINE_string(
-    "lpips_linear", None, "LPIPS v0.1's linear heads (weights/v0.1/alex.pth of the "
-    "lpips package). Unset: the installed lpips package's, if there.")
+from .common_flags import (ALL_PROTOCOLS as _ALL_PROTOCOLS, BIT_DEPTH as _BIT_DEPTH,
+                           CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
+                           DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
+                           INPUT_DIR as _INPUT_DIR, LIMIT as _LIMIT, LOGGING,
+                           LPIPS_ALEXNET as _LPIPS_ALEXNET, LPIPS_LINEAR as _LPIPS_LINEAR,
+                           MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL,
+                           OUTPUT_DIR as _OUTPUT_DIR, SKIP_BAD as _SKIP_BAD, SPLIT as _SPLIT,
+                           SSIM as _SSIM, TO_8BIT as _TO_8BIT, run_app)
 
 
 def main(argv):
     del argv  # run_app refuses extra arguments
+    output_dir = _OUTPUT_DIR.value or "outputs/evaluate"
     try:
-        if _LIMIT.value < 0:
-            raise ValueError(f"--limit={_LIMIT.value}: give a count of images (0: all)")
         model = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
         name = _MODEL.value or model.name
-        dual = model.num_inputs == 3
-        if _INPUT_DIR.value:
-            items = evaluation_items.folder_items(_INPUT_DIR.value, _SPLIT.value, dual,
-                                                  _TO_8BIT.value, _LIMIT.value)
-        else:
-            items = evaluation_items.dataset_items(
-                _DATASET.value or "synthetic", _DATASET_CONFIG.value, _DATA_DIR.value,
-                _MANUAL_DIR.value, _SPLIT.value, name, _TO_8BIT.value, _LIMIT.value)
+        images = items.select(_INPUT_DIR.value, _SPLIT.value, model.num_inputs == 3,
+                              _LIMIT.value, _DATASET.value, _DATASET_CONFIG.value,
+                              _DATA_DIR.value, _MANUAL_DIR.value, name)
         metric, unavailable = lpips.metric_or_reason(_LPIPS_ALEXNET.value,
                                                      _LPIPS_LINEAR.value)
-        summary = scoring.evaluate(model, items, _OUTPUT_DIR.value, _SKIP_BAD.value,
-                                   _TO_8BIT.value, lpips=metric,
-                                   lpips_unavailable=unavailable)
+        picture = report.Report()
+        summary = scoring.evaluate(
+            model, images, output_dir, _SKIP_BAD.value,
+            protocols.requested(_BIT_DEPTH.value, _TO_8BIT.value, _SSIM.value,
+                                _ALL_PROTOCOLS.value),
+            lpips=metric, lpips_unavailable=unavailable, observe=picture.add)
+        drawn = picture.draw(os.path.join(output_dir, "report.png"),
+                             f"{name} ({_CHECKPOINT.value or 'the bundled model'}), "
+                             f"{summary['label']}")
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"evaluate: {e}") from None
+    # The paper's numbers are 8-bit with DPDNet's (uniform) SSIM: beside those only.
     with_paper = (not _INPUT_DIR.value and _DATASET.value == "dpdd"
-                  and _SPLIT.value == "test")
+                  and _SPLIT.value == "test" and summary["protocol"]["bit_depth"] == 8
+                  and summary["protocol"]["ssim"] == "uniform")
+    print(f"Scored {summary['label']}")
     print(table4.format_table(summary, name, model.params, with_paper))
+    if "protocols" in summary:
+        print()
+        print(table4.format_protocols(summary["protocols"], name,
+                                      summary["source_bit_depth"]))
     if summary["lpips"] is None:
         print(f"LPIPS: unavailable ({summary['lpips_unavailable']})")
     for skipped, reason in summary["skipped"]:
         print(f"skipped {skipped}: {reason}")
-    print(f"Results: {_OUTPUT_DIR.value}/metrics.json, per_image.csv, images/")
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
+    print(f"Results: {output_dir}/metrics.json, per_image.csv, images/"
+          + (f", {drawn}" if drawn else " (no image scored: no report.png)"))
 
 
 FLAG_GROUPS = {
     "Model": [_CHECKPOINT, _MODEL],
     "Images": [_DATASET, _DATASET_CONFIG, _SPLIT, _DATA_DIR, _MANUAL_DIR, _INPUT_DIR,
-               _LIMIT, _SKIP_BAD, _TO_8BIT],
+               _LIMIT, _SKIP_BAD],
+    "Scoring protocol": [_BIT_DEPTH, _TO_8BIT, _SSIM, _ALL_PROTOCOLS],
     "LPIPS (Table 4's third column)": [_LPIPS_ALEXNET, _LPIPS_LINEAR],
     "Output": [_OUTPUT_DIR],
     "Logging": LOGGING,

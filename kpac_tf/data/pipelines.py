@@ -69,14 +69,16 @@ def dataset_config(dataset, model, config=None):
 
 
 def _standardize(example, to_8bit):
-    """A builder's example -> {center, [left, right], sharp, name} in [-1, 1]."""
+    """A builder's example -> {center, [left, right], sharp, name} in [-1, 1] (16-bit
+    through 8 bits by `to_8bit`), or as stored (uint8 / uint16) when `to_8bit` is None."""
     if "blurry" in example:  # synthetic
         views = {"center": example["blurry"], "sharp": example["sharp"]}
     else:  # dpdd
         views = {"center": example["image"], "sharp": example["target"]}
         if "left" in example:
             views.update(left=example["left"], right=example["right"])
-    out = {key: pixels.to_8bit_network(value, to_8bit) for key, value in views.items()}
+    out = {key: value if to_8bit is None else pixels.to_8bit_network(value, to_8bit)
+           for key, value in views.items()}
     out["name"] = example["name"]
     return out
 
@@ -183,11 +185,12 @@ def evaluation_dataset(builder, split="test", to_8bit="round"):
     """Full-size images, batch 1, in the order TFDS stored them (fixed).
 
     `to_8bit` is the 16-bit to 8-bit conversion, "round" (ours) or "high_byte" (see
-    `pixels.to_8bit_network`).
+    `pixels.to_8bit_network`), or None: the images as stored (uint8 or uint16).
 
     Returns:
         tf.data.Dataset of (inputs, sharp, name): inputs (1, h, w, 3) float32 in
-        [-1, 1] (or the dual triple), sharp (1, h, w, 3), name (1,) string.
+        [-1, 1] (or the dual triple; uint8 / uint16 as stored when `to_8bit` is None),
+        sharp (1, h, w, 3) alike, name (1,) string.
     """
     import warnings
 

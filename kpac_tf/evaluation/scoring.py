@@ -1,11 +1,8 @@
 """Running a model over evaluation images and scoring it (PSNR, SSIM, MAE, and LPIPS
-when its weight files are given: `kpac_tf.evaluation.lpips`).
-
-Scores are computed on 8-bit images, as the paper evaluates: network outputs are
-quantised with `clip(round((y + 1) * 127.5), 0, 255)` before comparison. 16-bit
-sources (DPDD) reach 8 bits before they get here, by the items' loader
-(`kpac_tf.data.pixels.to_8bit_network`, whose `to_8bit` chooses how; `round(x / 257)`
-is our default).
+when its weight files are given: `kpac_tf.evaluation.lpips`), under one scoring
+protocol or several (`kpac_tf.evaluation.protocols`; the paper's by default: 8-bit
+images, network outputs quantised with `clip(round((y + 1) * 127.5), 0, 255)`), with
+warnings for scores that mean a broken evaluation rather than a bad model.
 """
 
 import csv
@@ -17,10 +14,15 @@ import numpy as np
 import tensorflow as tf
 
 from kpac_tf.data import images as image_io, pixels
-from kpac_tf.evaluation import metrics
+from kpac_tf.evaluation import metrics, protocols as scoring_protocols
 from kpac_tf.models.networks import center_view
 from kpac_tf.utils.files import atomic_output, write_json
 from kpac_tf.utils.progress import progress_bar
+
+IMPLAUSIBLE_INPUT_PSNR = 15.0
+"""dB; a blurry input scoring below this against its target is not a defocus pair."""
+FAR_WORSE_THAN_INPUT = 6.0
+"""dB; an output this far below its input's PSNR comes from a broken model or range."""
 
 
 @dataclasses.dataclass
@@ -38,26 +40,29 @@ class ImageScore:
     input_lpips: float = math.nan
 
 
-def score_image(name, blurry, output, sharp, lpips=None):
-    """Scores one (1, h, w, 3) triple of [-1, 1] tensors; returns an `ImageScore`.
+def score_image(name, blurry, output, sharp, lpips=None, protocol=scoring_protocols.PAPER):
+    """Scores one (1, h, w, 3) triple; returns an `ImageScore`.
 
-    `lpips`: a `kpac_tf.evaluation.lpips.LPIPS` or None; it scores the same 8-bit images (back
-    in [-1, 1]) when they are at least `lpips.min_size` (31) pixels high and wide.
+    `blurry` and `sharp`: uint8 / uint16 images, or floats in [-1, 1]; `output`: the
+    network's float output in [-1, 1]. All reach the metrics through `protocol.unit`
+    (8-bit by default). `lpips`: a `kpac_tf.evaluation.lpips.LPIPS` or None; it scores
+    the same images (back in [-1, 1]) when they are at least `lpips.min_size` (31)
+    pixels high and wide.
     """
-    sharp = metrics.quantised_unit(sharp)
-    output, blurry = metrics.quantised_unit(output), metrics.quantised_unit(blurry)
+    sharp, output, blurry = (protocol.unit(x) for x in (sharp, output, blurry))
     perceptual = {}
     if lpips is not None and min(sharp.shape[1:3]) >= lpips.min_size:
-        reference = pixels.unit_to_network(sharp)
-        perceptual = {key: float(lpips(pixels.unit_to_network(image), reference)[0])
+        reference = pixels.unit_to_network(tf.cast(sharp, tf.float32))
+        perceptual = {key: float(lpips(pixels.unit_to_network(tf.cast(image, tf.float32)),
+                                       reference)[0])
                       for key, image in (("lpips", output), ("input_lpips", blurry))}
     return ImageScore(**perceptual,
         name=name,
         psnr=float(metrics.psnr(output, sharp)[0]),
-        ssim=float(metrics.ssim(output, sharp)[0]),
+        ssim=float(metrics.ssim(output, sharp, protocol.ssim)[0]),
         mae=float(metrics.mae(output, sharp)[0]),
         input_psnr=float(metrics.psnr(blurry, sharp)[0]),
-        input_ssim=float(metrics.ssim(blurry, sharp)[0]),
+        input_ssim=float(metrics.ssim(blurry, sharp, protocol.ssim)[0]),
         input_mae=float(metrics.mae(blurry, sharp)[0]),
     )
 
@@ -77,41 +82,132 @@ def summarize(scores):
 LPIPS_FIELDS = ("lpips", "input_lpips")
 
 
-def evaluate(deblurrer, items, output_dir, skip_bad=False, to_8bit=None, count=None,
-             lpips=None, lpips_unavailable=None):
-    """Deblurs and scores every item; writes images, per_image.csv and metrics.json.
+def finite_output(output):
+    """True when a network output holds no NaN or infinite value."""
+    return bool(tf.reduce_all(tf.math.is_finite(output)))
+
+
+def _listed(names, most=5):
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def implausible_scores(scores, outputs_seen):
+    """Sentences, each naming the images, for scores that mean a broken evaluation
+    rather than a bad model (empty when all is plausible).
+
+    Args:
+        scores: [`ImageScore`].
+        outputs_seen: {name: (finite, constant)} of each image's network output.
+    """
+    warnings = []
+    def counted(names):
+        return f"{len(names)} of {len(outputs_seen)} images ({_listed(names)})"
+
+    low = [s.name for s in scores if s.input_psnr < IMPLAUSIBLE_INPUT_PSNR]
+    if low:
+        warnings.append(
+            f"the blurry input scores below {IMPLAUSIBLE_INPUT_PSNR:g} dB against its "
+            f"target on {counted(low)}: defocus "
+            "pairs score 20-30 dB, so these are probably not pairs; check that each "
+            "blurry image is paired with its own target (DPDD-layout folders pair by "
+            "position in each sorted folder, blurry/ + sharp/ by name) and that both are "
+            "read at the same bit depth and range")
+    broken = [name for name, (finite, _) in outputs_seen.items() if not finite]
+    flat = [name for name, (finite, constant) in outputs_seen.items() if finite and constant]
+    worse = [s.name for s in scores if s.name not in low + broken + flat
+             and s.psnr < s.input_psnr - FAR_WORSE_THAN_INPUT]
+    if worse:
+        warnings.append(
+            f"the output scores over {FAR_WORSE_THAN_INPUT:g} dB below the blurry input on "
+            f"{counted(worse)}: a deblurrer does "
+            "not do that; check that --model is the network the checkpoint was trained "
+            "as, and that the checkpoint holds trained weights")
+    if broken:
+        warnings.append(
+            f"the output holds NaN or infinite values on {counted(broken)}, whose output "
+            "scores the means leave out: check the model's weights "
+            "(a diverged checkpoint?) and its precision")
+    if flat:
+        warnings.append(
+            f"the output is one constant colour on {counted(flat)}: "
+            "check that the checkpoint holds trained weights for this network (--model) "
+            "and that the inputs are in range")
+    return warnings
+
+
+def write_per_image(path, scores, with_lpips):
+    """Writes `per_image.csv` (one row of `ImageScore` fields per image) atomically."""
+    fields = [f.name for f in dataclasses.fields(ImageScore)
+              if f.name not in LPIPS_FIELDS or with_lpips]
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(fields)
+        for score in scores:
+            writer.writerow([getattr(score, k) if k == "name" else f"{getattr(score, k):.6f}"
+                             for k in fields])
+
+
+def read_per_image(path):
+    """A `per_image.csv` (`write_per_image`, or a training run's) -> [`ImageScore`]."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = {f.name for f in dataclasses.fields(ImageScore)}
+    try:
+        return [ImageScore(**{k: v if k == "name" else float(v) for k, v in row.items()
+                              if k in fields}) for row in rows]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a per_image.csv of scores ({e})") from None
+
+
+def evaluate(deblurrer, items, output_dir, skip_bad=False, protocols=(scoring_protocols.PAPER,),
+             count=None, lpips=None, lpips_unavailable=None, observe=None):
+    """Deblurs and scores every item under each protocol; writes images, per_image.csv
+    and metrics.json.
 
     Streams: items are taken one at a time, each loaded only when its turn comes and
     released before the next is taken, so memory holds one scene (plus the model)
-    however many there are.
+    however many there are. The model runs once per item for each distinct network
+    input the protocols ask for (`Protocol.conversion`).
 
     Args:
         deblurrer: callable, float32 inputs (1, h, w, 3) in [-1, 1] (or the dual
             triple) of any size -> float32 output (1, h, w, 3): a
             `kpac_tf.deploy.deblurring.Deblurrer` (`kpac_tf.load_deblurrer`).
-        items: iterable of (name, load) where `load()` returns (inputs, sharp) in
-            [-1, 1] with batch 1, and may raise `images.ImageReadError`/ValueError
-            (a list, an `items.Items` stream, or any iterator; it is never copied).
-        output_dir: str; receives `images/<name>.png`, `per_image.csv`, `metrics.json`.
+        items: iterable of (name, load) where `load()` returns (inputs, sharp), batch
+            1, as stored (uint8 / uint16) or already in [-1, 1], and may raise
+            `images.ImageReadError`/ValueError (a list, an `items.Items` stream, or any
+            iterator; it is never copied).
+        output_dir: str; receives `images/<name>.png` (8- or 16-bit, as the first
+            protocol scores them), `per_image.csv`, `metrics.json`.
         skip_bad: bool; skip (and list) unreadable items instead of aborting.
-        to_8bit: str or None, how `load()` brought 16-bit images to 8 bits ("round"
-            or "high_byte", see `kpac_tf.data.pixels`); recorded in metrics.json, since
-            the two score differently (None: not stated).
+        protocols: sequence of `protocols.Protocol`; the first is the evaluation's
+            (its scores are the summary, the images and per_image.csv), and with more
+            than one, `protocols` in the summary holds each one's.
         count: int or None, how many items there are, for the progress bar (None:
             `len(items)` if it has one, else the bar runs without a total).
         lpips: `kpac_tf.evaluation.lpips.LPIPS` or None (no LPIPS column).
         lpips_unavailable: str or None, why there is no LPIPS (recorded).
+        observe: callable or None, called once per scored item with its first-protocol
+            `ImageScore` and the (h, w, 3) blurry input, output and sharp image as the
+            metrics saw them (float64 in [0, 1]), e.g. `report.Report.add`.
 
     Returns:
-        dict: `summarize` of the scores (with `lpips` and `input_lpips` means when
-        measured, else `lpips` None and `lpips_unavailable`), `skipped`
-        [(name, reason)] and `to_8bit`.
+        dict: `summarize` of the first protocol's scores (with `lpips` and
+        `input_lpips` means when measured, else `lpips` None and
+        `lpips_unavailable`), `protocol` (its fields), `to_8bit`, `source_bit_depth`
+        (8 or 16, of the first item; None if none was scored or the items were given
+        in [-1, 1]), `skipped`
+        [(name, reason)], `warnings` (`implausible_scores`: the apps print them) and, with
+        several protocols, `protocols` [summary with `protocol` and `label`].
     """
+    protocols = tuple(dict.fromkeys(protocols))  # each once, in order
     if count is None and hasattr(items, "__len__"):
         count = len(items)
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
     progress = progress_bar(count, "image")
-    scores, skipped = [], []
+    scores = {protocol: [] for protocol in protocols}
+    skipped, outputs_seen, source_bits = [], {}, None
     for name, load in items:
         try:
             inputs, sharp = load()
@@ -122,29 +218,53 @@ def evaluate(deblurrer, items, output_dir, skip_bad=False, to_8bit=None, count=N
             skipped.append((name, str(e)))
             progress.add(1)
             continue
-        output = deblurrer(inputs)
-        scores.append(score_image(name, center_view(inputs), output, sharp, lpips))
+        outputs, perceptual = {}, {}  # conversion -> output; images seen -> LPIPS
+        for protocol in protocols:
+            conversion = protocol.conversion(inputs)
+            if conversion not in outputs:
+                outputs[conversion] = deblurrer(protocol.network_input(inputs))
+            output = outputs[conversion]
+            seen = (conversion, protocol.bit_depth)  # what LPIPS sees; not the window
+            score = score_image(name, center_view(inputs), output, sharp,
+                                lpips if seen not in perceptual else None, protocol)
+            if seen in perceptual:
+                score = dataclasses.replace(score, **perceptual[seen])
+            else:
+                perceptual[seen] = dict(lpips=score.lpips, input_lpips=score.input_lpips)
+            if not finite_output(output):  # not the black image quantising NaN gives
+                score = dataclasses.replace(score, psnr=math.nan, ssim=math.nan,
+                                            mae=math.nan, lpips=math.nan)
+            scores[protocol].append(score)
+        output = outputs[protocols[0].conversion(inputs)]
+        if observe is not None:
+            observe(scores[protocols[0]][-1], *(protocols[0].unit(x)[0] for x in
+                                                (center_view(inputs), output, sharp)))
+        outputs_seen[name] = (finite_output(output), bool(tf.reduce_all(
+            tf.reduce_max(output, axis=[0, 1, 2]) == tf.reduce_min(output, axis=[0, 1, 2]))))
+        if source_bits is None:
+            source_bits = {tf.uint8: 8, tf.uint16: 16}.get(tf.as_dtype(sharp.dtype))
+        depth = tf.uint16 if protocols[0].bit_depth == 16 else tf.uint8
         image_io.write_png(os.path.join(output_dir, "images", f"{name}.png"),
-                           pixels.from_network(output[0], tf.uint8))
-        progress.add(1, values=[("psnr", scores[-1].psnr)])
+                           pixels.from_network(output[0], depth))
+        progress.add(1, values=[("psnr", scores[protocols[0]][-1].psnr)])
         # Release this scene before the next one is taken and loaded.
-        del inputs, sharp, output, load
+        del inputs, sharp, output, outputs, load
     if count is None:  # the bar could not close itself
-        progress.update(len(scores) + len(skipped), finalize=True)
-    summary = summarize(scores)
-    summary.update(skipped=skipped, to_8bit=to_8bit)
-    if "lpips" not in summary:
-        summary.update(lpips=None, lpips_unavailable=lpips_unavailable or "not measured")
-    fields = [f.name for f in dataclasses.fields(ImageScore)
-              if f.name not in LPIPS_FIELDS or lpips is not None]
-    with atomic_output(os.path.join(output_dir, "per_image.csv")) as tmp, \
-            open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(fields)
-        for score in scores:
-            writer.writerow([getattr(score, k) if k == "name" else f"{getattr(score, k):.6f}"
-                             for k in fields])
+        progress.update(len(outputs_seen) + len(skipped), finalize=True)
+    summaries = []
+    for protocol in protocols:
+        summary = summarize(scores[protocol])
+        summary.update(protocol=protocol.as_dict(), label=protocol.label)
+        if "lpips" not in summary:
+            summary.update(lpips=None,
+                           lpips_unavailable=lpips_unavailable or "not measured")
+        summaries.append(summary)
+    summary = dict(summaries[0], to_8bit=protocols[0].to_8bit, source_bit_depth=source_bits,
+                   skipped=skipped,
+                   warnings=implausible_scores(scores[protocols[0]], outputs_seen))
+    if len(protocols) > 1:
+        summary["protocols"] = summaries
+    write_per_image(os.path.join(output_dir, "per_image.csv"), scores[protocols[0]],
+                    lpips is not None)
     write_json(os.path.join(output_dir, "metrics.json"), summary, indent=2)
     return summary
-
-

@@ -1,5 +1,7 @@
 """Table 4 of the paper: its layout, and its numbers (DPDD test set) beside ours."""
 
+from kpac_tf.utils.tables import text_table
+
 # The paper's Table 4 (DPDD test set) and Table 3's blurry input, for comparison.
 PAPER_TABLE4 = {"single_2level": dict(psnr=25.24, ssim=0.845, lpips=0.229, params=1.58),
                 "single_3level": dict(psnr=25.24, ssim=0.842, lpips=0.225, params=2.06)}
@@ -23,8 +25,27 @@ def format_table(summary, model_name, params, with_paper=False):
                      f"{paper['lpips']:.3f}", f"{paper['params']:.2f}"))
     rows.append((f"{model_name} (ours)", f"{summary['psnr']:.2f}", f"{summary['ssim']:.3f}",
                  lpips_cell("lpips"), f"{params / 1e6:.2f}" if params else "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    return text_table(rows)
+
+
+def format_protocols(summaries, model_name, source_bit_depth=None):
+    """Table 4's row (the blurry input's and the model's PSNR, SSIM, LPIPS) under
+    each scoring protocol (`scoring.evaluate`'s `protocols`), the one chosen first;
+    the paper's numbers are 8-bit (its 16-to-8-bit conversion and SSIM window are
+    unstated; its authors' code reads images with Pillow, high_byte). An 8-bit
+    `source_bit_depth` is said: the conversion has nothing to convert there."""
+    def cell(summary, key, digits):
+        value = summary.get(key)
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    rows = [("Protocol", "Input PSNR", "Input SSIM", "PSNR", "SSIM", "LPIPS")]
+    for summary in summaries:
+        rows.append((summary["label"], cell(summary, "input_psnr", 2),
+                     cell(summary, "input_ssim", 3), cell(summary, "psnr", 2),
+                     cell(summary, "ssim", 3), cell(summary, "lpips", 3)))
+    lines = [f"{model_name} (ours) under each scoring protocol (the first: as chosen)",
+             text_table(rows)]
+    if source_bit_depth == 8:
+        lines.append("(8-bit images: round and high_byte see the same pixels; 16-bit "
+                     "scores the output at 16 bits against the 8-bit target)")
     return "\n".join(lines)

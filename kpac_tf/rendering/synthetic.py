@@ -81,13 +81,8 @@ def text_pages():
     written in dark ink on ruled, unevenly lit paper, slightly rotated and softened as
     photographed (Gaussian sigma 0-1.2 px), with the fonts that ship with matplotlib.
     Deterministic for given Pillow and matplotlib versions."""
+    import matplotlib
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
-    try:
-        import matplotlib
-    except ImportError:
-        raise FileNotFoundError("the `photos` config writes its text pages in the fonts "
-                                "matplotlib ships: pip install matplotlib (kpac-tf's "
-                                "[held_out] extra)") from None
 
     font_dir = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
     height, width = TEXT_PAGES["shape"]

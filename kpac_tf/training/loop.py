@@ -236,8 +236,8 @@ class _Trainer:
 
 def _evaluate(trainer, eval_data, limit, predict, write_images=False):
     """Scores `trainer.eval_model` (through `predict`) on up to `limit` images of a
-    split; logs TensorBoard images. Uses no random numbers (the training stream is a
-    function of seed and step only)."""
+    split; logs TensorBoard images; returns [`scoring.ImageScore`]. Uses no random
+    numbers (the training stream is a function of seed and step only)."""
     scores = []
     for index, (inputs, sharp, name) in enumerate(eval_data):
         if limit and index >= limit:
@@ -254,7 +254,7 @@ def _evaluate(trainer, eval_data, limit, predict, write_images=False):
                 tf.summary.image("scale_attention_kpac_0_rates_1_to_n",
                                  tf.concat(tf.unstack(maps[..., None], axis=3), axis=2),
                                  step=trainer.step)
-    return scoring.summarize(scores)
+    return scores
 
 
 _SCORE_KEYS = ("psnr", "ssim", "input_psnr", "input_ssim")
@@ -474,8 +474,8 @@ def _train(config, strategy, worker, out_dir):
         """Scores the evaluated weights on the validation images and keeps the best."""
         trainer.sync_eval_model()
         with validation_writer.as_default():
-            scores = _evaluate(trainer, validation_data, config.eval_images, predict,
-                               write_images=True)
+            scores = scoring.summarize(_evaluate(
+                trainer, validation_data, config.eval_images, predict, write_images=True))
             improved = best.update(step, scores, VALIDATION_SPLIT)
             _log_scores(scores, step, best.record)
         logging.info("step %d  validation PSNR %.2f dB (input %.2f)  SSIM %.4f (input "
@@ -550,12 +550,15 @@ def _train(config, strategy, worker, out_dir):
     test_writer = tf.summary.create_file_writer(
         run_folder.path(out_dir, run_folder.TEST_SUMMARIES))
     with test_writer.as_default():
-        final = _evaluate(trainer, test_data, 0, predict, write_images=True)
+        test_scores = _evaluate(trainer, test_data, 0, predict, write_images=True)
+        final = scoring.summarize(test_scores)
         _log_scores(final, step)
     for writer in (train_writer, validation_writer, test_writer):
         writer.close()
     final.update(split=TEST_SPLIT, step=step, last_loss=loss, validation=validation,
                  best=best.record, precision=config.precision, ema_decay=config.ema_decay,
                  dataset=builder.info.full_name)
+    scoring.write_per_image(run_folder.path(out_dir, run_folder.TEST_PER_IMAGE),
+                            test_scores, with_lpips=False)
     write_json(run_folder.path(out_dir, run_folder.METRICS), final, indent=2)
     return final

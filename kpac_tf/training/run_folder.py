@@ -14,6 +14,8 @@
   metrics.json         the final model's test scores (all test images) and those of
                        the blurry input; its validation scores; the best validation
                        step and scores; the dataset's name, config and version
+  per_image.csv        the final model's scores of each test image (as
+                       experiments.evaluate writes them; experiments.compare reads it)
   trainer.lock         while a trainer runs: its host, pid and start time (`lock`)
 
 A checkpoint counts once the state file `checkpoints/checkpoint` lists it (TensorFlow
@@ -42,6 +44,7 @@ BEST_RECORD = "best.json"
 FINAL_MODEL = "model.keras"
 FINAL_TF1_WEIGHTS = "weights_tf1.npz"
 METRICS = "metrics.json"
+TEST_PER_IMAGE = "per_image.csv"  # the final model's scores of each test image
 TRAIN_SUMMARIES, VALIDATION_SUMMARIES, TEST_SUMMARIES = "train", "validation", "test"
 LOCK = "trainer.lock"
 

@@ -21,4 +21,14 @@ def test_ablations_app_trains_every_variant_alike(tmp_path, capsys):
     for variant in ("w_o_weight_sharing", "w_weight_sharing"):
         config = json.loads((tmp_path / "out" / "table1" / variant / "config.json").read_text())
         assert (config["steps"], config["seed"]) == (2, 0)
-    assert "paper PSNR" in capsys.readouterr().out
+    # Each variant against the paper's model, image by image, with an interval.
+    assert sharing["w/ weight sharing"]["versus_reference"] is None
+    versus = sharing["w/o weight sharing"]["versus_reference"]["psnr"]
+    assert versus["difference"]["images"] == 3 and versus["wins_a"] + versus["wins_b"] + \
+        versus["ties"] == 3
+    assert versus["difference"]["low"] <= versus["difference"]["mean"] <= \
+        versus["difference"]["high"]
+    printed = capsys.readouterr().out
+    assert "paper PSNR" in printed and "vs reference (95% CI)" in printed
+    row = next(line for line in printed.splitlines() if line.startswith("w/o weight"))
+    assert f"{versus['difference']['mean']:+.3f} dB [" in row

@@ -186,3 +186,30 @@ def test_lpips_says_which_file_is_missing(pairs_dir, tmp_path, capsys, monkeypat
     with pytest.raises(SystemExit, match="missing.pth"):
         run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(pairs_dir),
                 output_dir=str(tmp_path / "out2"), lpips_alexnet=str(tmp_path / "missing.pth"))
+
+
+def test_every_protocol_side_by_side_with_the_one_chosen_recorded(tmp_path, capsys):
+    """--all_protocols on 16-bit scenes: Table 4's row under each protocol, the chosen
+    one first and named; metrics.json records the protocol; the images are written at
+    the chosen depth; report.png is drawn; the dummy archive's random (unpaired)
+    images are warned about."""
+    archive = DPDD_DUMMY / "dd_dp_dataset_canon"
+    build_model("single_2level", channels=4).save(tmp_path / "m.keras")
+    out = tmp_path / "out"
+    printed = run_app(capsys, checkpoint=str(tmp_path / "m.keras"), input_dir=str(archive),
+                      split="test", output_dir=str(out), bit_depth="16", ssim="gaussian",
+                      all_protocols=True)
+    assert "Scored 16-bit, SSIM gaussian" in printed
+    table = printed.split("under each scoring protocol")[1].splitlines()
+    assert [row.split("  ")[0] for row in table[3:9]] == [
+        "16-bit, SSIM gaussian", "8-bit (round), SSIM uniform", "8-bit (round), SSIM gaussian",
+        "8-bit (high_byte), SSIM uniform", "8-bit (high_byte), SSIM gaussian",
+        "16-bit, SSIM uniform"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == {"bit_depth": 16, "to_8bit": None, "ssim": "gaussian"}
+    assert len(metrics["protocols"]) == 6 and metrics["source_bit_depth"] == 16
+    assert images.read_image(next((out / "images").glob("*.png"))).dtype == np.uint16
+    assert images.read_image(out / "report.png").shape[2] == 3
+    assert "warning: the blurry input scores below 15 dB against its target on 2 of 2 " \
+        "images" in printed
+    assert f"{out}/report.png" in printed

@@ -1,6 +1,7 @@
 """kpac_tf.evaluation.items: scenes from folders and datasets, one at a time."""
 
 import numpy as np
+import pytest
 
 from kpac_tf import Deblurrer, build_model, save_tf1_npz
 from kpac_tf.checkpoints import tf1_npz
@@ -51,3 +52,20 @@ def test_dataset_stream_reads_at_most_two_scenes_ahead(tmp_path, monkeypatch):
     time.sleep(1.0)  # time for any read-ahead to happen
     assert len(read) <= 3
     assert len(list(stream)) == 5 and len(read) == 6
+
+
+def test_views_a_few_pixels_apart_are_a_crop_not_a_pair(tmp_path):
+    for folder in ("blurry", "sharp"):
+        (tmp_path / folder).mkdir()
+    images.write_png(tmp_path / "blurry" / "a.png", np.zeros((40, 60, 3), np.uint8))
+    images.write_png(tmp_path / "sharp" / "a.png", np.zeros((36, 56, 3), np.uint8))
+    images.write_png(tmp_path / "blurry" / "b.png", np.zeros((40, 60, 3), np.uint8))
+    images.write_png(tmp_path / "sharp" / "b.png", np.zeros((400, 60, 3), np.uint8))
+    (_, crop), (_, other) = evaluation_items.folder_items(str(tmp_path), "test", dual=False)
+    with pytest.raises(ValueError, match=r"differ in size by a few pixels \(.*blurry/a.png "
+                                         r"is 60x40, .*sharp/a.png is 56x36\): one of them was "
+                                         r"cropped"):
+        crop()
+    with pytest.raises(ValueError, match=r"differ in size \(.*\): check that these files "
+                                         r"show the same scene"):
+        other()
