@@ -27,7 +27,9 @@ _PRECISION = flags.DEFINE_enum("precision", "float32", forward.INFERENCE_PRECISI
                                "(benchmarks/latency.py).")
 _SAVE_ATTENTION = flags.DEFINE_boolean(
     "save_attention", False, "Also write the first KPAC block's scale-attention maps "
-    "(<name>_attention.png, one panel per dilation rate).")
+    "(<name>_attention.png, one panel per dilation rate) and its blur map "
+    "(<name>_blur_map.png: the attention-weighted dilation per pixel, coloured over the "
+    "photo).")
 
 
 def main(argv):

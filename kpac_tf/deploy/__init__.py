@@ -1,4 +1,4 @@
-"""Using a model: the one loader and the photo deblurrer (`deblurring`), SavedModel /
-LiteRT / ONNX exports (`export`), the bundled weights (`bundled`, `weights/`) and the
-gate that ships them (`shipping`). May import every part below it; nothing below
-imports it."""
+"""Using a model: the one loader and the photo deblurrer (`deblurring`), a photo's blur
+map (`blur_map`), SavedModel / LiteRT / ONNX exports (`export`), the bundled weights
+(`bundled`, `weights/`) and the gate that ships them (`shipping`). May import every part
+below it; nothing below imports it."""

@@ -17,6 +17,7 @@ from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
 from kpac_tf.data import images, pixels
 from kpac_tf.deploy import bundled, export
 from kpac_tf.models.networks import MODEL_NAMES, build_model
+from kpac_tf.deploy.blur_map import blur_map, draw_blur_map
 from kpac_tf.models.forward import (block_attention, fast_predict_fn, model_size_multiple,
                                     predict_any_size)
 from kpac_tf.training import run_folder
@@ -403,7 +404,9 @@ def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=Fal
         deblurrer: `Deblurrer` (or keras.Model).
         jobs: list of (input path, output .png path).
         tile_size, overlap: as for `deblur`.
-        save_attention: bool, also write `<output stem>_attention.png` (Keras only).
+        save_attention: bool, also write `<output stem>_attention.png` (the first KPAC
+            block's maps) and `<output stem>_blur_map.png` (`blur_map.draw_blur_map`;
+            Keras only).
 
     Returns:
         list of (input path, error message) for files that failed.
@@ -422,7 +425,10 @@ def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=Fal
                        else np.repeat(image[..., :1], 3, axis=-1))
                 maps = attention_image(deblurrer.keras_model, rgb)
                 if maps is not None:
-                    images.write_png(os.path.splitext(target)[0] + "_attention.png", maps)
+                    stem = os.path.splitext(target)[0]
+                    images.write_png(stem + "_attention.png", maps)
+                    images.write_png(stem + "_blur_map.png", draw_blur_map(
+                        rgb, *blur_map(deblurrer.keras_model, rgb)))
         except (images.ImageReadError, ValueError) as e:
             failures.append((source, str(e)))
         progress.add(1)

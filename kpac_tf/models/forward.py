@@ -134,20 +134,35 @@ def scale_attention_maps(model, inputs, block="kpac_0"):
 
 def block_attention(model, inputs):
     """Scale-attention maps of every KPAC block for a (1, h, w, 3) input in [-1, 1]
-    (h, w padded to the network's multiple internally), at the input's size.
+    (or the dual triple; h, w padded to the network's multiple internally), at the
+    input's size.
 
     Returns:
-        {block name: numpy (h, w, num_rates)}, upsampled (nearest) to the input size.
+        {block name: numpy (h, w, num_rates)}, upsampled (nearest) to the input size
+        (empty without scale attention).
     """
-    padded, (height, width) = pad_to_multiple(inputs, model_size_multiple(model))
+    views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    multiple = model_size_multiple(model)
+    padded = [pad_to_multiple(view, multiple)[0] for view in views]
+    height, width = np.shape(views[0])[1:3]
     blocks = [layer for layer in model.layers
               if isinstance(layer, KPACBlock) and layer.scale_attention]
-    features = keras.Model(model.inputs, [b.input for b in blocks])(padded)
+    if not blocks:
+        return {}
+    features = keras.Model(model.inputs, [b.input for b in blocks])(
+        padded if len(padded) > 1 else padded[0])
     features = features if isinstance(features, list) else [features]
     maps = {}
     for block, feature in zip(blocks, features):
         attention = np.asarray(block.scale_attention_maps(feature))[0]
-        factor = int(padded.shape[1]) // attention.shape[0]
+        factor = int(padded[0].shape[1]) // attention.shape[0]
         attention = np.repeat(np.repeat(attention, factor, 0), factor, 1)
         maps[block.name] = attention[:int(height), :int(width)]
     return maps
+
+
+def weighted_dilation(maps, rates):
+    """Per-pixel attention-weighted dilation rate, `sum_i a_i r_i / sum_i a_i`, of
+    scale-attention maps (..., num_rates) for a block's dilation `rates`."""
+    maps = np.asarray(maps, np.float64)
+    return (maps * np.asarray(rates, np.float64)).sum(-1) / np.maximum(maps.sum(-1), 1e-9)

@@ -9,14 +9,8 @@ import tensorflow as tf
 
 from kpac_tf.data import images, pixels
 from kpac_tf.deploy.deblurring import deblur
-from kpac_tf.models.forward import block_attention
+from kpac_tf.models.forward import block_attention, weighted_dilation
 from kpac_tf.models.layers import KPACBlock
-
-
-def weighted_dilation(maps, rates):
-    """Per-pixel attention-weighted dilation rate: sum_i a_i r_i / sum_i a_i."""
-    maps = np.asarray(maps, np.float64)
-    return (maps * np.asarray(rates, np.float64)).sum(-1) / np.maximum(maps.sum(-1), 1e-9)
 
 
 class _ModulatedKPACBlock(KPACBlock):

@@ -25,9 +25,11 @@ def test_deblur_app_never_overwrites_and_reports_bad_files(tmp_path, rng):
     with flagsaver.flagsaver(output=str(tmp_path / "out"), save_attention=True, **common):
         with pytest.raises(SystemExit, match="1 of 2 images failed"):
             deblur_app.main(["deblur"])
-    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "a_attention.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "a_attention.png",
+                                                    "a_blur_map.png"]
     attention = images.read_image(tmp_path / "out" / "a_attention.png")
     assert attention.shape == (20, 30 * 5, 1)  # five rates side by side
+    assert images.read_image(tmp_path / "out" / "a_blur_map.png").shape[1:] == (900, 3)
     single = tmp_path / "single.png"
     with flagsaver.flagsaver(checkpoint=str(tmp_path / "m.keras"), model=None,
                              input=str(photos / "a.png"), output=str(single)):
