@@ -12,6 +12,7 @@ VERSION = re.search(r"^__version__ = [\"']([^\"']+)[\"']$",
 
 EXPORT = ["tf2onnx", "onnxruntime", "ai-edge-litert"]
 HELD_OUT = ["scikit-learn"]
+DEMO = ["gradio>=6"]  # gr.ImageSlider; tested with 6.31
 
 setup(
     name="kpac-tf",
@@ -60,9 +61,13 @@ setup(
         "export": EXPORT,
         # The held-out photographs of kpac_tf.evaluation.held_out (experiments.ship_model).
         "held_out": HELD_OUT,
+        # experiments.demo, the local web page.
+        "demo": DEMO,
         # dill: tensorflow-datasets' DatasetBuilderTestCase imports it; pytest-xdist runs the
-        # suite in two processes (README's test command).
-        "test": ["pytest>=7", "pytest-xdist>=3", "dill"] + EXPORT + HELD_OUT,
+        # suite in two processes (README's test command); playwright drives Debian's
+        # chromium through the demo page (tests/experiments/test_demo.py).
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill", "playwright"] + EXPORT + HELD_OUT
+                + DEMO,
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -73,6 +73,14 @@ def read_image(path):
     return _orient(image.numpy(), _exif_orientation(path))
 
 
+def as_rgb(image):
+    """A photo (h, w) or (h, w, c) with c in 1-4 -> (h, w, 3): grey repeated, alpha
+    dropped (numpy, same dtype)."""
+    image = np.asarray(image)
+    image = image[..., None] if image.ndim == 2 else image
+    return image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+
+
 def write_png(path, image, compression=-1):
     """Writes uint8/uint16 (h, w, c) as PNG, atomically; `compression` is the zlib
     level, 0-9 (-1: zlib's default, 6)."""

@@ -227,7 +227,7 @@ def _ramp(length, overlap, at_start, at_end):
     return weights
 
 
-def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
+def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
 
     Peak memory follows the tile, not the photo. Tiles are `tile_size` square
@@ -239,6 +239,8 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
         inputs: numpy float32 (1, h, w, 3) in [-1, 1], or the dual triple.
         tile_size: int, tile side in pixels.
         overlap: int, pixels shared by neighbouring tiles (< tile_size / 2).
+        on_tile: callable or None, called as `on_tile(done, total)` after each tile
+            (progress for a page or a bar).
 
     Returns:
         numpy float32 (1, h, w, 3).
@@ -251,22 +253,24 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64):
     total = np.zeros((1, height, width, 3), np.float32)
     weight = np.zeros((1, height, width, 1), np.float32)
     rows, cols = _tile_starts(height, tile_size, overlap), _tile_starts(width, tile_size, overlap)
-    for top in rows:
-        for left in cols:
-            window = (slice(None), slice(top, top + tile_size), slice(left, left + tile_size))
-            tile_views = tuple(v[window] for v in views)
-            out = np.asarray(deblurrer.network(tile_views if len(views) == 3
-                                               else tile_views[0]))
-            h, w = out.shape[1:3]
-            wy = _ramp(h, min(overlap, h // 2), top == 0, top + h >= height)
-            wx = _ramp(w, min(overlap, w // 2), left == 0, left + w >= width)
-            tile_weight = (wy[:, None] * wx[None, :])[None, :, :, None]
-            total[window] += out * tile_weight
-            weight[window] += tile_weight
+    tiles = [(top, left) for top in rows for left in cols]
+    for done, (top, left) in enumerate(tiles, 1):
+        window = (slice(None), slice(top, top + tile_size), slice(left, left + tile_size))
+        tile_views = tuple(v[window] for v in views)
+        out = np.asarray(deblurrer.network(tile_views if len(views) == 3
+                                           else tile_views[0]))
+        h, w = out.shape[1:3]
+        wy = _ramp(h, min(overlap, h // 2), top == 0, top + h >= height)
+        wx = _ramp(w, min(overlap, w // 2), left == 0, left + w >= width)
+        tile_weight = (wy[:, None] * wx[None, :])[None, :, :, None]
+        total[window] += out * tile_weight
+        weight[window] += tile_weight
+        if on_tile is not None:
+            on_tile(done, len(tiles))
     return total / weight
 
 
-def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
+def deblur(model, image, tile_size=None, overlap=64, precision="float32", on_tile=None):
     """Deblurs a photo (or a batch) of any size; returns the same dtype and shape.
 
     Args:
@@ -281,6 +285,8 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
         overlap: int, tile overlap in pixels.
         precision: "float32", or "bfloat16" (faster on CPUs with AVX512-BF16 / AMX;
             see `fast_predict_fn`). Ignored for a `Deblurrer`.
+        on_tile: callable or None, `on_tile(done, total)` after each tile (with
+            `tile_size`; see `predict_tiled`).
 
     Returns:
         numpy array of `image`'s dtype and shape.
@@ -298,7 +304,7 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
             raise ValueError("the dual model's (center, left, right) must be uint8 or "
                              "uint16 RGB arrays of one shape, (h, w, 3) or (n, h, w, 3); got "
                              + ", ".join(f"{v.dtype} {v.shape}" for v in views))
-        return _deblur_batch(deblurrer, views, tile_size, overlap)
+        return _deblur_batch(deblurrer, views, tile_size, overlap, on_tile)
     image = views[0]
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image must be a uint8 or uint16 photo, got {image.dtype} "
@@ -316,7 +322,7 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
                          f"{original_shape}")
     color = 1 if image.shape[-1] <= 2 else 3      # 2 and 4 channels carry alpha
     rgb = np.repeat(image[..., :1], 3, axis=-1) if color == 1 else image[..., :3]
-    out = _deblur_batch(deblurrer, [rgb], tile_size, overlap)
+    out = _deblur_batch(deblurrer, [rgb], tile_size, overlap, on_tile)
     if color == 1:
         out = pixels.from_network(pixels.to_network(out).mean(axis=-1, keepdims=True),
                                   image.dtype)
@@ -324,7 +330,7 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32"):
     return out.reshape(original_shape)
 
 
-def _deblur_batch(deblurrer, views, tile_size, overlap):
+def _deblur_batch(deblurrer, views, tile_size, overlap, on_tile=None):
     """views: list of (n, h, w, 3) (or (h, w, 3)) same-dtype integer arrays; one
     image at a time, so only one is in float at once."""
     dtype = views[0].dtype
@@ -332,21 +338,22 @@ def _deblur_batch(deblurrer, views, tile_size, overlap):
     views = [v[None] if single else v for v in views]
     out = np.concatenate([
         pixels.from_network(run_network(deblurrer, [pixels.to_network(v[i:i + 1])
-                                                    for v in views], tile_size, overlap),
+                                                    for v in views], tile_size, overlap,
+                                        on_tile),
                             dtype)
         for i in range(views[0].shape[0])], axis=0)
     return out[0] if single else out
 
 
-def run_network(deblurrer, views, tile_size=None, overlap=64):
+def run_network(deblurrer, views, tile_size=None, overlap=64, on_tile=None):
     """`deblurrer`'s network on float32 views (n, h, w, 3) in [-1, 1] (one, or the
     dual triple), an image at a time; with `tile_size`, in blended tiles
-    (`predict_tiled`). Returns float32 numpy (n, h, w, 3)."""
+    (`predict_tiled`, which calls `on_tile`). Returns float32 numpy (n, h, w, 3)."""
     outputs = []
     for index in range(views[0].shape[0]):
         item = tuple(v[index:index + 1] for v in views)
         item = item if len(item) == 3 else item[0]
-        outputs.append(predict_tiled(deblurrer, item, tile_size, overlap) if tile_size
+        outputs.append(predict_tiled(deblurrer, item, tile_size, overlap, on_tile) if tile_size
                        else np.asarray(deblurrer.network(item)))
     return np.concatenate(outputs, axis=0)
 
@@ -421,8 +428,7 @@ def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=Fal
             image = images.read_image(source)
             images.write_png(target, deblur(deblurrer, image, tile_size, overlap))
             if save_attention:
-                rgb = (image[..., :3] if image.shape[-1] >= 3
-                       else np.repeat(image[..., :1], 3, axis=-1))
+                rgb = images.as_rgb(image)
                 maps = attention_image(deblurrer.keras_model, rgb)
                 if maps is not None:
                     stem = os.path.splitext(target)[0]
