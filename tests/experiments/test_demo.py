@@ -25,9 +25,37 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install "
     "chromium; .ci/run installs it)")
+
+
+def test_the_dual_network_takes_three_views_and_says_what_it_refuses(tmp_path, rng):
+    """The page's own steps, without a browser: three views of one size for the dual
+    network (deblurred, with a blur map); a wrong count, mixed sizes and a photo over
+    the limit are sentences."""
+    from experiments import demo
+    from kpac_tf import Deblurrer, build_model
+
+    paths = []
+    for view in demo.VIEWS:
+        paths.append(tmp_path / f"{view}.png")
+        images.write_png(paths[-1], rng.randint(0, 65536, (24, 32, 3)).astype(np.uint16))
+    dual = Deblurrer.from_keras(build_model("dual", channels=4))
+    photos = demo.read_views([str(p) for p in paths], 3, 1e6)
+    before, after, picture, files = demo.deblur_page(dual, photos, str(tmp_path / "out"),
+                                                     4e6)
+    assert before.dtype == after.dtype == np.uint8 and after.shape == (24, 32, 3)
+    assert picture.shape[1] == 900 and [os.path.basename(f) for f in files] == [
+        "deblurred_8bit.png", "deblurred_16bit.png"]
+    with pytest.raises(ValueError, match=r"takes 3 photos \(centre, left, right\); got 1"):
+        demo.read_views([str(paths[0])], 3, 1e6)
+    images.write_png(tmp_path / "small.png", np.zeros((8, 8, 3), np.uint16))
+    with pytest.raises(ValueError, match="the three views differ in size or bit depth"):
+        demo.read_views([str(paths[0]), str(paths[1]), str(tmp_path / "small.png")], 3, 1e6)
+    with pytest.raises(ValueError, match=r"centre.png is 32x24 \(0.0 MP\), above the limit "
+                                         r"of 0.0005 MP \(--max_megapixels\)"):
+        demo.read_views([str(paths[0])], 1, 500)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +122,7 @@ def downloads(page, folder):
     return saved
 
 
+@needs_chromium
 def test_a_photo_deblurred_in_the_browser_is_load_deblurrers_byte_for_byte(page, tmp_path):
     """A 16-bit photo: the 8-bit and 16-bit downloads are the PNGs of what
     `load_deblurrer()` computes, the blur map is drawn, the model is named."""
@@ -118,6 +147,7 @@ def test_a_photo_deblurred_in_the_browser_is_load_deblurrers_byte_for_byte(page,
     assert page.locator("#before_after img").count() >= 1
 
 
+@needs_chromium
 def test_an_example_and_a_file_that_is_not_an_image(page, tmp_path):
     page.get_by_text("chelsea_defocused.png").first.click()
     page.click("#deblur")
