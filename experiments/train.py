@@ -11,11 +11,18 @@ python -m experiments.train --preset=paper_phase2 --init_from=runs/p1 \
 Re-running with the same --model_dir resumes where the run stopped.
 
 Periodic evaluations score the validation split and keep the best checkpoint in
-<model_dir>/checkpoints/best/; the test split is scored once, at the end.
+<model_dir>/checkpoints/best/; the test split is scored once, at the end. A run on the
+synthetic set's default config (the embedded default's) ends beside the bundled model:
+a table on the same test images and a before/after picture,
+<model_dir>/beside_bundled/before_after.png.
 """
+
+import os
 
 from absl import flags, logging
 
+from kpac_tf.data import pipelines
+from kpac_tf.deploy import examples
 from kpac_tf.models.networks import BLOCK_TYPES
 from kpac_tf.training import cluster, loop, run_folder, settings
 
@@ -147,6 +154,33 @@ def main(argv):
           f"{best['checkpoint']})")
     print(f"Model: {run_folder.path(config.model_dir, run_folder.FINAL_MODEL)}, float32 "
           f"(TensorBoard: {config.model_dir})")
+    # On the synthetic set's default config (the embedded default's, and the bundled
+    # model's test split): beside the bundled model.
+    if (config.dataset == "synthetic" and cluster.this_worker(config.strategy).is_chief
+            and pipelines.dataset_config("synthetic", config.model,
+                                         config.dataset_config) == "default"):
+        print_beside_the_bundled_model(config)
+
+
+def print_beside_the_bundled_model(config):
+    """A synthetic run's close: this run beside the bundled model and the input on
+    the same test images, what a short run is for, a picture, and the demo."""
+    shown = examples.beside_the_bundled_model(
+        config.model_dir, config.data_dir, config.dataset_config,
+        os.path.join(config.model_dir, "beside_bundled"))
+    print(f"Beside the bundled model, on the same {shown['images']} test images:")
+    for label, psnr, ssim in shown["rows"]:
+        steps = {"this run": f" ({config.steps:,} steps)",
+                 shown["rows"][2][0]: f" ({shown['bundled_steps']:,} steps)"}.get(label, "")
+        print(f"  {label + steps:<37} PSNR {psnr:.2f} dB  SSIM {ssim:.4f}")
+    if config.steps < 10_000:
+        print(f"{config.steps} steps show the pipeline working end to end (data, training, "
+              "checkpoints, scoring) in minutes on a CPU; a useful model takes tens of "
+              "thousands (the bundled one, docs/bundled_model.md; the paper's recipe: "
+              "--preset=paper_phase1 on DPDD).")
+    print(f"Before/after of {shown['picture_of']} (blurry | this run | bundled model | "
+          f"sharp): {shown['picture']}")
+    print('See it on your own photos: pip install -e ".[demo]" && python -m experiments.demo')
 
 
 FLAG_GROUPS = {

@@ -4,16 +4,20 @@ defocus that grows from the top of the frame (in focus) to the bottom, rendered 
 linear light (`kpac_tf.rendering.defocus`) plus sensor noise; and `HELD_OUT`, a
 held-out render of `kpac_tf.evaluation.held_out` (a photograph from another package,
 the second renderer). Panels are crops, blurry | deblurred | sharp, scaled x2; images
-uint8 (h, w, 3)."""
+uint8 (h, w, 3). And a training run beside the bundled model (`beside_the_bundled_model`,
+the close of the embedded default)."""
+
+import os
 
 import numpy as np
 import tensorflow as tf
 
-from kpac_tf.data import pixels
+from kpac_tf.data import images, pixels
 from kpac_tf.data.pixels import to_8bit_network
-from kpac_tf.deploy import deblurring
-from kpac_tf.evaluation import held_out, scoring
+from kpac_tf.deploy import bundled, deblurring
+from kpac_tf.evaluation import held_out, items, scoring
 from kpac_tf.rendering import defocus
+from kpac_tf.training import run_folder
 
 PHOTOS = ("chelsea", "coffee")
 HELD_OUT = ("grace_hopper", 10.0)  # (photograph, largest blur radius)
@@ -73,3 +77,44 @@ def before_and_after(deblurrer, max_radius):
         score = scoring.score_image(photo, *(to_8bit_network(tf.constant(x[None]))
                                                 for x in (blurry, deblurred, sharp)))
         yield photo, radius, score, panel(blurry, deblurred, sharp, *(window or ()))
+
+
+def beside_the_bundled_model(run_dir, data_dir, dataset_config, output_dir):
+    """A synthetic training run's final model beside the bundled model and the blurry
+    input, on the same test images, and one test image as a picture.
+
+    The run's scores are its own (`per_image.csv`, written when it finished); the
+    bundled model is scored here (`scoring.evaluate` into `output_dir/bundled/`).
+
+    Returns:
+        dict: `rows` [(label, PSNR dB, SSIM)] (input, this run, bundled model),
+        `images`, `bundled_steps` (its training steps, from its provenance),
+        `picture` (path of `output_dir/before_after.png`: input | this run | bundled
+        model | sharp, of the test image the bundled model improves most) and
+        `picture_of` (that image's name).
+    """
+    run_scores = scoring.read_per_image(run_folder.path(run_dir, run_folder.TEST_PER_IMAGE))
+    model = deblurring.load_deblurrer()
+    test = items.dataset_items("synthetic", dataset_config, data_dir, None, "test",
+                               model.name)
+    summary = scoring.evaluate(model, test, os.path.join(output_dir, "bundled"))
+    bundled_scores = scoring.read_per_image(os.path.join(output_dir, "bundled",
+                                                         "per_image.csv"))
+    shown = max(bundled_scores, key=lambda s: s.psnr - s.input_psnr).name
+    blurry, sharp = next(load() for name, load in test if name == shown)
+    blurry, sharp = np.asarray(blurry[0]), np.asarray(sharp[0])
+    run_model = deblurring.load_deblurrer(run_folder.path(run_dir, run_folder.FINAL_MODEL))
+    gap = np.full((sharp.shape[0], 4, 3), 255, np.uint8)
+    row = [blurry, gap, run_model(blurry), gap, model(blurry), gap, sharp]
+    picture = os.path.join(output_dir, "before_after.png")
+    images.write_png(picture, np.concatenate(row, axis=1))
+    steps = bundled.bundled_info().get("steps")
+
+    def mean(scores, key):
+        return float(np.mean([getattr(s, key) for s in scores]))
+    return dict(rows=[("blurry input", mean(run_scores, "input_psnr"),
+                       mean(run_scores, "input_ssim")),
+                      ("this run", mean(run_scores, "psnr"), mean(run_scores, "ssim")),
+                      (f"bundled {model.name}", summary["psnr"], summary["ssim"])],
+                images=len(run_scores), bundled_steps=steps, picture=picture,
+                picture_of=shown)

@@ -5,6 +5,8 @@ import json
 import pytest
 from absl.testing import flagsaver
 
+from kpac_tf.data import images
+
 
 def test_train_app(tmp_path, data_dir, capsys):
     from experiments import train
@@ -22,6 +24,27 @@ def test_train_app(tmp_path, data_dir, capsys):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_overrides"] == {"channels": 4, "num_blocks": 1}
     assert saved["dataset"] == "synthetic"  # from the embedded_default preset
+    assert "Beside the bundled model" not in printed  # only on the default config
+
+    # How a run on the default config closes, here on this tiny run's test images.
+    recorded = train.settings.recorded_settings(str(tmp_path))
+    train.print_beside_the_bundled_model(train.settings.make_config(
+        None, **{**recorded, "model_dir": str(tmp_path)}))
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0] == "Beside the bundled model, on the same 3 test images:"
+    assert lines[1].startswith("  blurry input ") and lines[2].startswith(
+        "  this run (2 steps) ") and lines[3].startswith("  bundled single_3level (68,000 steps)")
+    run = json.loads((tmp_path / "metrics.json").read_text())
+    assert f"PSNR {run['psnr']:.2f} dB  SSIM {run['ssim']:.4f}" in lines[2]
+    assert f"PSNR {run['input_psnr']:.2f} dB" in lines[1]
+    assert "2 steps show the pipeline working end to end" in printed
+    picture = tmp_path / "beside_bundled" / "before_after.png"
+    assert f"(blurry | this run | bundled model | sharp): {picture}" in printed
+    drawn = images.read_image(picture)
+    assert drawn.shape[1] == 4 * drawn.shape[0] + 3 * 4  # four square panels, three gaps
+    assert lines[-1] == 'See it on your own photos: pip install -e ".[demo]" && python -m ' \
+        "experiments.demo"
 
 
 def test_a_run_folder_alone_resumes_with_its_recorded_settings(tmp_path, data_dir, capsys):
