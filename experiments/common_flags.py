@@ -51,6 +51,12 @@ EVAL_IMAGES = flags.DEFINE_integer("eval_images", None,
 CHANNELS = flags.DEFINE_integer("channels", None, "Base width c (48).")
 
 
+MAX_MEGAPIXELS = flags.DEFINE_float(
+    "max_megapixels", None, "Largest photo read, in megapixels, checked from the file's "
+    "header before decoding.")
+MAX_MEGAPIXELS_DEFAULTS = {"deblur": 100.0, "demo": 50.0}  # 100 MP tiles in about 6 GB
+
+
 def value_or(holder, default):
     """A flag's value, or `default` when it was left unset (None)."""
     return default if holder.value is None else holder.value
@@ -60,7 +66,8 @@ LOGGING = ["verbosity"]  # absl's flag, described here as the apps use it
 _OWN_HELP = {"verbosity": (
     "0: the app's progress lines; 1 or more: also TensorFlow's own C++ and Python "
     "log lines and libraries' deprecation warnings (hidden otherwise); -1: warnings "
-    "only.", "0")}
+    "only.", "0"), "max_megapixels": (flags.FLAGS["max_megapixels"].help, ", ".join(
+        f"{value:g} for {app_name}" for app_name, value in MAX_MEGAPIXELS_DEFAULTS.items()))}
 
 
 def keras_model_from_flags():

@@ -24,12 +24,12 @@ from absl import flags
 from kpac_tf.data import images, pixels
 from kpac_tf.deploy import blur_map, deblurring, examples
 
-from .common_flags import CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL, run_app
+from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
+                           _MAX_MEGAPIXELS, MAX_MEGAPIXELS_DEFAULTS, MODEL as _MODEL,
+                           run_app, value_or)
 
 _PORT = flags.DEFINE_integer("port", 7860, "Port on 127.0.0.1.")
 _SHARE = flags.DEFINE_boolean("share", False, "Ask Gradio for a public share link.")
-_MAX_MEGAPIXELS = flags.DEFINE_float("max_megapixels", 50.0,
-                                     "Largest photo accepted, in megapixels.")
 _TILE_ABOVE = flags.DEFINE_float("tile_above_megapixels", 4.0,
                                  "Photos larger than this are deblurred in 1024-px tiles.")
 TILE_SIZE = 1024
@@ -44,8 +44,9 @@ def model_description(checkpoint, deblurrer):
 
 
 def read_views(paths, count, max_pixels):
-    """The uploaded files as RGB photos of one size and depth; ValueError (shown on
-    the page) for anything else."""
+    """The uploaded files as RGB photos of one size and depth, each read by content
+    with its size checked from the header before decoding; ValueError (shown on the
+    page) for anything else."""
     paths = [p for p in (paths or []) if p]
     if len(paths) != count:
         raise ValueError(f"this network takes {count} photo{'s' if count > 1 else ''} "
@@ -53,15 +54,14 @@ def read_views(paths, count, max_pixels):
                          f"got {len(paths)}")
     photos = []
     for path in paths:
+        name = os.path.basename(path)  # the upload's name, not the server's copy
         try:
-            photo = images.as_rgb(images.read_image(path))
-        except images.ImageReadError as e:  # the upload's name, not the server's copy
-            raise ValueError(str(e).replace(path, os.path.basename(path))) from None
-        if photo.shape[0] * photo.shape[1] > max_pixels:
-            raise ValueError(f"{os.path.basename(path)} is {photo.shape[1]}x{photo.shape[0]}"
-                             f" ({photo.shape[0] * photo.shape[1] / 1e6:.1f} MP), above the "
-                             f"limit of {max_pixels / 1e6:g} MP (--max_megapixels)")
-        photos.append(photo)
+            photos.append(images.as_rgb(images.read_image(path, max_pixels)))
+        except images.PhotoTooLarge as e:  # refused from the header, before decoding
+            raise ValueError(f"{name} is {e.header.describe()}, above the limit of "
+                             f"{max_pixels / 1e6:g} MP (--max_megapixels)") from None
+        except images.ImageReadError as e:
+            raise ValueError(str(e).replace(path, name)) from None
     if len({(p.shape, p.dtype) for p in photos}) > 1:
         raise ValueError("the three views differ in size or bit depth: "
                          + ", ".join(f"{p.shape[1]}x{p.shape[0]} {p.dtype}" for p in photos))
@@ -154,8 +154,9 @@ def main(argv):
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"demo: {e}") from None
     work_dir = tempfile.mkdtemp(prefix="kpac_demo_")
+    max_pixels = value_or(_MAX_MEGAPIXELS, MAX_MEGAPIXELS_DEFAULTS["demo"]) * 1e6
     page = build_page(deblurrer, model_description(_CHECKPOINT.value, deblurrer),
-                      _MAX_MEGAPIXELS.value * 1e6, _TILE_ABOVE.value * 1e6, work_dir)
+                      max_pixels, _TILE_ABOVE.value * 1e6, work_dir)
     page.queue().launch(server_name="127.0.0.1", server_port=_PORT.value,
                         share=_SHARE.value, allowed_paths=[work_dir],
                         show_error=True)

@@ -6,11 +6,14 @@ training configuration."""
 import contextlib
 import os
 import pathlib
+import struct
 import subprocess
 import sys
+import zlib
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kpac_tf.training import run_folder, settings
@@ -193,3 +196,39 @@ def run_folder_held(folder):
         holder.kill()
         holder.wait()
 
+
+@contextlib.contextmanager
+def small_disk(folder, size):
+    """A tmpfs of `size` ("64m") mounted on `folder` while the context lasts; the
+    test is skipped where mounting is not permitted (it needs root)."""
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                              str(folder)], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); needs root")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def remount(folder, options):
+    subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
+
+
+def streamed_png(path, width, height, channels=3):
+    """Writes a valid black 8-bit PNG of width x height (1, 3 or 4 channels) row block
+    by row block, never holding the image: 400 MP take a few MB on disk."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    colour = {1: 0, 3: 2, 4: 6}[channels]
+    compressor = zlib.compressobj(1)
+    rows = 100
+    block = bytes(1 + width * channels) * rows  # each row: filter byte 0, then zeros
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
+            ">IIBBBBB", width, height, 8, colour, 0, 0, 0)))
+        data = [compressor.compress(block) for _ in range(height // rows)]
+        data.append(compressor.compress(block[:(height % rows) * (1 + width * channels)]))
+        f.write(chunk(b"IDAT", b"".join(data) + compressor.flush()) + chunk(b"IEND", b""))

@@ -3,7 +3,14 @@
 Arrays are numpy (height, width, channels) uint8 or uint16, channels 1, 3 or 4.
 """
 
+import dataclasses
+import io
 import os
+import re
+import stat
+import struct
+import warnings
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -14,16 +21,194 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
 class ImageReadError(ValueError):
-    """A file could not be read as an image; the message names it."""
+    """A file could not be read as a photo; the message names it and says why."""
 
 
-def _exif_orientation(path):
+class PhotoTooLarge(ImageReadError):
+    """A photo's header declares more pixels than the caller's limit (read before
+    decoding). Attributes: `header` (`ImageHeader`), `max_pixels`."""
+
+    def __init__(self, message, header, max_pixels):
+        super().__init__(message)
+        self.header, self.max_pixels = header, max_pixels
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageHeader:
+    """What a photo file's first bytes declare, before any pixel is decoded.
+
+    Attributes:
+        format: "PNG" or "JPEG".
+        height, width: int, pixels as stored (before EXIF orientation).
+        channels: int, 1-4 as stored (a palette PNG counts 3).
+        bit_depth: int, bits per sample (PNG 1-16, JPEG 8 or 12).
+        frames: int, 1, or an animated PNG's frame count.
+    """
+    format: str
+    height: int
+    width: int
+    channels: int
+    bit_depth: int
+    frames: int = 1
+
+    @property
+    def pixels(self):
+        return self.height * self.width
+
+    def describe(self):
+        """e.g. "20000x20000 (400.0 MP)"."""
+        return f"{self.width}x{self.height} ({self.pixels / 1e6:.1f} MP)"
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_OTHER_FORMATS = (  # (offset, magic bytes, name): formats named when refused
+    (0, b"GIF87a", "GIF"), (0, b"GIF89a", "GIF"), (0, b"BM", "BMP"),
+    (0, b"II*\x00", "TIFF"), (0, b"MM\x00*", "TIFF"), (0, b"%PDF", "PDF"),
+    (0, b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (0, b"8BPS", "Photoshop"), (0, b"PK\x03\x04", "ZIP"), (0, b"\x1f\x8b", "gzip"),
+    (0, b"qoif", "QOI"), (0, b"\xff\x0a", "JPEG XL"), (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"), (4, b"ftypmif1", "HEIF"), (4, b"ftypavif", "AVIF"),
+)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels
+_JPEG_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers, any coding
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _format_name(head):
+    """The format a file's first bytes show ("PNG", "JPEG", "WebP", ...) or None."""
+    if head.startswith(PNG_SIGNATURE):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "animated WebP" if _webp_animated(head) else "WebP"
+    for offset, magic, name in _OTHER_FORMATS:
+        if head[offset:offset + len(magic)] == magic:
+            return name
+    if head and all(32 <= b < 127 or b in b"\t\n\r" for b in head[:64]):
+        return "text"
+    return None
+
+
+def _webp_animated(head):
+    """True for an extended WebP whose VP8X flags mark an animation."""
+    return head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x02)
+
+
+def _png_chunks(f):
+    """(type, length) of a PNG's chunks after IHDR up to its first IDAT; `f` is at
+    the chunk's data when one is yielded."""
+    for _ in range(1000):
+        top = f.read(8)
+        if len(top) < 8 or top[4:8] == b"IDAT":
+            return
+        start = f.tell()
+        yield top[4:8], struct.unpack(">I", top[:4])[0]
+        f.seek(start + struct.unpack(">I", top[:4])[0] + 4)
+
+
+def _png_chunk(kind, data):
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(kind + data))
+
+
+def png_text(path):
+    """The tEXt entries before a PNG's image data, {keyword: value}; {} for a file
+    that is not a readable PNG (or not a regular file)."""
+    try:
+        check_regular_file(path)
+        with open(path, "rb") as f:
+            if f.read(len(PNG_SIGNATURE) + 25)[:len(PNG_SIGNATURE)] != PNG_SIGNATURE:
+                return {}
+            entries = {}
+            for kind, length in _png_chunks(f):
+                if kind == b"tEXt":
+                    keyword, _, value = f.read(length).partition(b"\0")
+                    entries[keyword.decode("latin-1")] = value.decode("latin-1")
+            return entries
+    except (ImageReadError, OSError, struct.error):
+        return {}
+
+
+def _png_header(f, path):
+    """ImageHeader of a PNG file positioned after its signature: IHDR, then the chunks
+    before the first IDAT (an acTL chunk there makes it an animated PNG)."""
+    chunk = f.read(25)
+    if len(chunk) < 25 or chunk[4:8] != b"IHDR":
+        raise ImageReadError(f"{path}: not a readable image (PNG without its IHDR header)")
+    width, height, depth, colour = struct.unpack(">IIBB", chunk[8:18])
+    if colour not in _PNG_CHANNELS or not width or not height:
+        raise ImageReadError(f"{path}: not a readable image (PNG header declares "
+                             f"{width}x{height}, colour type {colour})")
+    frames = 1
+    for kind, _ in _png_chunks(f):
+        if kind == b"acTL":
+            frames = struct.unpack(">I", f.read(4))[0]
+            break
+    return ImageHeader("PNG", height, width, _PNG_CHANNELS[colour], depth, frames)
+
+
+def _jpeg_header(f, path):
+    """ImageHeader of a JPEG file positioned after its SOI marker: the first frame
+    header (SOFn) among the marker segments."""
+    while True:
+        byte = f.read(1)
+        if not byte:
+            break
+        if byte != b"\xff":  # stray bytes between segments: skipped, as libjpeg does
+            continue
+        code = f.read(1)
+        while code == b"\xff":  # fill bytes before a marker code
+            code = f.read(1)
+        if not code:
+            break
+        code = code[0]
+        if code == 0x01 or 0xD0 <= code <= 0xD8:  # markers without a length
+            continue
+        if code in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            break
+        size = f.read(2)
+        if len(size) < 2:
+            break
+        length = struct.unpack(">H", size)[0]
+        if code in _JPEG_SOF:
+            data = f.read(6)
+            if len(data) < 6:
+                break
+            depth, height, width, channels = struct.unpack(">BHHB", data)
+            if not height or not width:
+                break
+            return ImageHeader("JPEG", height, width, channels, depth)
+        f.seek(length - 2, io.SEEK_CUR)
+    raise ImageReadError(f"{path}: not a readable image (JPEG without a frame header: "
+                         "truncated or damaged)")
+
+
+def check_regular_file(path):
+    """ImageReadError naming what `path` is unless it is a regular file (or a link to
+    one): reading a FIFO would wait for ever, a device for ever more bytes."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            raise ImageReadError(f"{path}: {kind}, not a photo file")
+
+
+def _exif_orientation(data):
+    """The EXIF orientation (1-8) of a file's bytes; 1 when it has none."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            return int(image.getexif().get(0x0112, 1))
-    except Exception:  # no or broken EXIF: display as stored
+        with warnings.catch_warnings():  # sizes were checked before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return int(image.getexif().get(0x0112, 1))
+    except Exception:  # no or broken EXIF, or past Pillow's own limit: as stored
         return 1
 
 
@@ -44,33 +229,91 @@ def _orient(array, orientation):
     return np.ascontiguousarray(transform(array)) if transform else array
 
 
-def read_image(path):
-    """Reads a PNG (8/16-bit) or JPEG, upright per its EXIF orientation.
+def read_header(path):
+    """What a photo file declares, read from its first bytes (nothing is decoded).
+
+    The format comes from the content, never the name. Only regular files are
+    opened.
 
     Returns:
-        numpy uint8 or uint16 (height, width, channels), channels 1, 3 or 4.
+        `ImageHeader`.
 
     Raises:
-        ImageReadError: missing, unsupported or unreadable file (named).
+        ImageReadError: not a regular file, unreadable, not a PNG or JPEG (the message
+            names what it holds: WebP, GIF, text, ...), an animated PNG, or a damaged
+            header.
     """
     path = os.fspath(path)
-    if not path.lower().endswith(IMAGE_EXTENSIONS):
-        raise ImageReadError(f"{path}: not a PNG or JPEG file")
+    check_regular_file(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            name = _format_name(head)
+            if name in ("PNG", "JPEG"):
+                f.seek(len(PNG_SIGNATURE) if name == "PNG" else 2)
+                header = (_png_header if name == "PNG" else _jpeg_header)(f, path)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    if not head:
+        raise ImageReadError(f"{path}: empty file, not a PNG or JPEG image")
+    if name not in ("PNG", "JPEG"):
+        held = f"it holds {name}" if name else "its content is no image format we know"
+        raise ImageReadError(f"{path}: not a PNG or JPEG image ({held})")
+    if header.frames != 1:
+        raise ImageReadError(f"{path}: an animated PNG of {header.frames} frames; save "
+                             "the frame to deblur as a still PNG")
+    return header
+
+
+def _decode_error(error):
+    """TensorFlow's decode error as a short reason, without its op and node names."""
+    text = getattr(error, "message", str(error)).strip().splitlines()[0]
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*$", "", text).strip()
+    text = re.sub(r"^\w+::\w+ failed\.", "", text)  # the library call that failed
+    return text.strip(" .:") or "damaged data"
+
+
+def read_image(path, max_pixels=None):
+    """Reads a PNG (8/16-bit) or JPEG, upright per its EXIF orientation.
+
+    The format comes from the file's first bytes, not its name. With `max_pixels`
+    the header's size is checked before any pixel is decoded.
+
+    Args:
+        path: str or PathLike, a regular file.
+        max_pixels: int or None, the largest height x width accepted.
+
+    Returns:
+        numpy uint8 or uint16 (height, width, channels), channels 1-4.
+
+    Raises:
+        PhotoTooLarge: the header declares more than `max_pixels` pixels.
+        ImageReadError: missing, not a regular file, not a PNG or JPEG (named),
+            animated, or unreadable (the reason in a few words).
+    """
+    path = os.fspath(path)
+    header = read_header(path)
+    if max_pixels is not None and header.pixels > max_pixels:
+        raise PhotoTooLarge(f"{path}: {header.describe()}, above the limit of "
+                            f"{max_pixels / 1e6:g} MP", header, max_pixels)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n":
-            sixteen = len(data) > 24 and data[24] == 16  # IHDR bit depth
-            image = tf.io.decode_png(data, dtype=tf.uint16 if sixteen else tf.uint8)
+        if header.format == "PNG":
+            image = tf.io.decode_png(data, dtype=tf.uint16 if header.bit_depth == 16
+                                     else tf.uint8)
         else:
-            image = tf.io.decode_jpeg(data)
+            image = tf.io.decode_jpeg(data, dct_method="INTEGER_ACCURATE")
     except (tf.errors.InvalidArgumentError, ValueError) as e:
-        reason = getattr(e, "message", str(e)).strip().splitlines()[0]
-        raise ImageReadError(f"{path}: not a readable image ({reason})") from None
-    return _orient(image.numpy(), _exif_orientation(path))
+        raise ImageReadError(f"{path}: not a readable {header.format} image "
+                             f"({_decode_error(e)})") from None
+    if image.shape.rank != 3 or not 1 <= image.shape[-1] <= 4 or 0 in image.shape:
+        raise ImageReadError(f"{path}: decodes to shape {tuple(image.shape)}, not one "
+                             "frame of 1-4 channels")
+    return _orient(image.numpy(), _exif_orientation(data))
 
 
 def as_rgb(image):
@@ -81,16 +324,21 @@ def as_rgb(image):
     return image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
 
 
-def write_png(path, image, compression=-1):
+def write_png(path, image, compression=-1, text=None):
     """Writes uint8/uint16 (h, w, c) as PNG, atomically; `compression` is the zlib
-    level, 0-9 (-1: zlib's default, 6)."""
+    level, 0-9 (-1: zlib's default, 6); `text`, {keyword: value} (Latin-1), is
+    written as tEXt entries after the header (`png_text` reads them)."""
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_png needs uint8 or uint16, got {image.dtype}")
     if image.ndim == 2:
         image = image[..., None]
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        f.write(tf.io.encode_png(image, compression=compression).numpy())
+        data = tf.io.encode_png(image, compression=compression).numpy()
+        header_end = len(PNG_SIGNATURE) + 25  # the signature and the IHDR chunk
+        entries = b"".join(_png_chunk(b"tEXt", f"{k}\0{v}".encode("latin-1"))
+                           for k, v in (text or {}).items())
+        f.write(data[:header_end] + entries + data[header_end:])
 
 
 def list_images(folder):

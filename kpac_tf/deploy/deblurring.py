@@ -14,15 +14,17 @@ from absl import logging
 
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
-from kpac_tf.data import images, pixels
+from kpac_tf.data import pixels
 from kpac_tf.deploy import bundled, export
 from kpac_tf.models.networks import MODEL_NAMES, build_model
-from kpac_tf.deploy.blur_map import blur_map, draw_blur_map
-from kpac_tf.models.forward import (block_attention, fast_predict_fn, model_size_multiple,
-                                    predict_any_size)
+from kpac_tf.models.forward import fast_predict_fn, model_size_multiple, predict_any_size
 from kpac_tf.training import run_folder
 from kpac_tf.training.warm_start import initialize_weights
-from kpac_tf.utils.progress import progress_bar
+
+
+class NonFiniteOutput(ValueError):
+    """The network gave NaN or inf for a finite input: its weights are broken (the
+    message names the network and where its weights came from)."""
 
 
 class Deblurrer:
@@ -35,6 +37,8 @@ class Deblurrer:
         num_inputs: int, 1 (single image) or 3 (centre, left, right).
         params: int or None, parameter count (None for a SavedModel).
         keras_model: keras.Model or None (None for a SavedModel).
+        source: str, where the weights came from (a path, or "the bundled model"),
+            for messages.
 
     Call arguments:
         inputs: a photo, numpy uint8 or uint16 (h, w, 3) or a batch (n, h, w, 3)
@@ -50,26 +54,32 @@ class Deblurrer:
         dtype; for floats, float32 network output in [-1, 1] (not clipped).
 
     Raises:
-        ValueError: an input of another dtype or shape (the message shows both).
+        ValueError: an input of another dtype or shape, an empty one, a list that is
+            not the dual triple, or floats outside [-1, 1] or not finite (the message
+            shows what was given and what is accepted).
+        NonFiniteOutput: the network gave NaN or inf (broken weights).
 
     Example:
     >>> deblurrer = load_deblurrer()
     >>> sharp = deblurrer(imageio.v3.imread("photo.jpg"))   # uint8 (h, w, 3)
     """
 
-    def __init__(self, predict, name, num_inputs, params=None, keras_model=None):
+    def __init__(self, predict, name, num_inputs, params=None, keras_model=None,
+                 source=None):
         self._predict = predict
         self.name = name
         self.num_inputs = num_inputs
         self.params = params
         self.keras_model = keras_model
+        self.source = source or f"the Keras model {name!r}"
 
     @classmethod
-    def from_keras(cls, model, precision="float32"):
-        """Wraps a Keras model with `fast_predict_fn(model, precision)`."""
+    def from_keras(cls, model, precision="float32", source=None):
+        """Wraps a Keras model with `fast_predict_fn(model, precision)`; `source`
+        says where its weights came from (for messages)."""
         multiple, predict = model_size_multiple(model), fast_predict_fn(model, precision)
         return cls(lambda inputs: predict_any_size(predict, inputs, multiple), model.name,
-                   len(model.inputs), model.count_params(), model)
+                   len(model.inputs), model.count_params(), model, source)
 
     @classmethod
     def from_saved_model(cls, path):
@@ -92,7 +102,7 @@ class Deblurrer:
         predict.loaded = loaded  # keeps the SavedModel alive
         parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
         name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
-        return cls(predict, name, num_inputs)
+        return cls(predict, name, num_inputs, source=path)
 
     def network(self, inputs):
         """The network on float32 (batch, h, w, 3) in [-1, 1] (or the dual triple),
@@ -109,6 +119,8 @@ class Deblurrer:
                 f"{self.name} deblurs uint8 or uint16 photos (h, w, 3) or (n, h, w, 3), "
                 "or network-range floats (h, w, 3) or (n, h, w, 3) in [-1, 1]; got "
                 + ", ".join(f"{v.dtype} {v.shape}" for v in views))
+        for view in views:
+            _check_network_range(view)
         single = views[0].ndim == 3
         views = [v[None].astype(np.float32) if single else v.astype(np.float32)
                  for v in views]
@@ -117,16 +129,42 @@ class Deblurrer:
 
 
 def _views(deblurrer, inputs):
-    """`inputs` as a list of numpy arrays, one per network input (a tuple or list for
-    the dual network's (center, left, right), else one array); ValueError naming what
-    the network takes when the count is wrong."""
-    views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-    if len(views) != deblurrer.num_inputs:
+    """`inputs` as a list of non-empty numpy arrays, one per network input (a tuple or
+    list for the dual network's (center, left, right), else one array); ValueError
+    saying what was given and what the network takes otherwise."""
+    if deblurrer.num_inputs == 3:
+        if not isinstance(inputs, (tuple, list)) or len(inputs) != 3:
+            given = (f"a {type(inputs).__name__} of {len(inputs)} items"
+                     if isinstance(inputs, (tuple, list)) else "one array")
+            raise ValueError(f"{deblurrer.name} takes a (center, left, right) tuple of "
+                             f"images, got {given}")
+        views = [np.asarray(v) for v in inputs]
+    elif isinstance(inputs, (tuple, list)):
         raise ValueError(
-            f"{deblurrer.name} takes " + ("a (center, left, right) tuple of images"
-                                          if deblurrer.num_inputs == 3 else "one image")
-            + f", got {len(views)}")
-    return [np.asarray(v) for v in views]
+            f"{deblurrer.name} takes one image, a numpy array (h, w, c) or (n, h, w, c); "
+            f"got a {type(inputs).__name__} of {len(inputs)} items (an image held in "
+            "nested lists: np.asarray(image, np.uint8) first)")
+    else:
+        views = [np.asarray(inputs)]
+    for view in views:
+        if view.ndim >= 2 and 0 in view.shape:
+            raise ValueError(f"{deblurrer.name} got an empty image, {view.dtype} "
+                             f"{view.shape}; images and batches need at least one pixel")
+    return views
+
+
+def _check_network_range(view):
+    """ValueError unless the float array lies in [-1, 1] (the network range)."""
+    finite = np.isfinite(view)
+    if not finite.all():
+        raise ValueError(f"network-range input holds {np.size(view) - finite.sum()} "
+                         "values that are NaN or inf; it takes finite floats in [-1, 1]")
+    low, high = float(view.min()), float(view.max())
+    if low < -1 - 1e-6 or high > 1 + 1e-6:
+        raise ValueError(
+            f"network-range input runs from {low:g} to {high:g}; it takes floats in "
+            "[-1, 1] (from a photo: kpac_tf.data.pixels.to_network; from [0, 1]: "
+            "pixels.unit_to_network), or pass the uint8 / uint16 photo itself")
 
 
 def _saved_model_folder(path):
@@ -202,7 +240,8 @@ def load_deblurrer(source=None, name=None, precision="float32"):
     saved_model = None if source is None else _saved_model_folder(source)
     if saved_model is not None:
         return Deblurrer.from_saved_model(saved_model)
-    return Deblurrer.from_keras(_keras_model(source, name), precision)
+    return Deblurrer.from_keras(_keras_model(source, name), precision,
+                                source or "the bundled model")
 
 
 def _tile_starts(size, tile, overlap):
@@ -227,6 +266,32 @@ def _ramp(length, overlap, at_start, at_end):
     return weights
 
 
+# Peak memory of deblurring one photo, per pixel, beyond the model itself: measured
+# with the bundled single_3level in float32 on 1.5-24 MP photos (bfloat16 takes about
+# 370 bytes per pixel whole); benchmarks/tiled_memory.py measures it again.
+WHOLE_BYTES_PER_PIXEL = 700   # the network on the whole photo
+TILED_BYTES_PER_PIXEL = 65    # the photo's float buffers while tiles run
+
+
+def memory_needed(height, width, tile_size=None):
+    """Bytes deblurring a height x width photo takes at its peak, whole (`tile_size`
+    None) or in tiles (the photo's buffers plus one tile run whole)."""
+    if tile_size is None:
+        return height * width * WHOLE_BYTES_PER_PIXEL
+    tile = min(tile_size, height) * min(tile_size, width)
+    return height * width * TILED_BYTES_PER_PIXEL + tile * WHOLE_BYTES_PER_PIXEL
+
+
+def check_tiling(tile_size, overlap):
+    """ValueError unless `tile_size` is a whole number of pixels above 2 x `overlap`
+    and `overlap` is at least 0 (neighbouring tiles share `overlap` pixels)."""
+    if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
+        raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size!r}")
+    if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < tile_size / 2:
+        raise ValueError(f"overlap must be in [0, tile_size / 2), got {overlap!r} for "
+                         f"tile_size {tile_size}")
+
+
 def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
 
@@ -247,9 +312,7 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     """
     views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     height, width = views[0].shape[1:3]
-    if not 0 <= overlap < tile_size / 2:
-        raise ValueError(f"overlap must be in [0, tile_size / 2), got {overlap} for "
-                         f"tile_size {tile_size}")
+    check_tiling(tile_size, overlap)
     total = np.zeros((1, height, width, 3), np.float32)
     weight = np.zeros((1, height, width, 1), np.float32)
     rows, cols = _tile_starts(height, tile_size, overlap), _tile_starts(width, tile_size, overlap)
@@ -348,94 +411,18 @@ def _deblur_batch(deblurrer, views, tile_size, overlap, on_tile=None):
 def run_network(deblurrer, views, tile_size=None, overlap=64, on_tile=None):
     """`deblurrer`'s network on float32 views (n, h, w, 3) in [-1, 1] (one, or the
     dual triple), an image at a time; with `tile_size`, in blended tiles
-    (`predict_tiled`, which calls `on_tile`). Returns float32 numpy (n, h, w, 3)."""
+    (`predict_tiled`, which calls `on_tile`). Returns float32 numpy (n, h, w, 3).
+
+    Raises:
+        NonFiniteOutput: an output holds NaN or inf."""
     outputs = []
     for index in range(views[0].shape[0]):
         item = tuple(v[index:index + 1] for v in views)
         item = item if len(item) == 3 else item[0]
         outputs.append(predict_tiled(deblurrer, item, tile_size, overlap, on_tile) if tile_size
                        else np.asarray(deblurrer.network(item)))
+        if not np.isfinite(outputs[-1]).all():
+            raise NonFiniteOutput(
+                f"{deblurrer.name} from {deblurrer.source} gives NaN or inf for a finite "
+                "image: its weights are broken (a diverged training run?)")
     return np.concatenate(outputs, axis=0)
-
-
-def attention_image(model, image):
-    """Scale-attention maps of the first KPAC block for an RGB photo, as one uint8
-    grayscale image: the rates' maps side by side, each at the photo's size.
-
-    Returns None when the model has no scale attention.
-    """
-    if len(model.inputs) != 1:
-        return None
-    maps = block_attention(model, pixels.to_network(np.asarray(image)[None])).get("kpac_0")
-    if maps is None:
-        return None
-    tiles = [maps[..., i] for i in range(maps.shape[-1])]
-    return np.round(np.concatenate(tiles, axis=1) * 255).astype(np.uint8)[..., None]
-
-
-def plan_jobs(source, target):
-    """(input, output .png) pairs for `deblur_files`: a file to a file (or into a
-    folder), a folder's PNG and JPEG files into a folder (created if need be).
-
-    Raises:
-        ValueError: naming the --input / --output at fault, and whenever an output
-            would overwrite an input.
-    """
-    if os.path.isdir(source):
-        inputs = images.list_images(source)
-        if not inputs:
-            raise ValueError(f"{source}: no PNG or JPEG files")
-        if os.path.isfile(target):
-            raise ValueError(f"--output {target} is a file; give a folder for a folder")
-        os.makedirs(target, exist_ok=True)
-        jobs = [(p, os.path.join(target, images.scene_name(p) + ".png")) for p in inputs]
-    elif os.path.isfile(source):
-        if os.path.isdir(target) or target.endswith(os.sep):
-            os.makedirs(target, exist_ok=True)
-            target = os.path.join(target, images.scene_name(source) + ".png")
-        elif not target.lower().endswith(".png"):
-            raise ValueError(f"--output {target}: results are PNG; end it with .png")
-        jobs = [(source, target)]
-    else:
-        raise ValueError(f"--input {source}: no such file or folder")
-    for src, dst in jobs:
-        if os.path.abspath(src) == os.path.abspath(dst):
-            raise ValueError(f"refusing to overwrite the input {src}; choose another --output")
-    return jobs
-
-
-def deblur_files(deblurrer, jobs, tile_size=None, overlap=64, save_attention=False):
-    """Deblurs image files; one bad file is reported, not fatal.
-
-    Args:
-        deblurrer: `Deblurrer` (or keras.Model).
-        jobs: list of (input path, output .png path).
-        tile_size, overlap: as for `deblur`.
-        save_attention: bool, also write `<output stem>_attention.png` (the first KPAC
-            block's maps) and `<output stem>_blur_map.png` (`blur_map.draw_blur_map`;
-            Keras only).
-
-    Returns:
-        list of (input path, error message) for files that failed.
-    """
-    deblurrer = deblurrer if isinstance(deblurrer, Deblurrer) else Deblurrer.from_keras(deblurrer)
-    if save_attention and deblurrer.keras_model is None:
-        raise ValueError("--save_attention needs a Keras model, not a SavedModel")
-    failures = []
-    progress = progress_bar(len(jobs), "image")
-    for source, target in jobs:
-        try:
-            image = images.read_image(source)
-            images.write_png(target, deblur(deblurrer, image, tile_size, overlap))
-            if save_attention:
-                rgb = images.as_rgb(image)
-                maps = attention_image(deblurrer.keras_model, rgb)
-                if maps is not None:
-                    stem = os.path.splitext(target)[0]
-                    images.write_png(stem + "_attention.png", maps)
-                    images.write_png(stem + "_blur_map.png", draw_blur_map(
-                        rgb, *blur_map(deblurrer.keras_model, rgb)))
-        except (images.ImageReadError, ValueError) as e:
-            failures.append((source, str(e)))
-        progress.add(1)
-    return failures

@@ -5,8 +5,10 @@ is not an image. KPAC_DEMO_SCREENSHOT=PATH also saves the page after the example
 (docs/images/demo.png is made so)."""
 
 import os
+import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ import pytest
 
 from kpac_tf import load_deblurrer
 from kpac_tf.data import images
-from tests.test_case import REPO
+from tests.test_case import REPO, streamed_png
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As root, with this machine's closed network: no sandbox, no background connections.
@@ -56,6 +58,28 @@ def test_the_dual_network_takes_three_views_and_says_what_it_refuses(tmp_path, r
     with pytest.raises(ValueError, match=r"centre.png is 32x24 \(0.0 MP\), above the limit "
                                          r"of 0.0005 MP \(--max_megapixels\)"):
         demo.read_views([str(paths[0])], 1, 500)
+
+
+def test_oversized_or_mislabelled_uploads_are_refused_before_decoding(tmp_path,
+                                                                     monkeypatch):
+    """A 400 MP PNG of a few MB is refused from its header; a WebP named .png that
+    declares 100 MP (as frames x height once passed a 50 MP limit) is named WebP."""
+    from experiments import demo
+
+    streamed_png(tmp_path / "huge.png", 20000, 20000)
+    decoded = []
+    monkeypatch.setattr(images.tf.io, "decode_png", lambda *a, **k: decoded.append(a))
+    with pytest.raises(ValueError, match=re.escape(
+            "huge.png is 20000x20000 (400.0 MP), above the limit of 50 MP "
+            "(--max_megapixels)")):
+        demo.read_views([str(tmp_path / "huge.png")], 1, 50e6)
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes(4) + (9999).to_bytes(3, "little") * 2
+    (tmp_path / "big.png").write_bytes(b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP"
+                                       + vp8x)
+    with pytest.raises(ValueError, match=re.escape(
+            "big.png: not a PNG or JPEG image (it holds WebP)")):
+        demo.read_views([str(tmp_path / "big.png")], 1, 50e6)
+    assert decoded == []
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +183,8 @@ def test_an_example_and_a_file_that_is_not_an_image(page, tmp_path):
     (tmp_path / "notes.txt").write_text("not a photo")
     upload(page, tmp_path / "notes.txt")
     page.click("#deblur")
-    page.get_by_text("notes.txt: not a PNG or JPEG file").first.wait_for(timeout=30_000)
+    page.get_by_text("notes.txt: not a PNG or JPEG image (it holds text)").first.wait_for(
+        timeout=30_000)
     # The page stays up: the next photo is deblurred.
     images.write_png(tmp_path / "small.png", np.full((40, 40, 3), 100, np.uint8))
     upload(page, tmp_path / "small.png")

@@ -73,7 +73,7 @@ def test_an_app_run_shows_only_its_own_lines(tmp_path, rng):
     result = _run(*argv)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out.png").is_file()
-    assert "Deblurred 1 of 1 images" in result.stderr
+    assert "Deblurred 1 of 1 photos" in result.stderr
     lines = [line for line in result.stderr.splitlines()
              if line.strip() and "Deblurred 1 of 1" not in line and "image" not in line]
     assert lines == [], lines

@@ -13,7 +13,7 @@ import kpac_tf
 from kpac_tf import build_model, deblur
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data import pipelines
-from kpac_tf.deploy.deblurring import Deblurrer, predict_tiled
+from kpac_tf.deploy.deblurring import Deblurrer, NonFiniteOutput, predict_tiled
 from kpac_tf.deploy.export import export_saved_model
 from kpac_tf.training import loop, settings
 from tests.test_case import REPO
@@ -105,12 +105,46 @@ def test_floats_keep_the_network_contract(tiny, rng):
     (np.zeros((8, 8, 2), np.float32), "float32 (8, 8, 2)"),
     (np.zeros((1, 2, 8, 8, 3), np.uint8), "uint8 (1, 2, 8, 8, 3)"),
     (np.zeros((8, 8, 5), np.uint8), "uint8 (8, 8, 5)"),
-    ((np.zeros((8, 8, 3), np.uint8),) * 3, "one image, got 3"),
+    ((np.zeros((8, 8, 3), np.uint8),) * 3, "one image, a numpy array (h, w, c) or (n, h, w, "
+                                           "c); got a tuple of 3 items"),
+    ([[[0, 0, 0]] * 8] * 8, "got a list of 8 items (an image held in nested lists: "
+                            "np.asarray(image, np.uint8) first)"),
+    (np.zeros((0, 0, 3), np.uint8), "an empty image, uint8 (0, 0, 3); images and batches "
+                                    "need at least one pixel"),
+    (np.zeros((0, 8, 8, 3), np.uint8), "an empty image, uint8 (0, 8, 8, 3)"),
+    (np.zeros((4, 0), np.uint16), "an empty image, uint16 (4, 0)"),
+    (np.zeros((0, 8, 8, 3), np.float32), "an empty image, float32 (0, 8, 8, 3)"),
+    (np.full((8, 8, 3), 255.0, np.float32), "network-range input runs from 255 to 255; it "
+                                            "takes floats in [-1, 1]"),
+    (np.linspace(0, 1.5, 192, dtype=np.float32).reshape(8, 8, 3),
+     "network-range input runs from 0 to 1.5"),
+    (np.where(np.eye(8)[..., None], np.nan, 0).repeat(3, -1).astype(np.float32),
+     "network-range input holds 24 values that are NaN or inf"),
 ])
 def test_wrong_inputs_say_what_was_given_and_what_is_expected(tiny, bad, shown):
-    with pytest.raises(ValueError, match=re.escape(shown)) as error:
+    with pytest.raises(ValueError, match=re.escape(shown)):
         tiny(bad)
-    assert "(h, w" in str(error.value) or "one image" in str(error.value)
+
+
+def test_the_dual_network_says_what_it_was_given(rng):
+    dual = Deblurrer.from_keras(build_model("dual", channels=4))
+    view = rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)
+    for given, shown in ((view, "one array"), ([view, view], "a list of 2 items")):
+        with pytest.raises(ValueError, match=re.escape(
+                f"dual takes a (center, left, right) tuple of images, got {shown}")):
+            dual(given)
+    with pytest.raises(ValueError, match=re.escape("an empty image, uint8 (0, 8, 3)")):
+        dual((view, view, view[:0]))
+
+
+def test_a_network_giving_nan_is_named_not_returned_black(rng):
+    model = build_model("single_2level", channels=4)
+    model.get_layer("d2_2").bias.assign(tf.fill(model.get_layer("d2_2").bias.shape, np.inf))
+    photo = rng.randint(0, 256, (16, 16, 3)).astype(np.uint8)
+    for source, named in ((None, "the Keras model 'single_2level'"), ("run/", "run/")):
+        with pytest.raises(NonFiniteOutput, match=re.escape(
+                f"single_2level from {named} gives NaN or inf for a finite image")):
+            Deblurrer.from_keras(model, source=source)(photo, tile_size=8, overlap=2)
 
 
 def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, rng):

@@ -1,7 +1,6 @@
 """kpac_tf.training.loop: a tiny run end to end, exact resume, NaN stop, strategies,
 precisions, moving averages, kills at any point."""
 
-import contextlib
 import glob
 import json
 import os
@@ -20,7 +19,8 @@ from kpac_tf import CheckpointError, build_model, load_deblurrer
 from kpac_tf.checkpoints import tf1_npz
 from kpac_tf.data import pipelines
 from kpac_tf.training import loop, run_folder, warm_start
-from tests.test_case import REPO, run_folder_held, tiny_config, weights_of
+from tests.test_case import (REPO, remount, run_folder_held, small_disk, tiny_config,
+                             weights_of)
 
 
 def test_tiny_run_writes_everything(tmp_path, data_dir):
@@ -551,24 +551,6 @@ def test_a_run_killed_after_its_last_checkpoint_finishes_alike(tmp_path, data_di
     assert json.loads(best_json.read_text()) == final["best"]
     assert_same_final_state(final_state(run), final_state(straight))
     assert not leftovers(run)
-
-
-@contextlib.contextmanager
-def small_disk(folder, size):
-    """A tmpfs of `size` ("64m") mounted on `folder` while the context lasts; the
-    test is skipped where mounting is not permitted (it needs root)."""
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(folder)], capture_output=True, text=True)
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); needs root")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def remount(folder, options):
-    subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
 
 
 def test_a_full_disk_or_read_only_run_folder_stops_in_one_sentence(tmp_path, data_dir):

@@ -1,0 +1,340 @@
+"""Deblurring photo files and folders without losing one.
+
+`plan` names every output before anything is written. Outputs are compared with the
+inputs as the files they reach (resolved paths, the same inode), never as spellings;
+two inputs never share an output (`e.jpg` and `e.png` become `e.jpg.png` and
+`e.png.png`); a file already at an output path is skipped, not replaced, unless this
+app wrote it (its PNG carries `SOFTWARE`) and `overwrite` is set. `run` deblurs the
+plan photo by photo: a bad photo is named and the others go on; an output that cannot
+be written, or a model that gives NaN, stops the run at once. Every file is written
+atomically and the photo last, so rerunning the same plan resumes a stopped run.
+"""
+
+import dataclasses
+import errno
+import gc
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kpac_tf.data import images, pixels
+from kpac_tf.deploy.blur_map import blur_map, draw_blur_map
+from kpac_tf.deploy.deblurring import NonFiniteOutput, deblur, memory_needed
+from kpac_tf.models.forward import block_attention
+from kpac_tf.utils import memory
+from kpac_tf.utils.progress import progress_bar
+
+SOFTWARE = {"Software": "kpac-tf deblur"}  # the PNG text entry that marks our outputs
+EXTRAS = ("attention", "blur_map")  # with save_attention: <stem>_<extra>.png
+# Write errors after which nothing further can be written: the run stops.
+_WRITE_STOPS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT,
+                errno.EIO, errno.ENOENT, None}
+
+
+class PlanError(ValueError):
+    """The inputs and outputs cannot be planned safely; nothing was written."""
+
+
+class OutOfMemory(RuntimeError):
+    """One photo did not, or would not, fit in memory (the message names it and its
+    size). `tile_size`: the tile side it was tried with, None for whole."""
+
+    def __init__(self, message, tile_size):
+        super().__init__(message)
+        self.tile_size = tile_size
+
+
+@dataclasses.dataclass
+class Job:
+    """One photo: `source` (its path), `output` (the deblurred PNG), `extras`
+    ({"attention" | "blur_map": PNG path}, with save_attention)."""
+    source: str
+    output: str
+    extras: dict
+
+    def paths(self):
+        return [*self.extras.values(), self.output]
+
+
+@dataclasses.dataclass
+class Report:
+    """What a plan and its run did.
+
+    Attributes:
+        jobs: list of `Job`, the photos to deblur.
+        done: list of source paths deblurred.
+        skipped: list of (path, kind, reason): kind "not_a_file" (a FIFO, socket,
+            device, folder or broken link), "done_before" (the output is ours, from
+            an earlier run) or "in_the_way" (a file this app did not write holds an
+            output path).
+        failed: list of (source path, exception): `images.ImageReadError` (its
+            subclass `images.PhotoTooLarge`), `OutOfMemory`, OSError, ValueError.
+        stopped: str or None, why the run stopped before its end (an output that
+            cannot be written; a model giving NaN).
+    """
+    jobs: list
+    done: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)
+    failed: list = dataclasses.field(default_factory=list)
+    stopped: str = None
+
+
+def is_ours(path):
+    """True when `path` is a PNG this app wrote (it carries `SOFTWARE`)."""
+    return images.png_text(path).get("Software") == SOFTWARE["Software"]
+
+
+def _not_a_file(path):
+    """Why `path` is not a regular file to read (a FIFO, a broken link, ...), or None."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"{path}: a broken symbolic link (to {os.readlink(path)})"
+    try:
+        images.check_regular_file(path)
+    except images.ImageReadError as e:
+        return str(e)
+    return None
+
+
+def _photos_in(folder):
+    """(sorted PNG / JPEG paths that are regular files, [(path, "not_a_file", why)])."""
+    names = sorted(name for name in os.listdir(folder)
+                   if name.lower().endswith(images.IMAGE_EXTENSIONS))
+    photos, skipped = [], []
+    for name in names:
+        path = os.path.join(folder, name)
+        reason = _not_a_file(path)
+        if reason:
+            skipped.append((path, "not_a_file", reason))
+        else:
+            photos.append(path)
+    return photos, skipped
+
+
+def _output_names(photos):
+    """{photo: output file name}: its stem + ".png", or, where several photos share
+    a stem (compared without case: `e.jpg`, `E.png`), each one's whole name + ".png"."""
+    stems = {}
+    for photo in photos:
+        stems.setdefault(images.scene_name(photo).lower(), []).append(photo)
+    return {photo: os.path.basename(photo) + ".png" if len(stems[
+        images.scene_name(photo).lower()]) > 1 else images.scene_name(photo) + ".png"
+            for photo in photos}
+
+
+def _entry(path):
+    """The directory entry `path` names, with its folder resolved (what a rename onto
+    `path` replaces)."""
+    return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))),
+                        os.path.basename(path))
+
+
+class _Inputs:
+    """The inputs as the files they reach: entries, link targets and inodes."""
+
+    def __init__(self, photos):
+        self._by_key = {}
+        for photo in photos:
+            for key in (_entry(photo), os.path.realpath(photo), _inode(photo)):
+                self._by_key.setdefault(key, photo)
+
+    def reached_by(self, path):
+        """The input that writing `path` would replace or reach, or None."""
+        keys = [_entry(path)]
+        if os.path.lexists(path):
+            keys += [os.path.realpath(path), _inode(path)]
+        return next((self._by_key[k] for k in keys if k in self._by_key), None)
+
+
+def _inode(path):
+    try:
+        stats = os.stat(path)
+    except OSError:
+        return None
+    return (stats.st_dev, stats.st_ino)
+
+
+def _make_folder(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise PlanError(f"cannot create the output folder {folder}: {e.strerror}") from None
+
+
+def plan(source, target, save_attention=False, overwrite=False):
+    """Plans a run: every output path, decided before anything is written.
+
+    Args:
+        source: str or PathLike, a photo file or a folder of them (the folder's
+            `.png` / `.jpg` / `.jpeg` entries; each is read by content).
+        target: str or PathLike, the output `.png` for a file, or a folder (created
+            if need be; a name ending in the path separator is a folder).
+        save_attention: bool, also plan `<stem>_attention.png`, `<stem>_blur_map.png`.
+        overwrite: bool, replace outputs of an earlier run of this app; files it did
+            not write are never replaced.
+
+    Returns:
+        `Report` with `jobs` and `skipped` filled in.
+
+    Raises:
+        PlanError: a missing source, an output that would replace an input, two
+            photos with one output, an unusable target; nothing was written.
+    """
+    source, target = os.fspath(source), os.fspath(target)
+    if os.path.isdir(source):
+        photos, skipped = _photos_in(source)
+        if not photos and not skipped:
+            raise PlanError(f"{source}: no PNG or JPEG files (.png, .jpg, .jpeg)")
+        if os.path.lexists(target) and not os.path.isdir(target):
+            raise PlanError(f"{target} is a file; give a folder for a folder of photos")
+        folder, names = target, _output_names(photos)
+    elif os.path.lexists(source):
+        reason = _not_a_file(source)
+        if reason:
+            raise PlanError(reason)
+        photos, skipped = [source], []
+        if os.path.isdir(target) or target.endswith(os.sep):
+            folder, names = target, _output_names(photos)
+        elif not target.lower().endswith(".png"):
+            raise PlanError(f"{target}: results are PNG files; end the name with .png")
+        else:
+            folder, names = os.path.dirname(target) or ".", {source: os.path.basename(target)}
+    else:
+        raise PlanError(f"{source}: no such file or folder")
+    report = Report(jobs=[], skipped=skipped)
+    for photo in photos:
+        stem = os.path.splitext(names[photo])[0]
+        report.jobs.append(Job(photo, os.path.join(folder, names[photo]), {
+            extra: os.path.join(folder, f"{stem}_{extra}.png")
+            for extra in (EXTRAS if save_attention else ())}))
+    _check_outputs(report.jobs, _Inputs(photos))
+    _make_folder(folder)
+    report.jobs = [job for job in report.jobs if not _in_the_way(job, overwrite, report)]
+    return report
+
+
+def _check_outputs(jobs, inputs):
+    """PlanError when an output would replace an input or two jobs share an output."""
+    claimed = {}
+    for job in jobs:
+        for path in job.paths():
+            reached = inputs.reached_by(path)
+            if reached is not None:
+                raise PlanError(f"the output {path} would replace the input {reached}; "
+                                "choose another output folder")
+            key = _entry(path).lower()  # one file on a case-insensitive disk
+            if key in claimed:
+                raise PlanError(f"{claimed[key]} and {job.source} would both be written "
+                                f"to {path}; rename one of them")
+            claimed[key] = job.source
+
+
+def _in_the_way(job, overwrite, report):
+    """True (and a line in `report.skipped`) when an existing file keeps `job` from
+    running: its photo output exists (ours without `overwrite`), or a path holds a
+    file this app did not write."""
+    for path in job.paths():
+        if os.path.lexists(path) and not is_ours(path):
+            report.skipped.append((job.source, "in_the_way", (
+                f"{path} is already there and was not written by this app; it is left "
+                f"as it is (move it away to deblur {job.source})")))
+            return True
+    if os.path.lexists(job.output) and not overwrite:
+        report.skipped.append((job.source, "done_before",
+                               f"{job.output} is there from an earlier run"))
+        return True
+    return False
+
+
+def attention_image(model, image):
+    """Scale-attention maps of the first KPAC block for an RGB photo, as one uint8
+    grayscale image: the rates' maps side by side, each at the photo's size.
+
+    Returns None when the model has no scale attention.
+    """
+    if len(model.inputs) != 1:
+        return None
+    maps = block_attention(model, pixels.to_network(np.asarray(image)[None])).get("kpac_0")
+    if maps is None:
+        return None
+    tiles = [maps[..., i] for i in range(maps.shape[-1])]
+    return np.round(np.concatenate(tiles, axis=1) * 255).astype(np.uint8)[..., None]
+
+
+def _deblur_one(deblurrer, job, tile_size, overlap, max_pixels):
+    """{path: uint8/uint16 array} to write for `job`, extras first, the photo last.
+
+    Raises OutOfMemory before starting when the photo would need more memory than is
+    available (the kernel would kill the process, not raise), or when TensorFlow or
+    numpy run out during it."""
+    image = images.read_image(job.source, max_pixels)
+    size = f"{image.shape[1]}x{image.shape[0]}"
+    how = f" in tiles of {tile_size} px" if tile_size else " whole"
+    needed = memory_needed(image.shape[0], image.shape[1], tile_size)
+    available = memory.available_bytes()
+    if available is not None and needed > available:
+        raise OutOfMemory(f"{job.source}: deblurring this {size} photo{how} needs about "
+                          f"{memory.describe(needed)}; {memory.describe(available)} is "
+                          "available", tile_size)
+    try:
+        outputs = {}
+        if job.extras and deblurrer.keras_model is not None:
+            rgb = images.as_rgb(image)
+            maps = attention_image(deblurrer.keras_model, rgb)
+            if maps is not None:
+                outputs[job.extras["attention"]] = maps
+                outputs[job.extras["blur_map"]] = draw_blur_map(
+                    rgb, *blur_map(deblurrer.keras_model, rgb))
+        outputs[job.output] = deblur(deblurrer, image, tile_size, overlap)
+        return outputs
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        message = f"{job.source}: ran out of memory deblurring this {size} photo{how}"
+    del image
+    gc.collect()
+    raise OutOfMemory(message, tile_size)
+
+
+def run(deblurrer, report, tile_size=None, overlap=64, max_pixels=None):
+    """Deblurs a `plan`'s jobs in order; fills in `report` and returns it.
+
+    A photo that cannot be read, is over `max_pixels` (checked before decoding) or
+    does not fit in memory goes to `report.failed` and the next one goes on. An
+    output that cannot be written (read-only or full disk), or a model that gives
+    NaN or inf, sets `report.stopped` and ends the run: nothing further is written.
+
+    Args:
+        deblurrer: `Deblurrer`.
+        report: `Report` from `plan`.
+        tile_size, overlap: as for `deblurring.deblur` (None: whole photos).
+        max_pixels: int or None, the largest photo read (height x width).
+
+    Raises:
+        ValueError: attention outputs planned for a model without Keras layers.
+    """
+    if any(job.extras for job in report.jobs) and deblurrer.keras_model is None:
+        raise ValueError("attention maps need a Keras model, not a SavedModel")
+    progress = progress_bar(len(report.jobs), "image")
+    for job in report.jobs:
+        try:
+            outputs = _deblur_one(deblurrer, job, tile_size, overlap, max_pixels)
+        except NonFiniteOutput as e:
+            report.stopped = f"{e}; stopped at {job.source}, nothing written for it"
+            return report
+        except (images.ImageReadError, OutOfMemory, ValueError) as e:
+            report.failed.append((job.source, e))
+            progress.add(1)
+            continue
+        for path, array in outputs.items():
+            try:
+                images.write_png(path, array, text=SOFTWARE)
+            except OSError as e:
+                reason = f"cannot write {path}: {e.strerror or e}"
+                if e.errno in _WRITE_STOPS:
+                    report.stopped = reason
+                    return report
+                report.failed.append((job.source, OSError(reason)))
+                break
+        else:
+            report.done.append(job.source)
+        progress.add(1)
+    return report
