@@ -18,6 +18,7 @@ a table on the same test images and a before/after picture,
 """
 
 import os
+import threading
 
 from absl import flags, logging
 
@@ -25,6 +26,7 @@ from kpac_tf.data import pipelines
 from kpac_tf.deploy import examples
 from kpac_tf.models.networks import BLOCK_TYPES
 from kpac_tf.training import cluster, loop, run_folder, settings
+from kpac_tf.utils import devices
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
@@ -55,14 +57,26 @@ _TRAINING_PRECISION = flags.DEFINE_enum(
     "Keras dtype policy of training: float32; mixed_bfloat16 (bfloat16 compute, "
     "float32 weights), for CPUs with AVX512-BF16 / AMX "
     "(speed: benchmarks/training_precision.py); mixed_float16 (float16 compute, loss "
-    "scaling) for GPUs (TensorFlow's CPU kernels cannot train KPAC blocks in "
-    "float16). Evaluation and the saved model are float32 either way. A run keeps "
+    "scaling) where the kernels have float16 gradients of dilated convolutions (GPUs, "
+    "CPUs with AVX512-FP16; elsewhere the first step says so). Evaluation and the saved model are float32 either way. A run keeps "
     "the precision it started with.")
 _EMA_DECAY = flags.DEFINE_float(
     "ema_decay", 0.0, "Exponential moving average of the weights after every step "
     "(0: off; e.g. 0.999 for long runs, 0.99 for a few hundred steps: the average "
     "starts at the initial weights, which keep a share of decay ** steps). When on, "
     "the average is what is evaluated, kept as best and saved as the final model.")
+_DETERMINISTIC = flags.DEFINE_boolean(
+    "deterministic", True, "TensorFlow's op determinism, so a run and its resumption "
+    "give the same weights on GPUs too (CPUs are deterministic either way); "
+    "--nodeterministic lets a GPU pick faster nondeterministic convolution gradients.")
+_REQUIRE_GPU = flags.DEFINE_boolean(
+    "require_gpu", False, "Refuse to start, writing nothing, unless TensorFlow sees a "
+    "GPU (the message gives TensorFlow's reason).")
+_STEPS_PER_LOOP = flags.DEFINE_integer(
+    "steps_per_loop", None, "Steps run inside one compiled loop before Python reads the "
+    "loss and the workers agree on stopping (default 1). Larger keeps a fast GPU busy; "
+    "logs, evaluations and saves still happen on their exact steps, SIGTERM waits for "
+    "the loop to end, and the weights are the same for any value.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", None, "Steps between progress logs.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between evaluations.")
 _SAVE_EVERY = flags.DEFINE_integer("save_every", None, "Steps between checkpoints.")
@@ -84,9 +98,10 @@ FIELD_FLAGS = dict(
     crop_size=_CROP_SIZE, flips=_FLIPS, learning_rate=_LEARNING_RATE,
     perceptual_weight=_PERCEPTUAL_WEIGHT, vgg19_weights=_VGG19_WEIGHTS,
     init_from=_INIT_FROM, resume_from=_RESUME_FROM, strategy=_STRATEGY,
-    precision=_TRAINING_PRECISION, ema_decay=_EMA_DECAY, seed=_SEED,
+    precision=_TRAINING_PRECISION, deterministic=_DETERMINISTIC, ema_decay=_EMA_DECAY,
+    seed=_SEED,
     log_every=_LOG_EVERY, eval_every=_EVAL_EVERY, save_every=_SAVE_EVERY,
-    eval_images=_EVAL_IMAGES)
+    steps_per_loop=_STEPS_PER_LOOP, eval_images=_EVAL_IMAGES)
 NETWORK_FLAGS = dict(
     num_blocks=_NUM_BLOCKS, kernel_size=_KERNEL_SIZE, num_dilations=_NUM_DILATIONS,
     share_weights=_SHARE_WEIGHTS, scale_attention=_SCALE_ATTENTION,
@@ -123,8 +138,22 @@ def config_from_flags():
         **{field: holder.value for field, holder in FIELD_FLAGS.items()})
 
 
+def _say_why_no_gpu():
+    """Refuses at once under --require_gpu when TensorFlow sees no GPU; otherwise,
+    with no GPU, logs TensorFlow's reason while training starts (asking it takes a
+    fresh process a few seconds)."""
+    if devices.gpus():
+        return
+    if _REQUIRE_GPU.value:
+        raise SystemExit(f"train: no GPU visible to TensorFlow ({devices.no_gpu_reason()}"
+                         "); --require_gpu refuses to train on the CPU")
+    threading.Thread(target=lambda: logging.info(
+        "No GPU: TensorFlow's reason: %s", devices.no_gpu_reason()), daemon=True).start()
+
+
 def main(argv):
     del argv  # run_app refuses extra arguments
+    _say_why_no_gpu()
     try:
         config = config_from_flags()
         logging.info("Training %s on %s into %s", config.model, config.dataset,
@@ -192,7 +221,8 @@ FLAG_GROUPS = {
     "Optimisation (unset: the preset's)": [
         _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _PERCEPTUAL_WEIGHT,
         _VGG19_WEIGHTS],
-    "Hardware and precision": [_STRATEGY, _TRAINING_PRECISION],
+    "Hardware and precision": [_STRATEGY, _REQUIRE_GPU, _TRAINING_PRECISION, _DETERMINISTIC,
+                               _STEPS_PER_LOOP],
     "Weight averaging": [_EMA_DECAY],
     "Progress, evaluation and checkpoints": [
         _LOG_EVERY, _EVAL_EVERY, _EVAL_IMAGES, _SAVE_EVERY],

@@ -51,6 +51,7 @@ from kpac_tf.training import losses, run_folder, warm_start
 from kpac_tf.training.cluster import (Worker, any_worker, check_workers_agree,
                                       lost_workers_explained, make_strategy, this_worker)
 from kpac_tf.training.settings import write_or_check_config
+from kpac_tf.utils.devices import replicas_line
 from kpac_tf.utils.files import atomic_output, write_json
 
 VALIDATION_SPLIT, TEST_SPLIT = "validation", "test"
@@ -176,18 +177,12 @@ class _Trainer:
             average.assign(decay * average + (1.0 - decay) * weight)
 
     def step_fn(self, inputs, sharp):
-        """One replica's step on its slice of this worker's batch.
+        """One replica's step on its own per-replica batch (`distributed_input`).
 
         Returns (total, mae, perceptual) already divided by the global batch size, so
         a SUM over replicas is the global mean.
         """
         global_batch = self.config.batch_size
-        local_replicas = self.strategy.num_replicas_in_sync // self.workers
-        per_replica = global_batch // self.strategy.num_replicas_in_sync
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        start = (replica % local_replicas) * per_replica
-        inputs, sharp = tf.nest.map_structure(lambda t: t[start:start + per_replica],
-                                              (inputs, sharp))
         with tf.GradientTape() as tape:
             output = tf.cast(self.model(inputs, training=True), tf.float32)
             mae = losses.mae_per_example(sharp, output)
@@ -203,35 +198,64 @@ class _Trainer:
                 tf.nn.compute_average_loss(mae, global_batch_size=global_batch),
                 tf.nn.compute_average_loss(perceptual, global_batch_size=global_batch))
 
-    def make_train_step(self):
-        """The compiled step: reads this worker's batch, runs every replica on its
-        slice, and sums the replicas' losses."""
+    def distributed_input(self, builder, start):
+        """This worker's training stream, split by tf.distribute: each replica gets
+        its own slice of the worker's batch and prefetches it to its device.
+
+        The worker reads its own seeded stream of `batch_size / workers` examples
+        from batch `start` (its step: batch b is a pure function of (seed, b), so a
+        resumed run needs no iterator state); replica r of the worker's n gets
+        examples [r * per_replica, (r + 1) * per_replica) of each batch.
+        """
+        config = self.config
+        per_worker = config.batch_size // self.workers
+        per_replica = config.batch_size // self.strategy.num_replicas_in_sync
+
+        def dataset_fn(context):
+            stream = pipelines.training_dataset(
+                builder, crop_size=config.crop_size, batch_size=per_worker,
+                flips=config.flips, seed=config.seed + 1000 * self.worker_index,
+                to_8bit=config.to_8bit, start=start)
+            if per_replica == per_worker:
+                return stream
+            # Consecutive elements go to the worker's replicas in turn.
+            return stream.unbatch().batch(per_replica, drop_remainder=True)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def make_train_loop(self):
+        """The compiled loop: `train_loop(iterator, steps)` runs `steps` steps (an
+        int64 scalar tensor, >= 1; one trace for any count) without returning to
+        Python, each replica on its own batch, and returns the last step's losses,
+        summed over replicas."""
 
         @tf.function
-        def train_step(iterator):
-            inputs, sharp = next(iterator)
-            per_replica = self.strategy.run(self.step_fn, args=(inputs, sharp))
-            if self.ema_model is not None:
-                self.update_average()
-            self.step.assign_add(1)
-            return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                    for value in per_replica]
+        def train_loop(iterator, steps):
+            last = [tf.constant(0.0)] * 3
+            for _ in tf.range(steps):
+                per_replica = self.strategy.run(self.step_fn, args=next(iterator))
+                if self.ema_model is not None:
+                    self.update_average()
+                self.step.assign_add(1)
+                last = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                        for value in per_replica]
+            return last
 
         if self.config.precision != "mixed_float16":
-            return train_step
+            return train_loop
 
-        def float16_train_step(iterator):
+        def float16_train_loop(iterator, steps):
             try:
-                return train_step(iterator)
+                return train_loop(iterator, steps)
             except tf.errors.InvalidArgumentError as e:
                 if "dilation rates larger than 1" not in str(e):
                     raise
                 raise ValueError(
-                    "precision mixed_float16: TensorFlow's CPU kernels have no float16 "
-                    "gradient of dilated convolutions (KPAC blocks); on a CPU use "
-                    "mixed_bfloat16 (or float32), keep mixed_float16 for GPUs") from None
+                    "precision mixed_float16: this machine's TensorFlow kernels have no "
+                    "float16 gradient of dilated convolutions (KPAC blocks); use "
+                    "mixed_bfloat16 (or float32) here") from None
 
-        return float16_train_step
+        return float16_train_loop
 
 
 def _evaluate(trainer, eval_data, limit, predict, write_images=False):
@@ -383,10 +407,14 @@ def train(config):
         ValueError: bad settings, or a model_dir holding a different run.
     """
     worker = this_worker(config.strategy)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     # First of all (MultiWorkerMirroredStrategy must exist before any TensorFlow op),
     # and before anything may refuse: a worker that stopped before the others had
     # joined would leave them waiting for it for ever.
     strategy = make_strategy(config.strategy)
+    logging.info("%s%s", replicas_line(strategy),
+                 "" if config.deterministic else "; op determinism off")
     # A worker that stops answering ends the others' collectives: they say so; so does
     # a write that fails for want of room or permission.
     with lost_workers_explained(worker, config.model_dir), \
@@ -452,15 +480,8 @@ def _train(config, strategy, worker, out_dir):
     check_workers_agree(strategy, worker, config, trainer)
     # The step of the newest checkpoint of the run (None: none yet).
     saved_step = int(trainer.step.numpy()) if restored else None
-    # Each worker reads its own stream (seeded by its index) of batch_size / workers
-    # examples; replicas slice it in step_fn. Batch b of a stream is a pure function
-    # of (seed, b), so a resumed run starts the stream at its step and resuming is
-    # exact with no iterator state in the checkpoint.
-    train_data = pipelines.training_dataset(
-        builder, crop_size=config.crop_size, batch_size=config.batch_size // trainer.workers,
-        flips=config.flips, seed=config.seed + 1000 * trainer.worker_index,
-        to_8bit=config.to_8bit, start=int(trainer.step.numpy()))
-    iterator = iter(train_data)
+    # The stream starts at the step: resuming is exact with no iterator state.
+    iterator = iter(trainer.distributed_input(builder, int(trainer.step.numpy())))
 
     validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT, config.to_8bit)
     predict = predictor(trainer.eval_model)
@@ -468,7 +489,7 @@ def _train(config, strategy, worker, out_dir):
         run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
     validation_writer = tf.summary.create_file_writer(
         run_folder.path(out_dir, run_folder.VALIDATION_SUMMARIES))
-    train_step = trainer.make_train_step()
+    train_loop = trainer.make_train_loop()
 
     def validate(step):
         """Scores the evaluated weights on the validation images and keeps the best."""
@@ -489,11 +510,17 @@ def _train(config, strategy, worker, out_dir):
     loss = None
     start_time = window_time = time.time()
     window_start = step
-    # From here to the last step, SIGTERM / SIGINT finish the step, save it and stop
-    # (before, nothing is lost by stopping at once; after, everything is rerun-safe).
+    # From here to the last step, SIGTERM / SIGINT finish the loop of steps, save and
+    # stop (before, nothing is lost by stopping at once; after, everything is
+    # rerun-safe). The host reads losses and agrees on stopping once per loop; a loop
+    # ends on every step that logs, evaluates or saves, and on the last.
     with _stop_requests() as stop_requests:
         while step < config.steps:
-            loss, mae, perceptual = (float(v) for v in train_step(iterator))
+            steps = min(config.steps_per_loop, config.steps - step, *(
+                every - step % every
+                for every in (config.log_every, config.eval_every, config.save_every)))
+            loss, mae, perceptual = (float(v) for v in train_loop(
+                iterator, tf.constant(steps, tf.int64)))
             step = int(trainer.step.numpy())
             if not np.isfinite(loss):
                 last = "none" if saved_step is None else f"ckpt-{saved_step}"

@@ -49,10 +49,17 @@ class TrainConfig:
         precision: str, Keras dtype policy of training: "float32",
             "mixed_bfloat16" (bfloat16 compute, float32 weights; for CPUs with
             AVX512-BF16 / AMX, speed measured by benchmarks/training_precision.py) or
-            "mixed_float16" (float16
-            compute with loss scaling; GPUs: TensorFlow's CPU kernels have no float16
-            gradient of dilated convolutions). Evaluation and the final model are
-            float32 either way.
+            "mixed_float16" (float16 compute with loss scaling; where the machine's
+            kernels have a float16 gradient of dilated convolutions: GPUs, CPUs with
+            AVX512-FP16; `devices.has_float16_dilated_gradients` probes it, and
+            elsewhere the first step refuses in a sentence). Evaluation and the final
+            model are float32 either way.
+        deterministic: bool, enable TensorFlow's op determinism
+            (`tf.config.experimental.enable_op_determinism`, for the whole process:
+            once on it stays on), so a run, and a resumed run, give the same weights
+            on GPUs too (cuDNN picks deterministic algorithms). CPU kernels are
+            deterministic either way; off, a GPU may pick faster nondeterministic
+            convolution gradients.
         ema_decay: float, exponential moving average of the weights (0: off; e.g.
             0.999 for long runs, 0.99 for a few hundred steps): evaluated, selected
             and written as the final model when on. It starts at the initial
@@ -61,6 +68,11 @@ class TrainConfig:
         seed: int, fixes initialisation and data order.
         log_every, eval_every, save_every: int, steps between logs, evaluations and
             checkpoints.
+        steps_per_loop: int, steps run inside one compiled loop before Python reads
+            the loss and the workers agree on stopping (1: after every step). Larger
+            keeps a fast GPU busy; a loop also ends on every step that logs,
+            evaluates or saves, and SIGTERM waits for the loop to end. The weights
+            are the same for any value.
         eval_images: int, validation images scored at each evaluation (0: all); the
             best checkpoint is chosen on them.
     """
@@ -87,11 +99,13 @@ class TrainConfig:
     resume_from: int = None
     strategy: str = "default"
     precision: str = "float32"
+    deterministic: bool = True
     ema_decay: float = 0.0
     seed: int = 0
     log_every: int = 100
     eval_every: int = 5000
     save_every: int = 1000
+    steps_per_loop: int = 1
     eval_images: int = 10
 
     def __post_init__(self):
@@ -99,6 +113,9 @@ class TrainConfig:
         if self.precision not in TRAINING_PRECISIONS:
             raise ValueError(f"precision must be one of {TRAINING_PRECISIONS}, got "
                              f"{self.precision!r}")
+        for name in ("steps_per_loop", "log_every", "eval_every", "save_every"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
 
@@ -128,12 +145,13 @@ IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "to_8bit", 
 
 # What may change when a run resumes: its length, the progress / evaluation / save
 # rhythm, folders and files (the same data and VGG19 weights wherever they are),
-# init_from (ignored when resuming), and the strategy as long as the worker count
-# stays (it only spreads each worker's batch over its devices). A test checks that
+# init_from (ignored when resuming), the strategy as long as the worker count stays
+# (it only spreads each worker's batch over its devices), and op determinism (the
+# same computation, in a fixed or a free order). A test checks that
 # every TrainConfig field is in one of the two lists.
 MAY_CHANGE = ("model_dir", "data_dir", "manual_dir", "vgg19_weights", "init_from",
                "resume_from", "steps", "log_every", "eval_every", "save_every",
-               "eval_images", "strategy")
+               "eval_images", "strategy", "deterministic", "steps_per_loop")
 
 
 # Settings that may name different places on different machines (paths).

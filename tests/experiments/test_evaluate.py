@@ -62,7 +62,7 @@ def test_bad_images_abort_or_are_skipped(tmp_path, capsys):
     model.save(tmp_path / "m.keras")
     common = dict(checkpoint=str(tmp_path / "m.keras"), input_dir=str(archive),
                   split="test")
-    with pytest.raises(SystemExit, match=f"{bad}.*not a readable image.*--skip_bad"):
+    with pytest.raises(SystemExit, match=f"{bad}.*not a PNG or JPEG image.*--skip_bad"):
         run_app(capsys, output_dir=str(tmp_path / "a"), **common)
     assert not (tmp_path / "a" / "metrics.json").exists()
     printed = run_app(capsys, output_dir=str(tmp_path / "b"), skip_bad=True, **common)
