@@ -9,13 +9,17 @@ network trained on synthetic defocus, not DPDD. --input is a PNG/JPEG file (8- o
 16-bit; EXIF orientation respected; read by content, whatever its name says) or a
 folder of them; results are PNGs of the same bit depth.
 
-Nothing is lost: no output ever replaces an input (compared as the files they reach,
-through links) or a file this app did not write; photos sharing a name (e.jpg, e.png)
-get distinct outputs (e.jpg.png, e.png.png); outputs already there are skipped, so
-rerunning a stopped run resumes it (--overwrite redoes them). Photos over
---max_megapixels are refused before decoding. A photo that fails is named and the
-others go on; a read-only or full output folder stops the run at once. The summary
-lists done, skipped and failed photos; the exit code is 1 if any failed.
+A folder's photos are its files holding PNG or JPEG, whatever their names, and those
+named .png / .jpg / .jpeg (anything else they hold is named as it fails). Nothing is
+lost: no output ever replaces an input (compared as the files they reach, through
+links) or a file this app did not write (its outputs are recorded in
+<output>/.kpac-deblur.json); the output folder is never the input folder; photos
+sharing a name (e.jpg, e.png) get distinct outputs (e.jpg.png, e.png.png); outputs
+already there are skipped, so rerunning a stopped run resumes it (--overwrite redoes
+them). Photos over --max_megapixels are refused before decoding. A photo that fails
+is named and the others go on; a read-only or full output folder stops the run at
+once. The summary lists done, skipped and failed photos; the exit code is 1 if any
+failed.
 """
 
 from absl import flags, logging
@@ -58,8 +62,8 @@ def _checked_settings():
             raise SystemExit(f"deblur: --tile_size={_TILE_SIZE.value} --overlap="
                              f"{_OVERLAP.value}: {e}; leave --tile_size unset to deblur "
                              "whole photos") from None
-    if not _max_megapixels() > 0:
-        raise SystemExit(f"deblur: --max_megapixels must be above 0, got "
+    if not 0 < _max_megapixels() < float("inf"):
+        raise SystemExit(f"deblur: --max_megapixels must be a number above 0, got "
                          f"{_max_megapixels():g}")
 
 
@@ -70,8 +74,7 @@ def _max_megapixels():
 def _worded(error):
     """A failed photo's reason, with the flag that is the way on."""
     if isinstance(error, images.PhotoTooLarge):
-        return (f"{error} (--max_megapixels); raise it to deblur this photo, in tiles "
-                "(--tile_size=1024)")
+        return f"{error} (--max_megapixels); raise it to deblur this photo"
     if isinstance(error, photo_files.OutOfMemory):
         if error.tile_size is None:
             return f"{error}; deblur it in tiles (--tile_size=1024)"
@@ -80,27 +83,36 @@ def _worded(error):
     return str(error)
 
 
-_SKIP_HINTS = {"done_before": " (--overwrite redoes it)", "in_the_way": "",
-               "not_a_file": ", skipped"}
+_SKIP_HINTS = {"done_before": " (--overwrite redoes it)", "in_the_way": "", "not_a_file": ""}
 
 
 def _summary(report):
-    """Logs what was done, skipped and failed; SystemExit if the run stopped or any
-    photo failed."""
-    total = len(report.jobs) + len(report.skipped)
-    logging.info("Deblurred %d of %d photos into %s; skipped %d, failed %d",
-                 len(report.done), total, _OUTPUT.value, len(report.skipped),
-                 len(report.failed))
+    """Logs what was done, skipped, ignored and failed; SystemExit if the run stopped
+    or any photo failed."""
+    left = len(report.jobs) - len(report.done) - len(report.failed)
+    counts = [f"{len(items)} {word}" for items, word in (
+        (report.skipped, "skipped"), (report.failed, "failed"),
+        (range(left), "not attempted")) if len(items)]
+    logging.info("Deblurred %d of %d photos into %s%s", len(report.done),
+                 len(report.jobs) + len(report.skipped), report.folder,
+                 f" ({', '.join(counts)})" if counts else "")
     for _, kind, reason in report.skipped:
         logging.warning("skipped: %s%s", reason, _SKIP_HINTS[kind])
     for _, error in report.failed:
         logging.error("failed: %s", _worded(error))
+    if report.ignored:
+        logging.info("passed over %d files holding no PNG or JPEG: %s", len(report.ignored),
+                     ", ".join(report.ignored))
+    if report.broken_model:
+        raise SystemExit(f"deblur: {report.stopped}. Nothing further was deblurred: give "
+                         "a checkpoint whose weights are finite")
     if report.stopped:
-        raise SystemExit(f"deblur: {report.stopped}. The run stopped: the {len(report.done)}"
-                         " photos done are complete; rerun the same command to go on")
+        raise SystemExit(f"deblur: {report.stopped}. The run stopped; the photos done are "
+                         "complete, and rerunning the same command goes on from there")
     if report.failed:
-        raise SystemExit(f"deblur: {len(report.failed)} of {total} photos failed "
-                         "(listed above)")
+        raise SystemExit(f"deblur: {len(report.failed)} of "
+                         f"{len(report.jobs) + len(report.skipped)} photos failed (listed "
+                         "above)")
 
 
 def main(argv):
@@ -116,8 +128,11 @@ def main(argv):
     if _SAVE_ATTENTION.value and deblurrer.keras_model is None:
         raise SystemExit(f"deblur: --save_attention needs a Keras model; --checkpoint "
                          f"{_CHECKPOINT.value} is an exported SavedModel")
-    photo_files.run(deblurrer, report, _TILE_SIZE.value, _OVERLAP.value,
-                    int(_max_megapixels() * 1e6))
+    try:
+        photo_files.run(deblurrer, report, _TILE_SIZE.value, _OVERLAP.value,
+                        int(_max_megapixels() * 1e6))
+    except photo_files.PlanError as e:  # the output folder cannot be written
+        raise SystemExit(f"deblur: {e}") from None
     _summary(report)
 
 

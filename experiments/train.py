@@ -67,8 +67,8 @@ _EMA_DECAY = flags.DEFINE_float(
     "the average is what is evaluated, kept as best and saved as the final model.")
 _DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", True, "TensorFlow's op determinism, so a run and its resumption "
-    "give the same weights on GPUs too (CPUs are deterministic either way); "
-    "--nodeterministic lets a GPU pick faster nondeterministic convolution gradients.")
+    "give the same weights on GPUs too (CPUs are deterministic either way); off, a GPU "
+    "may pick faster nondeterministic convolution gradients.")
 _REQUIRE_GPU = flags.DEFINE_boolean(
     "require_gpu", False, "Refuse to start, writing nothing, unless TensorFlow sees a "
     "GPU (the message gives TensorFlow's reason).")

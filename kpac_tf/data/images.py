@@ -154,11 +154,13 @@ def _png_header(f, path):
 def _jpeg_header(f, path):
     """ImageHeader of a JPEG file positioned after its SOI marker: the first frame
     header (SOFn) among the marker segments."""
-    while True:
+    stray = 0
+    while stray < 65536:
         byte = f.read(1)
         if not byte:
             break
         if byte != b"\xff":  # stray bytes between segments: skipped, as libjpeg does
+            stray += 1
             continue
         code = f.read(1)
         while code == b"\xff":  # fill bytes before a marker code
@@ -229,6 +231,19 @@ def _orient(array, orientation):
     return np.ascontiguousarray(transform(array)) if transform else array
 
 
+def file_format(path):
+    """The format a file's first bytes show: "PNG", "JPEG", another format's name
+    ("WebP", "GIF", "text", ...) or None; ImageReadError if it is not a regular
+    file or cannot be read."""
+    path = os.fspath(path)
+    check_regular_file(path)
+    try:
+        with open(path, "rb") as f:
+            return _format_name(f.read(32))
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+
+
 def read_header(path):
     """What a photo file declares, read from its first bytes (nothing is decoded).
 
@@ -254,6 +269,9 @@ def read_header(path):
                 header = (_png_header if name == "PNG" else _jpeg_header)(f, path)
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    except struct.error:  # a chunk or segment cut short
+        raise ImageReadError(f"{path}: not a readable {name} image (its header is cut "
+                             "short)") from None
     if not head:
         raise ImageReadError(f"{path}: empty file, not a PNG or JPEG image")
     if name not in ("PNG", "JPEG"):
@@ -324,21 +342,25 @@ def as_rgb(image):
     return image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
 
 
-def write_png(path, image, compression=-1, text=None):
-    """Writes uint8/uint16 (h, w, c) as PNG, atomically; `compression` is the zlib
-    level, 0-9 (-1: zlib's default, 6); `text`, {keyword: value} (Latin-1), is
-    written as tEXt entries after the header (`png_text` reads them)."""
+def write_png(path, image, compression=-1, text=None, replace=True):
+    """Writes uint8/uint16 (h, w, c) as PNG, atomically and flushed to the disk;
+    `compression` is the zlib level, 0-9 (-1: zlib's default, 6); `text`, {keyword:
+    value} (Latin-1), is written as tEXt entries after the header (`png_text` reads
+    them); `replace=False` never replaces a file at `path` (FileExistsError; see
+    `atomic_output`)."""
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_png needs uint8 or uint16, got {image.dtype}")
     if image.ndim == 2:
         image = image[..., None]
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+    with atomic_output(path, replace) as tmp, open(tmp, "wb") as f:
         data = tf.io.encode_png(image, compression=compression).numpy()
         header_end = len(PNG_SIGNATURE) + 25  # the signature and the IHDR chunk
-        entries = b"".join(_png_chunk(b"tEXt", f"{k}\0{v}".encode("latin-1"))
+        entries = b"".join(_png_chunk(b"tEXt", f"{k}\0{v}".encode("latin-1", "replace"))
                            for k, v in (text or {}).items())
         f.write(data[:header_end] + entries + data[header_end:])
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def list_images(folder):

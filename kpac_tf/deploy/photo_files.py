@@ -3,17 +3,26 @@
 `plan` names every output before anything is written. Outputs are compared with the
 inputs as the files they reach (resolved paths, the same inode), never as spellings;
 two inputs never share an output (`e.jpg` and `e.png` become `e.jpg.png` and
-`e.png.png`); a file already at an output path is skipped, not replaced, unless this
-app wrote it (its PNG carries `SOFTWARE`) and `overwrite` is set. `run` deblurs the
-plan photo by photo: a bad photo is named and the others go on; an output that cannot
-be written, or a model that gives NaN, stops the run at once. Every file is written
-atomically and the photo last, so rerunning the same plan resumes a stopped run.
+`e.png.png`); the output folder is never the input folder. What this app wrote is
+recorded in the output folder's `MANIFEST` (name, source photo, inode, size and
+modification time of each output), so a file is ours only if it is still the very
+file written, not a copy or a look-alike: a file already at an output path is skipped,
+not replaced, unless it is ours and `overwrite` is set, and a photo whose result is
+already there under another name (the folder gained a photo of the same stem since)
+is skipped too.
+
+`run` deblurs the plan photo by photo: a bad photo is named and the others go on; an
+output that cannot be written, or a model that gives NaN, stops the run at once. Every
+file is written atomically and flushed, the photo last, and a new output never
+replaces a file that appeared meanwhile, so rerunning the same command resumes.
 """
 
 import dataclasses
 import errno
 import gc
+import json
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -23,9 +32,11 @@ from kpac_tf.deploy.blur_map import blur_map, draw_blur_map
 from kpac_tf.deploy.deblurring import NonFiniteOutput, deblur, memory_needed
 from kpac_tf.models.forward import block_attention
 from kpac_tf.utils import memory
+from kpac_tf.utils.files import write_json
 from kpac_tf.utils.progress import progress_bar
 
-SOFTWARE = {"Software": "kpac-tf deblur"}  # the PNG text entry that marks our outputs
+MANIFEST = ".kpac-deblur.json"  # in the output folder: what this app wrote there
+SOFTWARE = "kpac-tf deblur"  # PNG text of our outputs (provenance, not proof)
 EXTRAS = ("attention", "blur_map")  # with save_attention: <stem>_<extra>.png
 # Write errors after which nothing further can be written: the run stops.
 _WRITE_STOPS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT,
@@ -45,6 +56,44 @@ class OutOfMemory(RuntimeError):
         self.tile_size = tile_size
 
 
+class Manifest:
+    """The outputs this app wrote in a folder: {name: {source, inode, size,
+    mtime_ns}}, kept in `folder/MANIFEST`. A file is ours only while it is that very
+    file (same inode, size and modification time)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.path = os.path.join(folder, MANIFEST)
+        try:
+            images.check_regular_file(self.path)
+            with open(self.path) as f:
+                self.entries = dict(json.load(f))
+        except (images.ImageReadError, OSError, ValueError, TypeError):
+            self.entries = {}  # none yet, or unreadable: nothing counts as ours
+
+    def owns(self, path):
+        entry = self.entries.get(os.path.basename(path))
+        try:
+            stats = os.lstat(path)
+        except OSError:
+            return False
+        return entry is not None and [entry.get(k) for k in ("inode", "size", "mtime_ns")] \
+            == [stats.st_ino, stats.st_size, stats.st_mtime_ns]
+
+    def output_of(self, source):
+        """The name of an output of ours made from a photo named `source`, or None."""
+        return next((name for name, entry in sorted(self.entries.items())
+                     if entry.get("source") == os.path.basename(source)
+                     and self.owns(os.path.join(self.folder, name))), None)
+
+    def record(self, path, source):
+        stats = os.lstat(path)
+        self.entries[os.path.basename(path)] = dict(
+            source=os.path.basename(source), inode=stats.st_ino, size=stats.st_size,
+            mtime_ns=stats.st_mtime_ns)
+        write_json(self.path, self.entries, indent=1, sort_keys=True)
+
+
 @dataclasses.dataclass
 class Job:
     """One photo: `source` (its path), `output` (the deblurred PNG), `extras`
@@ -62,27 +111,27 @@ class Report:
     """What a plan and its run did.
 
     Attributes:
+        folder: str, the output folder.
         jobs: list of `Job`, the photos to deblur.
         done: list of source paths deblurred.
         skipped: list of (path, kind, reason): kind "not_a_file" (a FIFO, socket,
-            device, folder or broken link), "done_before" (the output is ours, from
-            an earlier run) or "in_the_way" (a file this app did not write holds an
-            output path).
+            device, folder or broken link named as a photo), "done_before" (its
+            output is ours, from an earlier run) or "in_the_way" (a file this app did
+            not write holds an output path).
+        ignored: list of paths in a folder holding no PNG or JPEG, not named as one.
         failed: list of (source path, exception): `images.ImageReadError` (its
             subclass `images.PhotoTooLarge`), `OutOfMemory`, OSError, ValueError.
-        stopped: str or None, why the run stopped before its end (an output that
-            cannot be written; a model giving NaN).
+        stopped: str or None, why the run stopped before its end.
+        broken_model: bool, it stopped because the model gives NaN or inf.
     """
+    folder: str
     jobs: list
     done: list = dataclasses.field(default_factory=list)
     skipped: list = dataclasses.field(default_factory=list)
+    ignored: list = dataclasses.field(default_factory=list)
     failed: list = dataclasses.field(default_factory=list)
     stopped: str = None
-
-
-def is_ours(path):
-    """True when `path` is a PNG this app wrote (it carries `SOFTWARE`)."""
-    return images.png_text(path).get("Software") == SOFTWARE["Software"]
+    broken_model: bool = False
 
 
 def _not_a_file(path):
@@ -97,18 +146,32 @@ def _not_a_file(path):
 
 
 def _photos_in(folder):
-    """(sorted PNG / JPEG paths that are regular files, [(path, "not_a_file", why)])."""
-    names = sorted(name for name in os.listdir(folder)
-                   if name.lower().endswith(images.IMAGE_EXTENSIONS))
-    photos, skipped = [], []
+    """A folder's photos, by content: (sorted paths of regular files holding PNG or
+    JPEG, or named .png / .jpg / .jpeg; [(path, "not_a_file", why)] for other
+    entries named as photos; [paths of other files]). Hidden files (a dot first:
+    macOS's ._ files, temporary files) are passed over."""
+    try:
+        names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
+    except OSError as e:
+        raise PlanError(f"cannot list the input folder {folder}: {e.strerror}") from None
+    photos, skipped, ignored = [], [], []
     for name in names:
         path = os.path.join(folder, name)
+        named_photo = name.lower().endswith(images.IMAGE_EXTENSIONS)
         reason = _not_a_file(path)
         if reason:
-            skipped.append((path, "not_a_file", reason))
-        else:
+            if named_photo:
+                skipped.append((path, "not_a_file", reason))
+            continue
+        try:
+            held = images.file_format(path)
+        except images.ImageReadError:
+            held = None  # unreadable: a photo by its name is tried and named
+        if named_photo or held in ("PNG", "JPEG"):
             photos.append(path)
-    return photos, skipped
+        else:
+            ignored.append(path)
+    return photos, skipped, ignored
 
 
 def _output_names(photos):
@@ -129,6 +192,14 @@ def _entry(path):
                         os.path.basename(path))
 
 
+def _inode(path):
+    try:
+        stats = os.stat(path)
+    except OSError:
+        return None
+    return (stats.st_dev, stats.st_ino)
+
+
 class _Inputs:
     """The inputs as the files they reach: entries, link targets and inodes."""
 
@@ -146,53 +217,48 @@ class _Inputs:
         return next((self._by_key[k] for k in keys if k in self._by_key), None)
 
 
-def _inode(path):
-    try:
-        stats = os.stat(path)
-    except OSError:
-        return None
-    return (stats.st_dev, stats.st_ino)
-
-
-def _make_folder(folder):
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise PlanError(f"cannot create the output folder {folder}: {e.strerror}") from None
-
-
 def plan(source, target, save_attention=False, overwrite=False):
     """Plans a run: every output path, decided before anything is written.
 
     Args:
-        source: str or PathLike, a photo file or a folder of them (the folder's
-            `.png` / `.jpg` / `.jpeg` entries; each is read by content).
+        source: str or PathLike, a photo file or a folder of them (every file whose
+            content is PNG or JPEG, and those named .png / .jpg / .jpeg).
         target: str or PathLike, the output `.png` for a file, or a folder (created
-            if need be; a name ending in the path separator is a folder).
+            by `run`; a name ending in the path separator is a folder).
         save_attention: bool, also plan `<stem>_attention.png`, `<stem>_blur_map.png`.
-        overwrite: bool, replace outputs of an earlier run of this app; files it did
-            not write are never replaced.
+        overwrite: bool, redo outputs of an earlier run of this app; files it did not
+            write are never replaced.
 
     Returns:
-        `Report` with `jobs` and `skipped` filled in.
+        `Report` with `folder`, `jobs`, `skipped` and `ignored` filled in.
 
     Raises:
-        PlanError: a missing source, an output that would replace an input, two
-            photos with one output, an unusable target; nothing was written.
+        PlanError: a missing source, an output folder that is the input folder, an
+            output that would replace an input, two photos with one output, an
+            unusable target; nothing was written.
     """
     source, target = os.fspath(source), os.fspath(target)
+    if not target:
+        raise PlanError("the output is an empty path; name a folder or a .png file")
+    skipped, ignored = [], []
     if os.path.isdir(source):
-        photos, skipped = _photos_in(source)
-        if not photos and not skipped:
-            raise PlanError(f"{source}: no PNG or JPEG files (.png, .jpg, .jpeg)")
         if os.path.lexists(target) and not os.path.isdir(target):
             raise PlanError(f"{target} is a file; give a folder for a folder of photos")
+        if not os.path.isdir(target) and target.lower().endswith(".png"):
+            raise PlanError(f"{target} names a PNG file; give a folder for a folder of "
+                            "photos")
+        if os.path.realpath(target) == os.path.realpath(source):
+            raise PlanError(f"the output folder {target} is the input folder; choose "
+                            "another (its results would be read as photos next time)")
+        photos, skipped, ignored = _photos_in(source)
+        if not photos and not skipped:
+            raise PlanError(f"{source}: no PNG or JPEG files")
         folder, names = target, _output_names(photos)
     elif os.path.lexists(source):
         reason = _not_a_file(source)
         if reason:
             raise PlanError(reason)
-        photos, skipped = [source], []
+        photos = [source]
         if os.path.isdir(target) or target.endswith(os.sep):
             folder, names = target, _output_names(photos)
         elif not target.lower().endswith(".png"):
@@ -201,15 +267,16 @@ def plan(source, target, save_attention=False, overwrite=False):
             folder, names = os.path.dirname(target) or ".", {source: os.path.basename(target)}
     else:
         raise PlanError(f"{source}: no such file or folder")
-    report = Report(jobs=[], skipped=skipped)
+    report = Report(folder=folder, jobs=[], skipped=skipped, ignored=ignored)
     for photo in photos:
         stem = os.path.splitext(names[photo])[0]
         report.jobs.append(Job(photo, os.path.join(folder, names[photo]), {
             extra: os.path.join(folder, f"{stem}_{extra}.png")
             for extra in (EXTRAS if save_attention else ())}))
     _check_outputs(report.jobs, _Inputs(photos))
-    _make_folder(folder)
-    report.jobs = [job for job in report.jobs if not _in_the_way(job, overwrite, report)]
+    manifest = Manifest(folder)
+    report.jobs = [job for job in report.jobs
+                   if not _in_the_way(job, overwrite, manifest, report)]
     return report
 
 
@@ -222,26 +289,29 @@ def _check_outputs(jobs, inputs):
             if reached is not None:
                 raise PlanError(f"the output {path} would replace the input {reached}; "
                                 "choose another output folder")
-            key = _entry(path).lower()  # one file on a case-insensitive disk
+            key = _entry(path)
             if key in claimed:
                 raise PlanError(f"{claimed[key]} and {job.source} would both be written "
                                 f"to {path}; rename one of them")
             claimed[key] = job.source
 
 
-def _in_the_way(job, overwrite, report):
-    """True (and a line in `report.skipped`) when an existing file keeps `job` from
-    running: its photo output exists (ours without `overwrite`), or a path holds a
-    file this app did not write."""
+def _in_the_way(job, overwrite, manifest, report):
+    """True (and a line in `report.skipped`) when `job` is not to run: a file this
+    app did not write holds one of its paths, or, without `overwrite`, its result is
+    there already (at its path, or under another name from an earlier run)."""
     for path in job.paths():
-        if os.path.lexists(path) and not is_ours(path):
+        if os.path.lexists(path) and not manifest.owns(path):
             report.skipped.append((job.source, "in_the_way", (
                 f"{path} is already there and was not written by this app; it is left "
                 f"as it is (move it away to deblur {job.source})")))
             return True
-    if os.path.lexists(job.output) and not overwrite:
+    earlier = (job.output if os.path.lexists(job.output)
+               else manifest.output_of(job.source))
+    if earlier and not overwrite:
+        earlier = os.path.join(report.folder, os.path.basename(earlier))
         report.skipped.append((job.source, "done_before",
-                               f"{job.output} is there from an earlier run"))
+                               f"{earlier} is there from an earlier run"))
         return True
     return False
 
@@ -277,6 +347,7 @@ def _deblur_one(deblurrer, job, tile_size, overlap, max_pixels):
                           f"{memory.describe(needed)}; {memory.describe(available)} is "
                           "available", tile_size)
     try:
+        sharp = deblur(deblurrer, image, tile_size, overlap)  # NaN refused here, first
         outputs = {}
         if job.extras and deblurrer.keras_model is not None:
             rgb = images.as_rgb(image)
@@ -285,13 +356,24 @@ def _deblur_one(deblurrer, job, tile_size, overlap, max_pixels):
                 outputs[job.extras["attention"]] = maps
                 outputs[job.extras["blur_map"]] = draw_blur_map(
                     rgb, *blur_map(deblurrer.keras_model, rgb))
-        outputs[job.output] = deblur(deblurrer, image, tile_size, overlap)
+        outputs[job.output] = sharp
         return outputs
     except (tf.errors.ResourceExhaustedError, MemoryError):
         message = f"{job.source}: ran out of memory deblurring this {size} photo{how}"
     del image
     gc.collect()
     raise OutOfMemory(message, tile_size)
+
+
+def _open_folder(folder):
+    """Creates the output folder if need be and proves it writable (PlanError)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise PlanError(f"cannot write in the output folder {folder}: {e.strerror}") \
+            from None
 
 
 def run(deblurrer, report, tile_size=None, overlap=64, max_pixels=None):
@@ -309,32 +391,58 @@ def run(deblurrer, report, tile_size=None, overlap=64, max_pixels=None):
         max_pixels: int or None, the largest photo read (height x width).
 
     Raises:
+        PlanError: the output folder cannot be created or written (before any photo).
         ValueError: attention outputs planned for a model without Keras layers.
     """
     if any(job.extras for job in report.jobs) and deblurrer.keras_model is None:
         raise ValueError("attention maps need a Keras model, not a SavedModel")
+    _open_folder(report.folder)
+    manifest = Manifest(report.folder)
     progress = progress_bar(len(report.jobs), "image")
     for job in report.jobs:
         try:
             outputs = _deblur_one(deblurrer, job, tile_size, overlap, max_pixels)
         except NonFiniteOutput as e:
             report.stopped = f"{e}; stopped at {job.source}, nothing written for it"
+            report.broken_model = True
             return report
         except (images.ImageReadError, OutOfMemory, ValueError) as e:
             report.failed.append((job.source, e))
             progress.add(1)
             continue
-        for path, array in outputs.items():
-            try:
-                images.write_png(path, array, text=SOFTWARE)
-            except OSError as e:
-                reason = f"cannot write {path}: {e.strerror or e}"
-                if e.errno in _WRITE_STOPS:
-                    report.stopped = reason
-                    return report
-                report.failed.append((job.source, OSError(reason)))
-                break
-        else:
+        if _write(job, outputs, manifest, report):
             report.done.append(job.source)
+        elif report.stopped:
+            return report
         progress.add(1)
     return report
+
+
+def _write(job, outputs, manifest, report):
+    """Writes a job's outputs, each atomically and recorded in the manifest; an
+    existing path only if it is ours. Returns True if all were written; otherwise
+    the job is skipped (a file appeared), failed, or the run stopped (`report`)."""
+    for path, array in outputs.items():
+        replace = os.path.lexists(path)
+        if replace and not manifest.owns(path):
+            report.skipped.append((job.source, "in_the_way", (
+                f"{path} appeared during the run and was not written by this app; it "
+                "is left as it is")))
+            return False
+        try:
+            images.write_png(path, array, replace=replace, text={
+                "Software": SOFTWARE, "Source": os.path.basename(job.source)})
+            manifest.record(path, job.source)
+        except FileExistsError:
+            report.skipped.append((job.source, "in_the_way", (
+                f"{path} appeared during the run and was not written by this app; it "
+                "is left as it is")))
+            return False
+        except OSError as e:
+            reason = f"cannot write {path}: {e.strerror or e}"
+            if e.errno in _WRITE_STOPS:
+                report.stopped = reason
+            else:
+                report.failed.append((job.source, OSError(reason)))
+            return False
+    return True

@@ -17,13 +17,16 @@ def output_folder(path):
 
 
 @contextlib.contextmanager
-def atomic_output(path):
+def atomic_output(path, replace=True):
     """Yields a temporary path beside `path`; moves it onto `path` on success.
 
     The temporary file keeps `path`'s suffix (Keras insists on `.keras`). On any
     error it is removed and an existing `path` is left as it was. A new file gets the
     permissions of a plainly created one (`apply_umask`), not the temporary's 0600; a
-    replaced one keeps its mode.
+    replaced one keeps its mode. With `replace=False` a file already at `path`, even
+    one that appeared while the temporary was written, is never replaced: the move is
+    a hard link, which fails if `path` exists (FileExistsError naming it); on a
+    filesystem without hard links, `path` is checked just before a rename.
 
     Example:
     >>> with atomic_output("model.keras") as tmp:
@@ -40,10 +43,27 @@ def atomic_output(path):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         else:
             apply_umask(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _move_without_replacing(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _move_without_replacing(tmp, path):
+    """Renames `tmp` to `path` unless `path` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} appeared while it was being written") from None
+    except OSError:  # no hard links here (FAT, some network filesystems)
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} appeared while it was being written") from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
 
 
 def _umask():

@@ -61,8 +61,8 @@ def test_an_output_folder_linked_to_the_inputs_is_refused(tmp_path, rng, checkpo
     code, printed, _ = deblur(f"--checkpoint={checkpoint}", f"--input={photos}",
                               f"--output={tmp_path / 'link'}")
     assert code == 1
-    assert f"deblur: the output {tmp_path / 'link' / 'a.png'} would replace the input " \
-           f"{photos / 'a.png'}; choose another output folder" in printed
+    assert f"deblur: the output folder {tmp_path / 'link'} is the input folder; choose " \
+           "another" in printed
     assert (photos / "a.png").read_bytes() == original and os.listdir(photos) == ["a.png"]
 
 
@@ -86,7 +86,7 @@ def test_a_real_photo_folder_loses_nothing_and_a_rerun_resumes(tmp_path, rng, ch
     code, printed, peak_mb = deblur(f"--checkpoint={checkpoint}", f"--input={photos}",
                                     f"--output={out}")
     assert code == 1, printed
-    assert f"Deblurred 2 of 7 photos into {out}; skipped 2, failed 3" in printed
+    assert f"Deblurred 2 of 7 photos into {out} (2 skipped, 3 failed)" in printed
     assert f"skipped: {photos / 'pipe.png'}: a FIFO (named pipe), not a photo file" in printed
     assert f"skipped: {out / 'f.png'} is already there and was not written by this app" \
         in printed
@@ -96,9 +96,11 @@ def test_a_real_photo_folder_loses_nothing_and_a_rerun_resumes(tmp_path, rng, ch
            "100 MP (--max_megapixels)" in printed
     assert "deblur: 3 of 7 photos failed (listed above)" in printed
     assert peak_mb < 1500, f"{peak_mb:.0f} MB: was the 1.2 GB photo decoded?"
-    assert sorted(os.listdir(out)) == ["e.jpg.png", "e.png.png", "f.png"]
+    assert sorted(os.listdir(out)) == [photo_files.MANIFEST, "e.jpg.png", "e.png.png",
+                                       "f.png"]
     assert (out / "f.png").read_bytes() == theirs
-    assert all(photo_files.is_ours(out / name) for name in ("e.jpg.png", "e.png.png"))
+    assert all(photo_files.Manifest(out).owns(out / name)
+               for name in ("e.jpg.png", "e.png.png"))
     assert images.read_image(out / "e.jpg.png").shape == (24, 32, 3)
     assert {name: (photos / name).read_bytes() for name in inputs} == inputs
     done = {name: (out / name).read_bytes() for name in ("e.jpg.png", "e.png.png")}
@@ -121,9 +123,8 @@ def test_a_read_only_output_folder_is_one_sentence(tmp_path, rng, checkpoint):
         code, printed, _ = deblur(f"--checkpoint={checkpoint}", f"--input={photos}",
                                   f"--output={disk / 'out'}")
         assert code == 1
-        assert (f"deblur: cannot write {disk / 'out' / 'a.png'}: Read-only file system. "
-                "The run stopped: the 0 photos done are complete; rerun the same command "
-                "to go on") in printed
+        assert (f"deblur: cannot write in the output folder {disk / 'out'}: Read-only "
+                "file system") in printed
         assert os.listdir(disk / "out") == []
 
 
@@ -138,7 +139,8 @@ def test_a_checkpoint_giving_nan_is_refused_on_the_first_photo(tmp_path, rng):
     assert code == 1
     assert (f"deblur: single_2level from {tmp_path / 'diverged.keras'} gives NaN or inf for "
             "a finite image: its weights are broken") in printed
-    assert f"stopped at {tmp_path / 'a.png'}, nothing written for it" in printed
+    assert (f"stopped at {tmp_path / 'a.png'}, nothing written for it. Nothing further was "
+            "deblurred: give a checkpoint whose weights are finite") in printed
     assert os.listdir(tmp_path / "out") == []
 
 
@@ -167,8 +169,8 @@ def test_attention_maps_and_a_single_file(tmp_path, rng, checkpoint):
     with flagsaver.flagsaver(checkpoint=checkpoint, input=str(photos),
                              output=str(tmp_path / "out"), save_attention=True):
         deblur_app.main(["deblur"])
-    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "a_attention.png",
-                                                    "a_blur_map.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == [photo_files.MANIFEST, "a.png",
+                                                    "a_attention.png", "a_blur_map.png"]
     attention = images.read_image(tmp_path / "out" / "a_attention.png")
     assert attention.shape == (20, 30 * 5, 1)  # five rates side by side
     assert images.read_image(tmp_path / "out" / "a_blur_map.png").shape[1:] == (900, 3)

@@ -1,11 +1,16 @@
 """experiments/train: flags to a run."""
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
+import tensorflow as tf
 from absl.testing import flagsaver
 
 from kpac_tf.data import images
+from tests.test_case import REPO
 
 
 def test_train_app(tmp_path, data_dir, capsys):
@@ -70,3 +75,15 @@ def test_a_run_folder_alone_resumes_with_its_recorded_settings(tmp_path, data_di
                                              r"\{'channels': 4\} -> \{'channels': 8\}\)"):
             train.main(["train"])
 
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
+                    reason="this machine has a GPU")
+def test_require_gpu_refuses_at_once_and_writes_nothing(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "experiments.train",
+                             f"--model_dir={tmp_path / 'run'}", "--require_gpu"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert re.search(r"train: no GPU visible to TensorFlow \(.+\); --require_gpu refuses to "
+                     r"train on the CPU", result.stderr), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

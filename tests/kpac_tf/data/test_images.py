@@ -92,7 +92,11 @@ def test_the_format_comes_from_the_content_not_the_name(tmp_path, rng):
     frames[0].save(tmp_path / "bmp.jpg", format="BMP")
     frames[0].save(tmp_path / "tiff.png", format="TIFF")
     frames[0].save(tmp_path / "apng.png", format="PNG", save_all=True, append_images=frames[1:])
-    for name, held in (("webp.png", r"it holds WebP"), ("anim.webp.png", "animated WebP"),
+    (tmp_path / "actl.png").write_bytes(  # an animation chunk cut short
+        images.PNG_SIGNATURE + (tmp_path / "png_named.jpg").read_bytes()[8:33]
+        + b"\x00\x00\x00\x08acTL\x00\x00")
+    for name, held in (("actl.png", "not a readable PNG image .its header is cut short"),
+                       ("webp.png", r"it holds WebP"), ("anim.webp.png", "animated WebP"),
                        ("gif.png", "it holds GIF"), ("bmp.jpg", "it holds BMP"),
                        ("tiff.png", "it holds TIFF"), ("apng.png", "an animated PNG of 2")):
         with pytest.raises(images.ImageReadError, match=f"{name}: .*{held}"):

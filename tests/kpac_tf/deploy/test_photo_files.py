@@ -3,6 +3,7 @@ as the files they reach; files this app did not write are never replaced; a fail
 photo is named and the others go on; an unwritable output or a NaN model stops."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -27,9 +28,9 @@ def photo(path, rng, size=(20, 30), fmt=None):
 
 
 def contents(folder):
-    """{name: bytes} of every file in `folder`, left as found."""
+    """{name: bytes} of every file in `folder` but the manifest."""
     return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))
-            if (folder / name).is_file()}
+            if (folder / name).is_file() and name != photo_files.MANIFEST}
 
 
 def names(report):
@@ -44,7 +45,7 @@ def test_an_output_folder_reached_through_a_link_never_replaces_an_input(tmp_pat
     (tmp_path / "link").symlink_to(photos)
     with pytest.raises(photo_files.PlanError, match=r"the output .*link/a.png would "
                        r"replace the input .*photos/a.png"):
-        photo_files.plan(photos, tmp_path / "link")
+        photo_files.plan(photos / "a.png", tmp_path / "link" / "a.png")
     with pytest.raises(photo_files.PlanError, match="would replace the input"):
         photo_files.plan(tmp_path / "link" / "a.png", photos / "a.png")
     os.link(photos / "a.png", tmp_path / "hard.png")  # another name for the same file
@@ -91,14 +92,77 @@ def test_files_already_there_are_skipped_and_only_ours_are_redone(tmp_path, rng,
         ("b.jpg", "in_the_way")]
     assert "b.png is already there and was not written by this app" in report.skipped[0][2]
     before = contents(out)
-    assert all(photo_files.is_ours(out / name) for name in ("a.png", "c.png"))
-    assert not photo_files.is_ours(out / "b.png")
+    ours = photo_files.Manifest(out)
+    assert all(ours.owns(out / name) for name in ("a.png", "c.png"))
+    assert not ours.owns(out / "b.png")
     again = photo_files.plan(photos, out)  # a rerun resumes: nothing left to do
     assert again.jobs == [] and [kind for _, kind, _ in again.skipped] == [
         "done_before", "in_the_way", "done_before"]
     redo = photo_files.run(deblurrer, photo_files.plan(photos, out, overwrite=True))
     assert [os.path.basename(p) for p in redo.done] == ["a.png", "c.png"]
     assert contents(out) == before  # the same results again; b.png still the user's
+    shutil.copy(out / "a.png", tmp_path / "copy.png")  # a copy of ours is not ours
+    os.replace(tmp_path / "copy.png", out / "a.png")
+    redo = photo_files.plan(photos, out, overwrite=True)
+    assert [kind for _, kind, _ in redo.skipped] == ["in_the_way"] * 2
+    assert [os.path.basename(job.source) for job in redo.jobs] == ["c.png"]
+
+
+def test_a_file_that_appears_during_the_run_is_left_alone(tmp_path, rng, deblurrer):
+    photo(tmp_path / "a.png", rng)
+    planned = photo_files.plan(tmp_path / "a.png", tmp_path / "out" / "a_sharp.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a_sharp.png").write_bytes(b"somebody's")
+    report = photo_files.run(deblurrer, planned)
+    assert report.done == [] and "appeared during the run" in report.skipped[0][2]
+    assert (tmp_path / "out" / "a_sharp.png").read_bytes() == b"somebody's"
+
+
+def test_a_result_under_an_earlier_name_is_found_again(tmp_path, rng, deblurrer):
+    """A folder that gains e.png after e.jpg was deblurred into e.png: e.jpg's result
+    is found under its old name (the manifest records its source), not redone."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    photo(photos / "e.jpg", rng)
+    photo_files.run(deblurrer, photo_files.plan(photos, out))
+    photo(photos / "e.png", rng)
+    report = photo_files.plan(photos, out)
+    assert names(report) == {"e.png": "e.png.png"}
+    assert report.skipped == [(str(photos / "e.jpg"), "done_before",
+                               f"{out / 'e.png'} is there from an earlier run")]
+
+
+def test_the_input_folder_is_never_the_output_folder(tmp_path, rng, monkeypatch):
+    photo(tmp_path / "a.jpg", rng)
+    (tmp_path / "link").symlink_to(tmp_path)
+    for target in (tmp_path, tmp_path / "link"):
+        with pytest.raises(photo_files.PlanError, match="is the input folder"):
+            photo_files.plan(tmp_path, target)
+    with pytest.raises(photo_files.PlanError, match="names a PNG file; give a folder"):
+        photo_files.plan(tmp_path, tmp_path / "result.png")
+    with pytest.raises(photo_files.PlanError, match="the output is an empty path"):
+        photo_files.plan(tmp_path, "")
+
+    def unreadable(folder):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(photo_files.os, "listdir", unreadable)
+    with pytest.raises(photo_files.PlanError, match="cannot list the input folder .*: "
+                       "Permission denied"):
+        photo_files.plan(tmp_path, tmp_path / "out")
+
+
+def test_a_folders_photos_are_found_by_content(tmp_path, rng):
+    photo(tmp_path / "IMG_0002", rng, fmt="JPEG")  # no extension
+    photo(tmp_path / "IMG_0003.jfif", rng, fmt="JPEG")
+    photo(tmp_path / "scan.PNG", rng)
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "._IMG_0002").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / ".tmp-123.png").write_bytes(b"")
+    report = photo_files.plan(tmp_path, tmp_path / "out")
+    assert names(report) == {"IMG_0002": "IMG_0002.png", "IMG_0003.jfif": "IMG_0003.png",
+                             "scan.PNG": "scan.png"}
+    assert report.ignored == [str(tmp_path / "notes.txt")]
 
 
 def test_what_is_not_a_photo_file_is_skipped_and_named(tmp_path, rng, deblurrer):
@@ -141,7 +205,7 @@ def test_a_bad_photo_is_named_and_the_others_go_on(tmp_path, rng, deblurrer, mon
     assert isinstance(error, photo_files.OutOfMemory) and error.tile_size is None
     assert str(error).endswith("d.png: deblurring this 50x40 photo whole needs about 1 MB; "
                                "1 MB is available")
-    assert sorted(os.listdir(out)) == ["a.png", "e.png"]
+    assert list(contents(out)) == ["a.png", "e.png"]
 
 
 def test_running_out_of_memory_inside_tensorflow_is_named(tmp_path, rng, deblurrer):
@@ -187,16 +251,17 @@ def test_a_read_only_or_full_output_stops_the_run_and_leaves_nothing_half_writte
     with small_disk(disk, "64m"):
         (disk / "out").mkdir()
         plan = photo_files.plan(photos, disk / "out")
-        remount(disk, "ro")
-        report = photo_files.run(deblurrer, plan)
-        assert report.stopped.startswith(f"cannot write {disk / 'out' / 'a.png'}: "
-                                         "Read-only file system")
-        assert report.done == [] and os.listdir(disk / "out") == []
+        remount(disk, "ro")  # found before any photo is deblurred
+        with pytest.raises(photo_files.PlanError, match=f"cannot write in the output "
+                           f"folder {disk / 'out'}: Read-only file system"):
+            photo_files.run(deblurrer, plan)
+        assert os.listdir(disk / "out") == []
         remount(disk, "rw,size=64m")
         photo_files.run(deblurrer, photo_files.plan(photos / "a.png", disk / "out"))
         stats = os.statvfs(disk)
         remount(disk, f"size={(stats.f_blocks - stats.f_bfree) * stats.f_frsize + 4096}")
         report = photo_files.run(deblurrer, photo_files.plan(photos, disk / "out"))
         assert "No space left on device" in report.stopped
-        assert os.listdir(disk / "out") == ["a.png"]  # no temporary or partial file
-        assert photo_files.is_ours(disk / "out" / "a.png")
+        # No temporary or partial file (the manifest records a.png only)
+        assert sorted(os.listdir(disk / "out")) == [photo_files.MANIFEST, "a.png"]
+        assert photo_files.Manifest(disk / "out").owns(disk / "out" / "a.png")
