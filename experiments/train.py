@@ -27,6 +27,7 @@ from kpac_tf.deploy import examples
 from kpac_tf.models.networks import BLOCK_TYPES
 from kpac_tf.training import cluster, loop, run_folder, settings
 from kpac_tf.utils import devices
+from kpac_tf.utils.files import refuse_remote
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
@@ -117,6 +118,8 @@ def config_from_flags():
     """The `TrainConfig` the command line asks for. With a --model_dir that holds a
     run, what its config.json recorded, then what the command line gives (a setting
     that defines the run is then refused if it differs; see `settings`)."""
+    for holder in (_MODEL_DIR, _DATA_DIR, _INIT_FROM):
+        refuse_remote(holder.value, f"--{holder.name}")
     overrides = {name: holder.value for name, holder in NETWORK_FLAGS.items()
                  if holder.value is not None}
     recorded = settings.recorded_settings(_MODEL_DIR.value) if _MODEL_DIR.value else None

@@ -232,3 +232,39 @@ def streamed_png(path, width, height, channels=3):
         data = [compressor.compress(block) for _ in range(height // rows)]
         data.append(compressor.compress(block[:(height % rows) * (1 + width * channels)]))
         f.write(chunk(b"IDAT", b"".join(data) + compressor.flush()) + chunk(b"IEND", b""))
+
+
+@contextlib.contextmanager
+def no_os_calls_on(prefix):
+    """Fails the test when Python's own file calls (`open`, `os`, `shutil`,
+    `tempfile`) touch a path starting with `prefix` ("ram://", standing in for
+    "gs://"): such paths must go through `tf.io.gfile`."""
+    import builtins
+    import shutil
+    import tempfile
+
+    patched = [(builtins, "open"), (os, "makedirs"), (os, "mkdir"), (os, "rename"),
+               (os, "replace"), (os, "unlink"), (os, "remove"), (os, "listdir"),
+               (os, "stat"), (os, "lstat"), (os, "link"), (os, "chmod"), (os, "scandir"),
+               (os.path, "exists"), (os.path, "isdir"), (os.path, "isfile"),
+               (os.path, "lexists"), (shutil, "rmtree"), (shutil, "copyfile"),
+               (tempfile, "mkstemp"), (tempfile, "mkdtemp")]
+    originals = [getattr(owner, name) for owner, name in patched]
+
+    def guarded(function, name):
+        def call(*args, **kwargs):
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, (str, os.PathLike)) and os.fspath(value).startswith(
+                        prefix):
+                    raise AssertionError(f"{name}({os.fspath(value)!r}): a {prefix} path "
+                                         "must go through tf.io.gfile")
+            return function(*args, **kwargs)
+        return call
+
+    for (owner, name), original in zip(patched, originals):
+        setattr(owner, name, guarded(original, name))
+    try:
+        yield
+    finally:
+        for (owner, name), original in zip(patched, originals):
+            setattr(owner, name, original)

@@ -20,6 +20,7 @@ from kpac_tf.models.networks import MODEL_NAMES, build_model
 from kpac_tf.models.forward import fast_predict_fn, model_size_multiple, predict_any_size
 from kpac_tf.training import run_folder
 from kpac_tf.training.warm_start import initialize_weights
+from kpac_tf.utils.files import is_remote
 
 
 class NonFiniteOutput(ValueError):
@@ -100,7 +101,8 @@ class Deblurrer:
             return signature(**unit)[export.OUTPUT] * 2.0 - 1.0
 
         predict.loaded = loaded  # keeps the SavedModel alive
-        parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+        parts = path.rstrip("/").split("/") if is_remote(path) else \
+            os.path.normpath(os.path.abspath(path)).split(os.sep)
         name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
         return cls(predict, name, num_inputs, source=path)
 
@@ -169,14 +171,19 @@ def _check_network_range(view):
 
 def _saved_model_folder(path):
     """`path` if it is a SavedModel, its newest numeric version folder if it is an
-    export base folder (TF Serving's layout), else None."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    export base folder (TF Serving's layout), else None; on a local disk or any
+    filesystem TensorFlow reads (gs://, ...)."""
+    def join(*parts):
+        return "/".join(part.rstrip("/") for part in parts)
+
+    if tf.io.gfile.exists(join(path, "saved_model.pb")):
         return path
-    if not os.path.isdir(path):
+    if not tf.io.gfile.isdir(path):
         return None
-    versions = [int(n) for n in os.listdir(path) if n.isdigit()
-                and os.path.isfile(os.path.join(path, n, "saved_model.pb"))]
-    return os.path.join(path, str(max(versions))) if versions else None
+    versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(path)
+                if n.rstrip("/").isdigit()
+                and tf.io.gfile.exists(join(path, n, "saved_model.pb"))]
+    return join(path, str(max(versions))) if versions else None
 
 
 def _keras_model(source, name):
@@ -189,6 +196,10 @@ def _keras_model(source, name):
                 "drop the network name or give a checkpoint")
         logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
         return load_tf1_npz(build_model(network), bundled.weights_path())
+    if is_remote(source):
+        raise CheckpointError(
+            f"{source}: from cloud storage only an exported SavedModel loads (none is "
+            "there); copy a .keras file, run folder or .npz to a local disk")
     if not os.path.exists(source):
         raise CheckpointError(
             f"{source}: no such file or folder; expected a .keras file, a training run "

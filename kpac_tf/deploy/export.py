@@ -27,7 +27,8 @@ import tensorflow as tf
 from kpac_tf.data import pixels
 from kpac_tf.models.fast_path import fast_forward
 from kpac_tf.models.forward import model_size_multiple, predict_any_size
-from kpac_tf.utils.files import apply_umask, atomic_output, output_folder
+from kpac_tf.utils.files import (apply_umask, atomic_output, is_remote, output_folder,
+                                 publish_folder)
 
 # The signatures' names: inputs, the output, the float endpoint `Deblurrer` loads.
 SINGLE_INPUTS, DUAL_INPUTS = ("images",), ("center", "left", "right")
@@ -77,10 +78,12 @@ def serving_function(model, dtype):
 
 
 def next_version(export_dir):
-    """1 + the largest numeric version folder in `export_dir` (1 if none)."""
-    if not os.path.isdir(export_dir):
+    """1 + the largest numeric version folder in `export_dir` (1 if none); local or
+    any filesystem TensorFlow reads (gs://, ...)."""
+    if not tf.io.gfile.isdir(export_dir):
         return 1
-    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
+    versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(export_dir)
+                if name.rstrip("/").isdigit()]
     return max(versions, default=0) + 1
 
 
@@ -89,7 +92,10 @@ def export_saved_model(model, export_dir, version=None):
 
     Args:
         model: keras.Model from `build_model` (or `load_deblurrer(...).keras_model`).
-        export_dir: str, the model base folder TF Serving watches.
+        export_dir: str, the model base folder TF Serving watches: a local folder
+            (the version appears by a rename) or any filesystem TensorFlow writes,
+            such as gs:// (the version is uploaded file by file, saved_model.pb last,
+            so a server polling the folder finds it only once the rest is there).
         version: int or None (None: the next free version number).
 
     Returns:
@@ -99,10 +105,11 @@ def export_saved_model(model, export_dir, version=None):
         FileExistsError: that version already exists (never overwritten).
     """
     version = next_version(export_dir) if version is None else int(version)
-    target = os.path.join(export_dir, str(version))
-    if os.path.exists(target):
+    target = f"{export_dir.rstrip('/')}/{version}" if is_remote(export_dir) \
+        else os.path.join(export_dir, str(version))
+    if tf.io.gfile.exists(target):
         raise FileExistsError(f"{target} already exists; choose another --version")
-    os.makedirs(export_dir, exist_ok=True)
+    tf.io.gfile.makedirs(export_dir)
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, dtype in (("serving_default", tf.uint8), ("serving_uint16", tf.uint16),
@@ -110,11 +117,14 @@ def export_saved_model(model, export_dir, version=None):
         function = serving_function(model, dtype)
         archive.add_endpoint(endpoint, function.python_function,
                              input_signature=function.input_signature)
-    staging = tempfile.mkdtemp(prefix=".tmp-", dir=export_dir)
+    # Staged beside the target on a local disk (a rename), or in the local temporary
+    # folder for a remote one: TF Serving never sees a half-written version.
+    staging = tempfile.mkdtemp(prefix=".tmp-",
+                               dir=None if is_remote(export_dir) else export_dir)
     try:
         archive.write_out(staging, verbose=False)
         apply_umask(staging)
-        os.rename(staging, target)  # TF Serving never sees a half-written version
+        publish_folder(staging, target, last=("saved_model.pb",))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

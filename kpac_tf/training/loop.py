@@ -16,8 +16,13 @@ optimizer updates are the entry `trained_model`.
 Several workers (`cluster`): the run folder is the same as one process's, written by
 the chief. config.json records the number of workers (`workers`): each reads its own
 seeded stream of `batch_size / workers` examples, so a run resumes only with the
-same count; at start the workers check they all begin from the same step, weights
-and settings.
+same count; tf.distribute's input API gives each replica its own slice of it. At
+start the workers check they all begin from the same step, weights and settings.
+
+`steps_per_loop` steps run in one compiled loop; the host reads the loss and the
+workers agree on stopping between loops, and a loop ends on every step that logs,
+evaluates or saves. The weights are the same for any value, and with op determinism
+(`deterministic`, on by default) the same on GPUs from run to run.
 
 Killed at any moment (SIGKILL), a run loses at most the steps since its last
 checkpoint; outputs appear by atomic renames. Re-running the same command resumes

@@ -1,15 +1,41 @@
-"""File helpers: outputs appear complete or not at all."""
+"""File helpers: outputs appear complete or not at all, on a local disk or anywhere
+TensorFlow's filesystem layer writes (`gs://`, `s3://`, `hdfs://`, `ram://`).
+
+"Atomic" per filesystem: on a local disk a temporary file beside the output is
+renamed onto it; elsewhere (an object store) the file is written locally and then
+uploaded whole with `tf.io.gfile.copy`, so the object appears complete or not at all.
+"""
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+
+
+def is_remote(path):
+    """True for a path with a filesystem scheme (gs://, s3://, hdfs://, ram://, ...):
+    it goes through `tf.io.gfile`, never through `os`."""
+    path = os.fspath(path)
+    return "://" in path and not path.startswith("file://")
+
+
+def refuse_remote(path, what):
+    """ValueError naming `what` when `path` is on a filesystem this part of kpac-tf
+    cannot write yet (it needs a local disk, or a bucket mounted as a folder)."""
+    if path is not None and is_remote(path):
+        raise ValueError(f"{what} {path}: cloud storage paths are not supported here yet "
+                         "(exports are); give a local path, or a bucket mounted as a folder")
 
 
 def output_folder(path):
     """The folder `path` will be written in; FileNotFoundError naming the fix if it
-    does not exist (check before slow work, not after)."""
-    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    does not exist (check before slow work, not after). A remote path's folder is
+    not checked: an object store has none to create."""
+    path = os.fspath(path)
+    if is_remote(path):
+        return path.rsplit("/", 1)[0]
+    directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output folder {directory} does not exist; create it "
                                 f"first or choose another path for {path}")
@@ -33,6 +59,10 @@ def atomic_output(path, replace=True):
     ...     model.save(tmp)
     """
     path = os.fspath(path)
+    if is_remote(path):
+        with _uploaded(path, replace) as tmp:
+            yield tmp
+        return
     directory = output_folder(path)
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
@@ -50,6 +80,47 @@ def atomic_output(path, replace=True):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _uploaded(path, replace):
+    """`atomic_output` for a remote `path`: a local temporary file, uploaded whole."""
+    import tensorflow as tf
+
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        yield tmp
+        try:
+            tf.io.gfile.copy(tmp, path, overwrite=replace)
+        except tf.errors.AlreadyExistsError:
+            raise FileExistsError(f"{path} appeared while it was being written") from None
+    finally:
+        os.unlink(tmp)
+
+
+def publish_folder(folder, target, last=()):
+    """Moves a finished local `folder` to `target` so that `target` never holds a
+    part of it under its final name: a rename on the same local disk; elsewhere a
+    copy through `tf.io.gfile`, file by file, the names in `last` (e.g.
+    "saved_model.pb", what a server looks for) after all the others. `folder` is
+    removed either way."""
+    target = os.fspath(target)
+    if not is_remote(target):
+        os.rename(folder, target)
+        return
+    import tensorflow as tf
+
+    files = sorted((os.path.relpath(os.path.join(root, name), folder)
+                    for root, _, names in os.walk(folder) for name in names),
+                   key=lambda name: (os.path.basename(name) in last, name))
+    try:
+        for name in files:
+            destination = f"{target.rstrip('/')}/{name.replace(os.sep, '/')}"
+            tf.io.gfile.makedirs(destination.rsplit("/", 1)[0])
+            tf.io.gfile.copy(os.path.join(folder, name), destination, overwrite=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _move_without_replacing(tmp, path):
@@ -99,8 +170,8 @@ def apply_umask(path):
 
 def write_json(path, value, mode=None, **dump_options):
     """Writes `value` as JSON to `path` atomically (`atomic_output`): the file appears
-    complete or not at all. `mode` (e.g. 0o644) overrides the permissions;
-    `dump_options` go to `json.dump` (`indent`, `sort_keys`)."""
+    complete or not at all. `mode` (e.g. 0o644) overrides the permissions of a local
+    file; `dump_options` go to `json.dump` (`indent`, `sort_keys`)."""
     with atomic_output(path) as tmp, open(tmp, "w") as f:
         json.dump(value, f, **dump_options)
         if mode is not None:

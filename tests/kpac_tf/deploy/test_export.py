@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import onnxruntime as ort
 import pytest
+import tensorflow as tf
 # The [test] extra installs both runtimes: a missing one fails here, never skips.
 from ai_edge_litert import interpreter as litert
 
@@ -21,7 +22,7 @@ from kpac_tf import build_model, deblur, load_deblurrer
 from kpac_tf.deploy.deblurring import Deblurrer
 from kpac_tf.deploy.export import export_litert, export_onnx, export_saved_model, input_names
 from kpac_tf.evaluation import metrics
-from tests.test_case import REPO
+from tests.test_case import REPO, no_os_calls_on
 
 
 @pytest.mark.parametrize("name", ["single_2level", "dual"])
@@ -211,3 +212,27 @@ def test_readme_runtime_examples_run_as_written(tmp_path, monkeypatch, rng):
         sharp = iio.imread(name)
         assert sharp.shape == (60, 90, 3) and sharp.dtype == np.uint8
         assert np.abs(sharp.astype(int) - expected).max() <= 1
+
+
+def test_exports_to_cloud_storage_never_touch_the_local_disk(tmp_path, rng, monkeypatch):
+    """ram:// (TensorFlow's in-memory filesystem) stands in for gs://: the SavedModel
+    version folder, a LiteRT and an ONNX file are written there, load from there, and
+    nothing local is created on the way."""
+    model = build_model("single_2level", channels=4)
+    photo = rng.randint(0, 256, (1, 21, 34, 3)).astype(np.uint8)
+    before = sorted(os.listdir(tmp_path))
+    monkeypatch.chdir(tmp_path)  # a mistaken local write of "ram:/..." would land here
+    with no_os_calls_on("ram://"):
+        first = export_saved_model(model, "ram://serving/kpac")
+        second = export_saved_model(model, "ram://serving/kpac")
+        with pytest.raises(FileExistsError, match="ram://serving/kpac/2 already exists"):
+            export_saved_model(model, "ram://serving/kpac", version=2)
+        export_litert(model, "ram://exports/kpac.tflite")
+        export_onnx(model, "ram://exports/kpac.onnx")
+    assert (first, second) == ("ram://serving/kpac/1", "ram://serving/kpac/2")
+    served = tf.saved_model.load(second).signatures["serving_default"]
+    np.testing.assert_array_equal(served(images=tf.constant(photo))["deblurred"].numpy(),
+                                  deblur(model, photo))
+    assert tf.io.gfile.stat("ram://exports/kpac.tflite").length > 1000
+    assert tf.io.gfile.stat("ram://exports/kpac.onnx").length > 1000
+    assert sorted(os.listdir(tmp_path)) == before
