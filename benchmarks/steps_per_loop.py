@@ -30,7 +30,7 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from benchmarks.timing import timings
+    from timing import timings  # benchmarks/ is the script's folder
     from kpac_tf.data import pipelines
     from kpac_tf.training import loop, settings
 
