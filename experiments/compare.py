@@ -21,7 +21,6 @@ from kpac_tf.deploy import deblurring
 from kpac_tf.evaluation import comparison, items, lpips, protocols, scoring
 from kpac_tf.models.networks import MODEL_NAMES
 from kpac_tf.utils.files import write_json
-from kpac_tf.utils.files import refuse_remote
 
 from .common_flags import (BIT_DEPTH as _BIT_DEPTH, CHECKPOINT as _CHECKPOINT,
                            DATA_DIR as _DATA_DIR, DATASET as _DATASET,
@@ -46,7 +45,6 @@ def main(argv):
     sources = {"a": (_CHECKPOINT.value, _MODEL.value),
                "b": (_BASELINE.value, _BASELINE_MODEL.value)}
     try:
-        refuse_remote(output_dir, "--output_dir")
         if _RESAMPLES.value < 100:
             raise ValueError(f"--resamples={_RESAMPLES.value}: give at least 100")
         metric, unavailable = lpips.metric_or_reason(_LPIPS_ALEXNET.value,

@@ -26,7 +26,6 @@ import os
 from kpac_tf.deploy import deblurring
 from kpac_tf.evaluation import items, lpips, protocols, report, scoring
 from kpac_tf.paper import table4
-from kpac_tf.utils.files import refuse_remote
 
 from .common_flags import (ALL_PROTOCOLS as _ALL_PROTOCOLS, BIT_DEPTH as _BIT_DEPTH,
                            CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
@@ -42,7 +41,6 @@ def main(argv):
     del argv  # run_app refuses extra arguments
     output_dir = _OUTPUT_DIR.value or "outputs/evaluate"
     try:
-        refuse_remote(output_dir, "--output_dir")
         model = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
         name = _MODEL.value or model.name
         images = items.select(_INPUT_DIR.value, _SPLIT.value, model.num_inputs == 3,

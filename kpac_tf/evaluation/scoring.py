@@ -149,9 +149,10 @@ def write_per_image(path, scores, with_lpips):
 
 
 def read_per_image(path):
-    """A `per_image.csv` (`write_per_image`, or a training run's) -> [`ImageScore`]."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """A `per_image.csv` (`write_per_image`, or a training run's; on any filesystem
+    TensorFlow reads) -> [`ImageScore`]."""
+    with tf.io.gfile.GFile(path) as f:
+        rows = list(csv.DictReader(f.read().splitlines()))
     fields = {f.name for f in dataclasses.fields(ImageScore)}
     try:
         return [ImageScore(**{k: v if k == "name" else float(v) for k, v in row.items()
@@ -204,7 +205,7 @@ def evaluate(deblurrer, items, output_dir, skip_bad=False, protocols=(scoring_pr
     protocols = tuple(dict.fromkeys(protocols))  # each once, in order
     if count is None and hasattr(items, "__len__"):
         count = len(items)
-    os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
+    tf.io.gfile.makedirs(os.path.join(output_dir, "images"))  # local, or gs:// and the like
     progress = progress_bar(count, "image")
     scores = {protocol: [] for protocol in protocols}
     skipped, outputs_seen, source_bits = [], {}, None

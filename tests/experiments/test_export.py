@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl import app
 from absl.testing import flagsaver
 
@@ -38,6 +39,7 @@ def test_npz_to_served_model_to_deblurred_folder(tmp_path, rng):
     np.testing.assert_array_equal(rgba[..., 3], images.read_image(photos / "rgba.png")[..., 3])
     # The evaluation app takes the SavedModel too.
 
+    from experiments import compare as compare_app
     from experiments import evaluate as evaluate_app
 
     with flagsaver.flagsaver(checkpoint=str(tmp_path / "serving" / "1"), model=None,
@@ -74,10 +76,11 @@ def test_export_app_writes_each_format(tmp_path):
 
 def test_cloud_storage_exports_and_serves_and_other_apps_refuse_it(tmp_path, rng,
                                                                    monkeypatch):
-    """ram:// stands in for gs://: the export app writes a version there (and says
-    so truthfully), deblur loads it from there, and the apps whose outputs need a
-    local disk refuse such paths in a sentence instead of writing a local "ram:"
-    folder."""
+    """ram:// stands in for gs://: the export app writes a version there, deblur and
+    evaluate load it from there, evaluate writes its results there, and the apps whose
+    outputs still need a local disk refuse such paths in a sentence instead of writing
+    a local "ram:" folder."""
+    from experiments import compare as compare_app
     from experiments import evaluate as evaluate_app
     from experiments import train as train_app
 
@@ -86,6 +89,11 @@ def test_cloud_storage_exports_and_serves_and_other_apps_refuse_it(tmp_path, rng
     photos = tmp_path / "photos"
     photos.mkdir()
     images.write_png(photos / "a.png", rng.randint(0, 256, (20, 30, 3)).astype(np.uint8))
+    pairs = tmp_path / "pairs"
+    for view in ("blurry", "sharp"):
+        (pairs / view).mkdir(parents=True)
+        images.write_png(pairs / view / "p.png",
+                         rng.randint(0, 256, (24, 32, 3)).astype(np.uint8))
     monkeypatch.chdir(tmp_path)
     with no_os_calls_on("ram://"):
         with flagsaver.flagsaver(checkpoint=str(tmp_path / "m.keras"), model=None,
@@ -94,13 +102,27 @@ def test_cloud_storage_exports_and_serves_and_other_apps_refuse_it(tmp_path, rng
         with flagsaver.flagsaver(checkpoint="ram://serving/app", model=None,
                                  input=str(photos), output=str(tmp_path / "out")):
             deblur_app.main(["deblur"])
+        with flagsaver.flagsaver(checkpoint="ram://serving/app", model=None,
+                                 input_dir=str(pairs), output_dir="ram://eval"):
+            evaluate_app.main(["evaluate"])
+        with flagsaver.flagsaver(checkpoint="ram://serving/app", model=None,
+                                 baseline=str(tmp_path / "m.keras"), input_dir=str(pairs),
+                                 output_dir="ram://compare"):
+            compare_app.main(["compare"])
         for app_main, settings, flag in (
                 (train_app.main, dict(model_dir="ram://runs/a"), "--model_dir"),
-                (evaluate_app.main, dict(output_dir="ram://eval"), "--output_dir"),
                 (deblur_app.main, dict(input=str(photos), output="ram://out"), "--output")):
             with flagsaver.flagsaver(**settings):
                 with pytest.raises(SystemExit, match=f"{flag} ram://.*: cloud storage "
                                    "paths are not supported here yet"):
                     app_main(["app"])
     assert images.read_image(tmp_path / "out" / "a.png").shape == (20, 30, 3)
-    assert sorted(os.listdir(tmp_path)) == ["m.keras", "out", "photos"]
+    with tf.io.gfile.GFile("ram://eval/metrics.json") as f:
+        assert json.load(f)["images"] == 1
+    assert tf.io.gfile.exists("ram://eval/per_image.csv")
+    assert tf.io.gfile.exists("ram://eval/images/p.png")
+    assert tf.io.gfile.exists("ram://eval/report.png")
+    with tf.io.gfile.GFile("ram://compare/comparison.json") as f:
+        assert set(json.load(f)) >= {"a", "b", "protocol", "metrics"}
+    assert tf.io.gfile.exists("ram://compare/a/per_image.csv")
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "out", "pairs", "photos"]
