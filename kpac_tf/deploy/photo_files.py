@@ -424,16 +424,13 @@ def _write(job, outputs, manifest, report):
     the job is skipped (a file appeared), failed, or the run stopped (`report`)."""
     for path, array in outputs.items():
         replace = os.path.lexists(path)
-        if replace and not manifest.owns(path):
-            report.skipped.append((job.source, "in_the_way", (
-                f"{path} appeared during the run and was not written by this app; it "
-                "is left as it is")))
-            return False
         try:
+            if replace and not manifest.owns(path):
+                raise FileExistsError(path)
             images.write_png(path, array, replace=replace, text={
                 "Software": SOFTWARE, "Source": os.path.basename(job.source)})
             manifest.record(path, job.source)
-        except FileExistsError:
+        except FileExistsError:  # before the write, or during it
             report.skipped.append((job.source, "in_the_way", (
                 f"{path} appeared during the run and was not written by this app; it "
                 "is left as it is")))
