@@ -25,7 +25,8 @@ def refuse_remote(path, what):
     cannot write yet (it needs a local disk, or a bucket mounted as a folder)."""
     if path is not None and is_remote(path):
         raise ValueError(f"{what} {path}: cloud storage paths are not supported here yet "
-                         "(exports are); give a local path, or a bucket mounted as a folder")
+                         "(exports and evaluation outputs are); give a local path, or a "
+                         "bucket mounted as a folder")
 
 
 def output_folder(path):
