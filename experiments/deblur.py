@@ -28,7 +28,6 @@ from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data import images
 from kpac_tf.deploy import deblurring, photo_files
 from kpac_tf.models import forward
-from kpac_tf.utils.files import refuse_remote
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
                            _MAX_MEGAPIXELS, MAX_MEGAPIXELS_DEFAULTS, MODEL as _MODEL,
@@ -120,13 +119,11 @@ def main(argv):
     del argv  # run_app refuses extra arguments
     _checked_settings()
     try:
-        refuse_remote(_INPUT.value, "--input")
-        refuse_remote(_OUTPUT.value, "--output")
         report = photo_files.plan(_INPUT.value, _OUTPUT.value, _SAVE_ATTENTION.value,
                                   _OVERWRITE.value)
         deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
                                              _PRECISION.value)
-    except (ValueError, CheckpointError) as e:  # PlanError, a cloud path
+    except (ValueError, CheckpointError) as e:  # PlanError
         raise SystemExit(f"deblur: {e}") from None
     if _SAVE_ATTENTION.value and deblurrer.keras_model is None:
         raise SystemExit(f"deblur: --save_attention needs a Keras model; --checkpoint "

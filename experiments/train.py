@@ -27,7 +27,6 @@ from kpac_tf.deploy import examples
 from kpac_tf.models.networks import BLOCK_TYPES
 from kpac_tf.training import cluster, loop, run_folder, settings
 from kpac_tf.utils import devices
-from kpac_tf.utils.files import refuse_remote
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
@@ -37,8 +36,12 @@ from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            PRESET as _PRESET, SEED as _SEED, STEPS as _STEPS,
                            TO_8BIT as _TO_8BIT, run_app, value_or)
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None,
-                                 "Output folder (default outputs/<preset>); reuse resumes.")
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Output folder, local or gs:// and the like (default "
+    "outputs/<preset>); reuse resumes.")
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", None, "Local folder for the training split decoded once to 8-bit "
+    "(default: beside a local --data_dir's dataset, else the system's temporary folder).")
 _FLIPS = flags.DEFINE_boolean("flips", None, "Random flips (the paper uses none).")
 _PERCEPTUAL_WEIGHT = flags.DEFINE_float(
     "perceptual_weight", None, "VGG19 block4_conv4 loss weight (0: MAE only; paper "
@@ -95,7 +98,7 @@ _BLOCK_TYPE = flags.DEFINE_enum("block_type", None, BLOCK_TYPES,
 # The TrainConfig field each flag sets (the network's own flags: NETWORK_FLAGS).
 FIELD_FLAGS = dict(
     dataset=_DATASET, to_8bit=_TO_8BIT, dataset_config=_DATASET_CONFIG,
-    data_dir=_DATA_DIR, manual_dir=_MANUAL_DIR, steps=_STEPS, batch_size=_BATCH_SIZE,
+    data_dir=_DATA_DIR, cache_dir=_CACHE_DIR, manual_dir=_MANUAL_DIR, steps=_STEPS, batch_size=_BATCH_SIZE,
     crop_size=_CROP_SIZE, flips=_FLIPS, learning_rate=_LEARNING_RATE,
     perceptual_weight=_PERCEPTUAL_WEIGHT, vgg19_weights=_VGG19_WEIGHTS,
     init_from=_INIT_FROM, resume_from=_RESUME_FROM, strategy=_STRATEGY,
@@ -118,8 +121,6 @@ def config_from_flags():
     """The `TrainConfig` the command line asks for. With a --model_dir that holds a
     run, what its config.json recorded, then what the command line gives (a setting
     that defines the run is then refused if it differs; see `settings`)."""
-    for holder in (_MODEL_DIR, _DATA_DIR, _INIT_FROM):
-        refuse_remote(holder.value, f"--{holder.name}")
     overrides = {name: holder.value for name, holder in NETWORK_FLAGS.items()
                  if holder.value is not None}
     recorded = settings.recorded_settings(_MODEL_DIR.value) if _MODEL_DIR.value else None
@@ -220,7 +221,7 @@ FLAG_GROUPS = {
     "Network (unset: the authors' network)": [
         _MODEL, _CHANNELS, _NUM_BLOCKS, _KERNEL_SIZE, _NUM_DILATIONS, _SHARE_WEIGHTS,
         _SCALE_ATTENTION, _SHAPE_ATTENTION, _BLOCK_TYPE],
-    "Data": [_DATASET, _DATASET_CONFIG, _DATA_DIR, _MANUAL_DIR, _TO_8BIT],
+    "Data": [_DATASET, _DATASET_CONFIG, _DATA_DIR, _CACHE_DIR, _MANUAL_DIR, _TO_8BIT],
     "Optimisation (unset: the preset's)": [
         _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _PERCEPTUAL_WEIGHT,
         _VGG19_WEIGHTS],

@@ -19,12 +19,13 @@ import zipfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.checkpoints.safe_pickle import (RestrictedUnpickler, _Refused, read_zip_member,
                                              restricted_load)
 from kpac_tf.models.layers import KPACBlock, ResidualBlock
-from kpac_tf.utils.files import atomic_output
+from kpac_tf.utils.files import atomic_output, is_remote
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray
@@ -129,7 +130,10 @@ def read_tf1_npz(path):
     """
     path = os.fspath(path)
     try:
-        with zipfile.ZipFile(path) as archive:
+        if is_remote(path) and not tf.io.gfile.exists(path):
+            raise FileNotFoundError(path)
+        source = tf.io.gfile.GFile(path, "rb") if is_remote(path) else path
+        with zipfile.ZipFile(source) as archive:
             if PARAMS_MEMBER not in archive.namelist():
                 raise CheckpointError(
                     f"{path}: no '{PARAMS_MEMBER}' inside; found {archive.namelist()}. "

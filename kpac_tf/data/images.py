@@ -1,8 +1,10 @@
 """Reading and writing photos: PNG and JPEG, 8- or 16-bit, EXIF orientation applied.
 
 Arrays are numpy (height, width, channels) uint8 or uint16, channels 1, 3 or 4.
+Paths may be local or anywhere TensorFlow's filesystem layer reads (gs://, ...).
 """
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -15,7 +17,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from kpac_tf.utils.files import atomic_output
+from kpac_tf.utils.files import atomic_output, error_reason, is_remote
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -115,12 +117,27 @@ def _png_chunk(kind, data):
         ">I", zlib.crc32(kind + data))
 
 
+def _open(path):
+    """`path` opened for reading bytes: a local file, or through `tf.io.gfile`."""
+    return tf.io.gfile.GFile(path, "rb") if is_remote(path) else open(path, "rb")
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turns a failed read of `path` (OSError, or TensorFlow's for a remote path)
+    into ImageReadError naming it."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        raise ImageReadError(f"{path}: cannot read ({error_reason(e)})") from None
+
+
 def png_text(path):
     """The tEXt entries before a PNG's image data, {keyword: value}; {} for a file
     that is not a readable PNG (or not a regular file)."""
     try:
         check_regular_file(path)
-        with open(path, "rb") as f:
+        with _open(path) as f:
             if f.read(len(PNG_SIGNATURE) + 25)[:len(PNG_SIGNATURE)] != PNG_SIGNATURE:
                 return {}
             entries = {}
@@ -129,7 +146,7 @@ def png_text(path):
                     keyword, _, value = f.read(length).partition(b"\0")
                     entries[keyword.decode("latin-1")] = value.decode("latin-1")
             return entries
-    except (ImageReadError, OSError, struct.error):
+    except (ImageReadError, OSError, tf.errors.OpError, struct.error):
         return {}
 
 
@@ -191,7 +208,13 @@ def _jpeg_header(f, path):
 
 def check_regular_file(path):
     """ImageReadError naming what `path` is unless it is a regular file (or a link to
-    one): reading a FIFO would wait for ever, a device for ever more bytes."""
+    one): reading a FIFO would wait for ever, a device for ever more bytes. A remote
+    path (gs://, ...) holds only files and folders."""
+    if is_remote(path):
+        with _reading(path):
+            if tf.io.gfile.stat(path).is_directory:
+                raise ImageReadError(f"{path}: a folder, not a photo file")
+        return
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
@@ -237,11 +260,8 @@ def file_format(path):
     file or cannot be read."""
     path = os.fspath(path)
     check_regular_file(path)
-    try:
-        with open(path, "rb") as f:
-            return _format_name(f.read(32))
-    except OSError as e:
-        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    with _reading(path), _open(path) as f:
+        return _format_name(f.read(32))
 
 
 def read_header(path):
@@ -261,14 +281,12 @@ def read_header(path):
     path = os.fspath(path)
     check_regular_file(path)
     try:
-        with open(path, "rb") as f:
+        with _reading(path), _open(path) as f:
             head = f.read(32)
             name = _format_name(head)
             if name in ("PNG", "JPEG"):
                 f.seek(len(PNG_SIGNATURE) if name == "PNG" else 2)
                 header = (_png_header if name == "PNG" else _jpeg_header)(f, path)
-    except OSError as e:
-        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
     except struct.error:  # a chunk or segment cut short
         raise ImageReadError(f"{path}: not a readable {name} image (its header is cut "
                              "short)") from None
@@ -314,11 +332,8 @@ def read_image(path, max_pixels=None):
     if max_pixels is not None and header.pixels > max_pixels:
         raise PhotoTooLarge(f"{path}: {header.describe()}, above the limit of "
                             f"{max_pixels / 1e6:g} MP", header, max_pixels)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    with _reading(path), _open(path) as f:
+        data = f.read()
     try:
         if header.format == "PNG":
             image = tf.io.decode_png(data, dtype=tf.uint16 if header.bit_depth == 16
@@ -364,11 +379,15 @@ def write_png(path, image, compression=-1, text=None, replace=True):
 
 
 def list_images(folder):
-    """Sorted image files (PNG/JPEG) directly in `folder`."""
-    if not os.path.isdir(folder):
+    """The image files (named .png / .jpg / .jpeg) directly in `folder` (a str or a
+    path object such as `epath.Path`; local, or gs:// and the like), sorted by name,
+    as paths of the same kind; FileNotFoundError if there is no such folder."""
+    if not tf.io.gfile.isdir(os.fspath(folder)):
         raise FileNotFoundError(f"{folder}: no such folder")
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                  if name.lower().endswith(IMAGE_EXTENSIONS))
+    names = sorted(name for name in tf.io.gfile.listdir(os.fspath(folder))
+                   if name.lower().endswith(IMAGE_EXTENSIONS))
+    return [os.path.join(folder, name) if isinstance(folder, str) else folder / name
+            for name in names]
 
 
 def scene_name(path, strip_side=False):
@@ -383,7 +402,8 @@ def pair_views(folders, label="images", by="name"):
     """Matches the files of several view folders into scenes.
 
     Args:
-        folders: dict view -> folder (epath.Path or str); the first view leads.
+        folders: dict view -> folder (epath.Path or str, local or gs://); the first
+            view leads.
         label: str, prefix of error messages (e.g. "DPDD").
         by: "name" matches files by scene name (user folders such as blurry/ +
             sharp/; views named "left"/"right" may carry DPDD's _L / _R suffixes).
@@ -401,18 +421,14 @@ def pair_views(folders, label="images", by="name"):
         ValueError: (by position) the folders hold different numbers of files (the
             message lists every folder with its count); `by` is unknown.
     """
-    from etils import epath
-
     if by not in ("name", "position"):
         raise ValueError(f'pair_views: by must be "name" or "position", got {by!r}')
     files = {}
     for view, folder in folders.items():
-        folder = epath.Path(folder)
-        if not folder.exists():
-            raise FileNotFoundError(f"{label} folder missing: {folder}")
-        files[view] = sorted((p for p in folder.iterdir()
-                              if p.suffix.lower() in IMAGE_EXTENSIONS),
-                             key=lambda p: p.name)
+        try:
+            files[view] = list_images(folder)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{label} folder missing: {folder}") from None
         if not files[view]:
             raise FileNotFoundError(f"{label} folder has no PNG or JPEG files: {folder}")
     if by == "position":

@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from kpac_tf.data import pixels
-from kpac_tf.utils.files import atomic_output, write_json
+from kpac_tf.utils.files import atomic_output, is_remote, write_json
 
 
 _CACHE_FORMAT = 1
@@ -119,10 +119,10 @@ def training_images(builder, split="train", to_8bit="round", cache_dir=None):
 
     The first call decodes every image of the split and writes it, 8-bit and raw,
     one file per image and view, with a `manifest.json`, into
-    `<cache_dir>/<split>-<to_8bit>/`. `cache_dir` defaults to `training_cache/`
-    inside the prepared dataset's folder (`builder.data_dir`): every run on that
-    data shares it, and it goes when the dataset is deleted; where that folder
-    cannot be written, `kpac_tf_training_cache/` in the system's temporary folder
+    `<cache_dir>/<split>-<to_8bit>/`, always on a local disk. `cache_dir` defaults
+    to `training_cache/` inside the prepared dataset's folder (`builder.data_dir`):
+    every run on that data shares it, and it goes when the dataset is deleted; where
+    that folder cannot be written or is not local (gs://), `kpac_tf_training_cache/` in the system's temporary folder
     (logged). Later calls (resumes, other runs and processes) find it and decode
     nothing. DPDD's train split takes 350 x 1680 x 1120 x 3 bytes = 1.98 GB per view
     (single: 4.0 GB, dual: 7.9 GB) of disk; no process holds it in memory (the
@@ -145,8 +145,9 @@ def training_images(builder, split="train", to_8bit="round", cache_dir=None):
         dataset=builder.name, config=config, version=str(builder.info.version),
         split=split, num_examples=int(info.num_examples), num_bytes=int(info.num_bytes),
         shard_lengths=[int(n) for n in info.shard_lengths]))
+    data_dir = os.fspath(builder.data_dir)
     roots = [cache_dir] if cache_dir else [
-        os.path.join(os.fspath(builder.data_dir), "training_cache"),
+        *([] if is_remote(data_dir) else [os.path.join(data_dir, "training_cache")]),
         os.path.join(tempfile.gettempdir(), "kpac_tf_training_cache", builder.name,
                      config, str(builder.info.version))]
     folders = [os.path.join(root, f"{split}-{to_8bit}") for root in roots]

@@ -196,18 +196,14 @@ def _keras_model(source, name):
                 "drop the network name or give a checkpoint")
         logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
         return load_tf1_npz(build_model(network), bundled.weights_path())
-    if is_remote(source):
-        raise CheckpointError(
-            f"{source}: from cloud storage only an exported SavedModel loads (none is "
-            "there); copy a .keras file, run folder or .npz to a local disk")
-    if not os.path.exists(source):
+    if not tf.io.gfile.exists(source):
         raise CheckpointError(
             f"{source}: no such file or folder; expected a .keras file, a training run "
             "folder, an authors' .npz (with the network name) or an exported SavedModel")
     if source.endswith(".keras"):
         return keras.models.load_model(source)
     overrides = {}
-    if os.path.isdir(source) and run_folder.is_run(source):
+    if tf.io.gfile.isdir(source) and run_folder.is_run(source):
         run = run_folder.read_config(source)
         if name not in (None, run["model"]):
             raise CheckpointError(

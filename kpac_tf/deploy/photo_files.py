@@ -6,7 +6,9 @@ two inputs never share an output (`e.jpg` and `e.png` become `e.jpg.png` and
 `e.png.png`); the output folder is never the input folder. What this app wrote is
 recorded in the output folder's `MANIFEST` (name, source photo, inode, size and
 modification time of each output), so a file is ours only if it is still the very
-file written, not a copy or a look-alike: a file already at an output path is skipped,
+file written, not a copy or a look-alike (on an object store, gs:// and the like, which
+has no inodes: the same size and modification time): a file already at an output
+path is skipped,
 not replaced, unless it is ours and `overwrite` is set, and a photo whose result is
 already there under another name (the folder gained a photo of the same stem since)
 is skipped too.
@@ -15,6 +17,9 @@ is skipped too.
 output that cannot be written, or a model that gives NaN, stops the run at once. Every
 file is written atomically and flushed, the photo last, and a new output never
 replaces a file that appeared meanwhile, so rerunning the same command resumes.
+
+Photos and outputs may be local or anywhere TensorFlow's filesystem layer reaches
+(gs://, ...); a remote output is written locally and uploaded whole.
 """
 
 import dataclasses
@@ -23,6 +28,7 @@ import gc
 import json
 import os
 import tempfile
+import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -32,7 +38,7 @@ from kpac_tf.deploy.blur_map import blur_map, draw_blur_map
 from kpac_tf.deploy.deblurring import NonFiniteOutput, deblur, memory_needed
 from kpac_tf.models.forward import block_attention
 from kpac_tf.utils import memory
-from kpac_tf.utils.files import write_json
+from kpac_tf.utils.files import error_reason, is_remote, write_json
 from kpac_tf.utils.progress import progress_bar
 
 MANIFEST = ".kpac-deblur.json"  # in the output folder: what this app wrote there
@@ -56,29 +62,48 @@ class OutOfMemory(RuntimeError):
         self.tile_size = tile_size
 
 
+def _exists(path):
+    """True if there is an entry at `path` (locally, a broken link counts)."""
+    return tf.io.gfile.exists(path) if is_remote(path) else os.path.lexists(path)
+
+
+def _is_folder(path):
+    return tf.io.gfile.isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def _identity(path):
+    """[inode, size, mtime_ns] of the entry at `path` (a link itself, not its
+    target); the inode is None on an object store, which has none."""
+    if is_remote(path):
+        stats = tf.io.gfile.stat(path)
+        return [None, stats.length, stats.mtime_nsec]
+    stats = os.lstat(path)
+    return [stats.st_ino, stats.st_size, stats.st_mtime_ns]
+
+
 class Manifest:
     """The outputs this app wrote in a folder: {name: {source, inode, size,
     mtime_ns}}, kept in `folder/MANIFEST`. A file is ours only while it is that very
-    file (same inode, size and modification time)."""
+    file (same inode, size and modification time; no inode on an object store)."""
 
     def __init__(self, folder):
         self.folder = folder
         self.path = os.path.join(folder, MANIFEST)
         try:
             images.check_regular_file(self.path)
-            with open(self.path) as f:
+            with tf.io.gfile.GFile(self.path) as f:
                 self.entries = dict(json.load(f))
-        except (images.ImageReadError, OSError, ValueError, TypeError):
+        except (images.ImageReadError, OSError, tf.errors.OpError, ValueError, TypeError):
             self.entries = {}  # none yet, or unreadable: nothing counts as ours
 
     def owns(self, path):
         entry = self.entries.get(os.path.basename(path))
         try:
-            stats = os.lstat(path)
-        except OSError:
+            identity = _identity(path)
+        except (OSError, tf.errors.OpError):
             return False
         return entry is not None and [entry.get(k) for k in ("inode", "size", "mtime_ns")] \
-            == [stats.st_ino, stats.st_size, stats.st_mtime_ns]
+            == identity
 
     def output_of(self, source):
         """The name of an output of ours made from a photo named `source`, or None."""
@@ -87,10 +112,9 @@ class Manifest:
                      and self.owns(os.path.join(self.folder, name))), None)
 
     def record(self, path, source):
-        stats = os.lstat(path)
+        inode, size, mtime_ns = _identity(path)
         self.entries[os.path.basename(path)] = dict(
-            source=os.path.basename(source), inode=stats.st_ino, size=stats.st_size,
-            mtime_ns=stats.st_mtime_ns)
+            source=os.path.basename(source), inode=inode, size=size, mtime_ns=mtime_ns)
         write_json(self.path, self.entries, indent=1, sort_keys=True)
 
 
@@ -136,7 +160,7 @@ class Report:
 
 def _not_a_file(path):
     """Why `path` is not a regular file to read (a FIFO, a broken link, ...), or None."""
-    if os.path.islink(path) and not os.path.exists(path):
+    if not is_remote(path) and os.path.islink(path) and not os.path.exists(path):
         return f"{path}: a broken symbolic link (to {os.readlink(path)})"
     try:
         images.check_regular_file(path)
@@ -151,9 +175,12 @@ def _photos_in(folder):
     entries named as photos; [paths of other files]). Hidden files (a dot first:
     macOS's ._ files, temporary files) are passed over."""
     try:
-        names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
-    except OSError as e:
-        raise PlanError(f"cannot list the input folder {folder}: {e.strerror}") from None
+        names = sorted(name for name in (
+            [n.rstrip("/") for n in tf.io.gfile.listdir(folder)] if is_remote(folder)
+            else os.listdir(folder)) if not name.startswith("."))
+    except (OSError, tf.errors.OpError) as e:
+        raise PlanError(f"cannot list the input folder {folder}: {error_reason(e)}") \
+            from None
     photos, skipped, ignored = [], [], []
     for name in names:
         path = os.path.join(folder, name)
@@ -185,9 +212,16 @@ def _output_names(photos):
             for photo in photos}
 
 
+def _resolved(path):
+    """`path` with every link resolved; on an object store, the name (no links)."""
+    return path.rstrip("/") if is_remote(path) else os.path.realpath(path)
+
+
 def _entry(path):
     """The directory entry `path` names, with its folder resolved (what a rename onto
-    `path` replaces)."""
+    `path` replaces); on an object store, the name itself."""
+    if is_remote(path):
+        return path
     return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))),
                         os.path.basename(path))
 
@@ -200,21 +234,29 @@ def _inode(path):
     return (stats.st_dev, stats.st_ino)
 
 
+def _reaches(path):
+    """What writing `path` reaches: its entry and, if it exists, its link target and
+    inode (on an object store, its name)."""
+    if is_remote(path):
+        return [path]
+    keys = [_entry(path)]
+    if os.path.lexists(path):
+        keys += [os.path.realpath(path), _inode(path)]
+    return [key for key in keys if key is not None]
+
+
 class _Inputs:
     """The inputs as the files they reach: entries, link targets and inodes."""
 
     def __init__(self, photos):
         self._by_key = {}
         for photo in photos:
-            for key in (_entry(photo), os.path.realpath(photo), _inode(photo)):
+            for key in _reaches(photo):
                 self._by_key.setdefault(key, photo)
 
     def reached_by(self, path):
         """The input that writing `path` would replace or reach, or None."""
-        keys = [_entry(path)]
-        if os.path.lexists(path):
-            keys += [os.path.realpath(path), _inode(path)]
-        return next((self._by_key[k] for k in keys if k in self._by_key), None)
+        return next((self._by_key[k] for k in _reaches(path) if k in self._by_key), None)
 
 
 def plan(source, target, save_attention=False, overwrite=False):
@@ -241,25 +283,25 @@ def plan(source, target, save_attention=False, overwrite=False):
     if not target:
         raise PlanError("the output is an empty path; name a folder or a .png file")
     skipped, ignored = [], []
-    if os.path.isdir(source):
-        if os.path.lexists(target) and not os.path.isdir(target):
+    if _is_folder(source):
+        if _exists(target) and not _is_folder(target):
             raise PlanError(f"{target} is a file; give a folder for a folder of photos")
-        if not os.path.isdir(target) and target.lower().endswith(".png"):
+        if not _is_folder(target) and target.lower().endswith(".png"):
             raise PlanError(f"{target} names a PNG file; give a folder for a folder of "
                             "photos")
-        if os.path.realpath(target) == os.path.realpath(source):
+        if _resolved(target) == _resolved(source):
             raise PlanError(f"the output folder {target} is the input folder; choose "
                             "another (its results would be read as photos next time)")
         photos, skipped, ignored = _photos_in(source)
         if not photos and not skipped:
             raise PlanError(f"{source}: no PNG or JPEG files")
         folder, names = target, _output_names(photos)
-    elif os.path.lexists(source):
+    elif _exists(source):
         reason = _not_a_file(source)
         if reason:
             raise PlanError(reason)
         photos = [source]
-        if os.path.isdir(target) or target.endswith(os.sep):
+        if _is_folder(target) or target.endswith(os.sep):
             folder, names = target, _output_names(photos)
         elif not target.lower().endswith(".png"):
             raise PlanError(f"{target}: results are PNG files; end the name with .png")
@@ -301,12 +343,12 @@ def _in_the_way(job, overwrite, manifest, report):
     app did not write holds one of its paths, or, without `overwrite`, its result is
     there already (at its path, or under another name from an earlier run)."""
     for path in job.paths():
-        if os.path.lexists(path) and not manifest.owns(path):
+        if _exists(path) and not manifest.owns(path):
             report.skipped.append((job.source, "in_the_way", (
                 f"{path} is already there and was not written by this app; it is left "
                 f"as it is (move it away to deblur {job.source})")))
             return True
-    earlier = (job.output if os.path.lexists(job.output)
+    earlier = (job.output if _exists(job.output)
                else manifest.output_of(job.source))
     if earlier and not overwrite:
         earlier = os.path.join(report.folder, os.path.basename(earlier))
@@ -368,12 +410,19 @@ def _deblur_one(deblurrer, job, tile_size, overlap, max_pixels):
 def _open_folder(folder):
     """Creates the output folder if need be and proves it writable (PlanError)."""
     try:
+        if is_remote(folder):
+            tf.io.gfile.makedirs(folder)
+            probe = os.path.join(folder, f".kpac-deblur-probe-{uuid.uuid4().hex}")
+            with tf.io.gfile.GFile(probe, "w") as f:
+                f.write("kpac-tf")  # an object store creates it on the first write
+            tf.io.gfile.remove(probe)
+            return
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
-    except OSError as e:
-        raise PlanError(f"cannot write in the output folder {folder}: {e.strerror}") \
-            from None
+    except (OSError, tf.errors.OpError) as e:
+        raise PlanError(f"cannot write in the output folder {folder}: "
+                        f"{error_reason(e)}") from None
 
 
 def run(deblurrer, report, tile_size=None, overlap=64, max_pixels=None):
@@ -423,7 +472,7 @@ def _write(job, outputs, manifest, report):
     existing path only if it is ours. Returns True if all were written; otherwise
     the job is skipped (a file appeared), failed, or the run stopped (`report`)."""
     for path, array in outputs.items():
-        replace = os.path.lexists(path)
+        replace = _exists(path)
         try:
             if replace and not manifest.owns(path):
                 raise FileExistsError(path)
@@ -441,5 +490,8 @@ def _write(job, outputs, manifest, report):
                 report.stopped = reason
             else:
                 report.failed.append((job.source, OSError(reason)))
+            return False
+        except tf.errors.OpError as e:  # a remote write (permission, quota, network)
+            report.stopped = f"cannot write {path}: {error_reason(e)}"
             return False
     return True

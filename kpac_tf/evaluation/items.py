@@ -60,7 +60,7 @@ def _folder_views(input_dir, split, dual):
     """(view -> folder, pairing) for the supported --input_dir layouts: blurry/ +
     sharp/ (or source/ + target/) pair by file name, DPDD's layout by position."""
     for blurry, sharp in (("blurry", "sharp"), ("source", "target")):
-        if os.path.isdir(os.path.join(input_dir, blurry)):
+        if tf.io.gfile.isdir(os.path.join(input_dir, blurry)):  # local or gs://
             if dual:
                 raise ValueError(f"{input_dir}: the dual model needs a DPDD-layout folder "
                                  f"({split}_c, {split}_l, {split}_r)")

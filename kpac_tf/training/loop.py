@@ -24,6 +24,11 @@ workers agree on stopping between loops, and a loop ends on every step that logs
 evaluates or saves. The weights are the same for any value, and with op determinism
 (`deterministic`, on by default) the same on GPUs from run to run.
 
+The run folder may be on a local disk or anywhere TensorFlow writes (gs://, ...;
+`run_folder`). Workers other than the chief make the same writes (some are
+collective) into TensorFlow's in-memory filesystem (`ram://`), never to disk, and
+drop them at the end.
+
 Killed at any moment (SIGKILL), a run loses at most the steps since its last
 checkpoint; outputs appear by atomic renames. Re-running the same command resumes
 and ends with the same weights as an uninterrupted run; the chief removes the
@@ -36,9 +41,7 @@ from (`cluster.WorkerLost`, `run_folder.WriteFailed`).
 import contextlib
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 
@@ -220,7 +223,7 @@ class _Trainer:
             stream = pipelines.training_dataset(
                 builder, crop_size=config.crop_size, batch_size=per_worker,
                 flips=config.flips, seed=config.seed + 1000 * self.worker_index,
-                to_8bit=config.to_8bit, start=start)
+                to_8bit=config.to_8bit, start=start, cache_dir=config.cache_dir)
             if per_replica == per_worker:
                 return stream
             # Consecutive elements go to the worker's replicas in turn.
@@ -324,13 +327,12 @@ class _BestCheckpoint:
                 f"the best checkpoint {latest} is damaged ({damage}); restore its files, "
                 f"or move {os.path.dirname(latest)} aside to resume without it (the run "
                 "then chooses its best again from the evaluations still to come)")
-        self.record = json.loads(tf.train.load_variable(
-            latest, "best_record/.ATTRIBUTES/VARIABLE_VALUE").decode()) if latest else None
+        self.record = json.loads(run_folder.checkpoint_reader(latest).get_tensor(
+            "best_record/.ATTRIBUTES/VARIABLE_VALUE").decode()) if latest else None
         # A run killed between saving a best checkpoint and writing best.json left it
         # describing an older one (and the resumed run, finding no better score,
         # would never rewrite it): the chief rewrites it from the record.
-        if self.record is not None and os.path.abspath(self.folder) == os.path.abspath(
-                os.path.dirname(latest)):
+        if self.record is not None and self.folder == os.path.dirname(latest):
             try:
                 described = run_folder.read_json(self.folder, run_folder.BEST_RECORD)
             except (OSError, ValueError):
@@ -340,9 +342,9 @@ class _BestCheckpoint:
 
     def _describe(self):
         """Writes best.json (`self.record`) and the copy of config.json."""
-        if os.path.exists(self._config):
+        if tf.io.gfile.exists(self._config):
             with atomic_output(run_folder.path(self.folder, run_folder.CONFIG)) as tmp:
-                shutil.copyfile(self._config, tmp)
+                tf.io.gfile.copy(self._config, tmp, overwrite=True)
         write_json(run_folder.path(self.folder, run_folder.BEST_RECORD), self.record, indent=2)
 
     def update(self, step, scores, split):
@@ -429,13 +431,13 @@ def train(config):
         check_workers_agree(strategy, worker, config)
         # One trainer per run folder, for the whole run: the chief takes it before it
         # writes, and every worker stops if it could not.
-        refused = None
+        refused = run_lock = None
         if worker.is_chief:
             try:
-                os.makedirs(config.model_dir, exist_ok=True)
-                held.enter_context(run_folder.lock(config.model_dir))
-            except (run_folder.RunFolderBusy, OSError) as error:
-                refused = error
+                tf.io.gfile.makedirs(config.model_dir)
+                run_lock = held.enter_context(run_folder.lock(config.model_dir))
+            except (run_folder.RunFolderBusy, OSError, tf.errors.OpError) as error:
+                refused = error  # a write refused: `writes_explained` words it
         if any_worker(strategy, worker, refused is not None):
             raise refused or run_folder.RunFolderBusy(
                 f"the chief could not take the run folder {config.model_dir} (its log "
@@ -445,20 +447,21 @@ def train(config):
             run_folder.remove_leftovers(config.model_dir)
         write_or_check_config(config, worker.count, write=worker.is_chief)
         # The chief writes the run folder; any other worker writes the same files (it
-        # makes the same calls, collective or not) into a private temporary folder.
+        # makes the same calls, collective or not) into memory: nothing on its disk
+        # or in the bucket, and nothing left behind however the process ends.
         out_dir = (config.model_dir if worker.is_chief else
-                   tempfile.mkdtemp(prefix=f"kpac_tf_worker{worker.index}_"))
+                   f"ram://kpac_tf/worker{worker.index}-{os.getpid()}-{time.time_ns()}")
         previous_policy = keras.mixed_precision.dtype_policy()
         keras.mixed_precision.set_dtype_policy(config.precision)
         try:
-            return _train(config, strategy, worker, out_dir)
+            return _train(config, strategy, worker, out_dir, run_lock)
         finally:
             keras.mixed_precision.set_dtype_policy(previous_policy)
-            if out_dir != config.model_dir:
-                shutil.rmtree(out_dir, ignore_errors=True)
+            if out_dir != config.model_dir and tf.io.gfile.exists(out_dir):
+                tf.io.gfile.rmtree(out_dir)
 
 
-def _train(config, strategy, worker, out_dir):
+def _train(config, strategy, worker, out_dir, run_lock):
     keras.utils.set_random_seed(config.seed)
     trainer = _Trainer(config, strategy, worker)
     if config.batch_size % strategy.num_replicas_in_sync:
@@ -521,6 +524,8 @@ def _train(config, strategy, worker, out_dir):
     # ends on every step that logs, evaluates or saves, and on the last.
     with _stop_requests() as stop_requests:
         while step < config.steps:
+            if run_lock is not None:  # nothing more is written once the folder is lost
+                run_lock.check()
             steps = min(config.steps_per_loop, config.steps - step, *(
                 every - step % every
                 for every in (config.log_every, config.eval_every, config.save_every)))
@@ -566,6 +571,8 @@ def _train(config, strategy, worker, out_dir):
                     f"{'' if stop_requests else ' to another worker'}) at step {step} of "
                     f"{config.steps}: saved {saved}; rerun the same command to resume", number)
 
+    if run_lock is not None:
+        run_lock.check()
     # Killed after this save, a rerun restores it, trains nothing and does the rest
     # (all of which is written atomically) with the same weights.
     if saved_step != step:

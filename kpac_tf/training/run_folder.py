@@ -16,26 +16,33 @@
                        step and scores; the dataset's name, config and version
   per_image.csv        the final model's scores of each test image (as
                        experiments.evaluate writes them; experiments.compare reads it)
-  trainer.lock         while a trainer runs: its host, pid and start time (`lock`)
+  trainer.lock         while a trainer runs: its host, pid and start time (`lock`;
+                       on an object store also its lease's last renewal)
 
 A checkpoint counts once the state file `checkpoints/checkpoint` lists it (TensorFlow
 writes a checkpoint's files first and that file, atomically, last).
+
+The folder may be anywhere TensorFlow's filesystem layer writes (a local disk,
+`gs://`, `s3://`, `hdfs://`, `ram://`): every access goes through `tf.io.gfile`.
 """
 
 import contextlib
 import datetime
 import errno
 import fcntl
-import glob
+import fnmatch
 import json
 import os
 import posixpath
 import re
-import shutil
 import socket
+import threading
+import uuid
 
 import tensorflow as tf
 from absl import logging
+
+from kpac_tf.utils.files import before_overwrite, error_reason, is_remote
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -76,16 +83,27 @@ def best_checkpoint_name(step):
 def is_run(folder):
     """True if `folder` is a run folder or a folder that loads like one (it holds
     config.json: a run's model_dir, or its checkpoints/best/)."""
-    return os.path.isfile(path(folder, CONFIG))
+    file = path(folder, CONFIG)
+    return tf.io.gfile.exists(file) and not tf.io.gfile.isdir(file)
 
 
 def read_json(folder, name):
     """The contents of `folder/name`, or None if there is no such file."""
     file = path(folder, name)
-    if not os.path.isfile(file):
+    if not tf.io.gfile.exists(file) or tf.io.gfile.isdir(file):
         return None
-    with open(file) as f:
+    with tf.io.gfile.GFile(file) as f:
         return json.load(f)
+
+
+def _names(folder, pattern):
+    """The entries of `folder` whose names match the shell pattern `pattern` (full
+    paths, sorted); [] if there is no such folder. Names are matched as names, so a
+    folder whose own name holds `*` or `[` is safe."""
+    if not tf.io.gfile.isdir(folder):
+        return []
+    return sorted(path(folder, name.rstrip("/")) for name in tf.io.gfile.listdir(folder)
+                  if fnmatch.fnmatchcase(name.rstrip("/"), pattern))
 
 
 def read_config(folder):
@@ -110,10 +128,18 @@ def newest_checkpoint(source):
     taken as "no checkpoint" (which would restart a run from scratch): its restore
     fails and says so."""
     for folder in (path(source, CHECKPOINTS), os.fspath(source)):
-        listed = _listed_checkpoints(folder) if os.path.isdir(folder) else []
+        listed = _listed_checkpoints(folder) if tf.io.gfile.isdir(folder) else []
         if listed:
             return listed[-1]
     return None
+
+
+def checkpoint_reader(checkpoint):
+    """A reader of the checkpoint with path prefix `checkpoint` (`get_tensor(name)`,
+    `get_variable_to_shape_map()`). Unlike `tf.train.load_checkpoint`, a prefix is
+    never taken for a folder (on ram://, whose folders are any name's prefixes, it
+    would be)."""
+    return tf.compat.v1.train.NewCheckpointReader(checkpoint)
 
 
 def checkpoint_damage(checkpoint):
@@ -121,7 +147,7 @@ def checkpoint_damage(checkpoint):
     None when its index and every tensor it names read back whole (a truncated or
     missing data file, a corrupt index, a checksum mismatch)."""
     try:
-        reader = tf.train.load_checkpoint(checkpoint)
+        reader = checkpoint_reader(checkpoint)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
@@ -140,7 +166,7 @@ def checkpoint_to_resume(run_dir, step=None):
         ValueError: no checkpoint of `step` is listed.
     """
     folder = path(run_dir, CHECKPOINTS)
-    listed = _listed_checkpoints(folder) if os.path.isdir(folder) else []
+    listed = _listed_checkpoints(folder) if tf.io.gfile.isdir(folder) else []
     if step is not None:
         chosen = [c for c in listed if os.path.basename(c) == f"ckpt-{int(step)}"]
         if not chosen:
@@ -189,14 +215,22 @@ def _write_failure(error, run_dir):
     """(reason, file) if `error` (OSError, or TensorFlow's, which names neither errno
     nor file but says both in words) is a write failing for want of room or
     permission; None otherwise. `file` is None when the error names none."""
-    run_dir = os.path.abspath(os.fspath(run_dir))
-    if isinstance(error, OSError):
+    run_dir = os.fspath(run_dir)
+    text = str(error)
+    in_words = next((words for words in (*_WRITE_ERRNOS.values(), *_ACCESS_ERRNOS.values())
+                     if words in text), None)
+    if is_remote(run_dir):  # TensorFlow's errors; their words name the object
+        run_dir = run_dir.rstrip("/")
+        reason = in_words
+        file = next(iter(re.findall(re.escape(run_dir) + r"[^\s;,'\"{}\[\]]*", text)),
+                    None)
+    elif isinstance(error, OSError):
+        run_dir = os.path.abspath(run_dir)
         reason = _WRITE_ERRNOS.get(error.errno) or _ACCESS_ERRNOS.get(error.errno)
         file = error.filename and os.path.abspath(os.fspath(error.filename))
     else:
-        text = str(error)
-        reason = next((words for words in (*_WRITE_ERRNOS.values(),
-                                           *_ACCESS_ERRNOS.values()) if words in text), None)
+        run_dir = os.path.abspath(run_dir)
+        reason = in_words
         # The first path in the words inside the run folder, else whose folder exists
         # ("/job:localhost/…" is neither).
         paths = re.findall(r"/[^\s;:,'\"{}\[\]]+", text)
@@ -238,7 +272,7 @@ def checkpoint_step_of_name(checkpoint):
 
 def checkpoint_step(checkpoint):
     """The training step stored in a checkpoint (int)."""
-    return int(tf.train.load_variable(checkpoint, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    return int(checkpoint_reader(checkpoint).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 def latest_step(run_dir):
@@ -254,7 +288,7 @@ def run_of(source):
     `checkpoints/` or its final `model.keras` / `weights_tf1.npz` (step None: its
     latest), or its `checkpoints/best` (the best step); (None, None) for anything else
     (a file from elsewhere)."""
-    source = os.path.normpath(source)
+    source = os.fspath(source).rstrip("/") if is_remote(source) else os.path.normpath(source)
     best = read_json(source, BEST_RECORD)
     if best is not None:
         return os.path.dirname(os.path.dirname(source)), best["step"]
@@ -269,8 +303,7 @@ def training_wall_seconds(run_dir):
     """Seconds spent training: per TensorBoard file in `run_dir/train` (one per start
     or resume), last minus first event time, summed (pauses are not counted)."""
     total = 0.0
-    pattern = path(glob.escape(os.fspath(run_dir)), TRAIN_SUMMARIES, "events.out.tfevents.*")
-    for events in sorted(glob.glob(pattern)):
+    for events in _names(path(run_dir, TRAIN_SUMMARIES), "events.out.tfevents.*"):
         times = [e.wall_time for e in tf.compat.v1.train.summary_iterator(events)
                  if e.step > 0]
         if times:
@@ -288,15 +321,15 @@ def remove_leftovers(run_dir):
         patterns = [".tmp-*"] + (["*_temp", "*.tempstate*", "checkpoint.tmp*"]
                                  if folder != os.fspath(run_dir) else [])
         for pattern in patterns:
-            for leftover in glob.glob(os.path.join(glob.escape(folder), pattern)):
+            for leftover in _names(folder, pattern):
                 logging.info("Removing %s (left by an interrupted run)", leftover)
-                if os.path.isdir(leftover):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                else:
-                    try:
-                        os.remove(leftover)
-                    except FileNotFoundError:
-                        pass
+                try:
+                    if tf.io.gfile.isdir(leftover):
+                        tf.io.gfile.rmtree(leftover)
+                    else:
+                        tf.io.gfile.remove(leftover)
+                except tf.errors.NotFoundError:
+                    pass
 
 
 def _holder(fd):
@@ -315,19 +348,147 @@ def _describe(holder):
             f"{holder.get('since', 'an unknown time')}")
 
 
-@contextlib.contextmanager
-def lock(run_dir):
-    """Holds `run_dir` for one trainer: `run_dir/trainer.lock` records this process
-    (host, pid, start time) for as long as the context lasts, under an exclusive
-    `flock` the kernel releases when the process ends, however it ends.
+# On a filesystem without `flock` (an object store such as gs://), the lock is a lease:
+# the lock file's record, renewed every LEASE_RENEW_SECONDS while the trainer runs.
+# One not renewed for LEASE_STALE_SECONDS belongs to a trainer that is gone (killed,
+# or its machine lost) and is taken over. Having written its record, a trainer waits
+# LEASE_SETTLE_SECONDS and reads it back: of two that found the folder free at once,
+# only the one whose record is there goes on.
+LEASE_RENEW_SECONDS = 30
+LEASE_STALE_SECONDS = 300
+LEASE_SETTLE_SECONDS = 2
 
-    A lock file left by a trainer that is gone (on this host: nobody holds its
-    `flock`) is taken over, with a log line. One that names another host is refused
-    (this host cannot tell whether that trainer still runs); so is a live one.
+
+class HeldRunFolder:
+    """What `lock` yields. `check()` raises `RunFolderBusy` once another trainer has
+    taken the folder's lease over (this one failed to renew it for
+    LEASE_STALE_SECONDS); with `flock` nobody can, and it never raises."""
+
+    def __init__(self, file):
+        self.file = file
+        self.lost_to = None
+
+    def check(self):
+        if self.lost_to is not None:
+            raise RunFolderBusy(
+                f"another trainer took this run folder over ({_describe(self.lost_to)}) "
+                f"after this one had not renewed its lease in {self.file} for "
+                f"{LEASE_STALE_SECONDS} s (storage unreachable, or the process "
+                "suspended); this trainer stops without writing more")
+
+
+def lock(run_dir):
+    """Holds `run_dir` for one trainer, as a context manager yielding a
+    `HeldRunFolder`: `run_dir/trainer.lock` records this process (host, pid, start
+    time) for as long as the context lasts. On a local disk under an exclusive
+    `flock` the kernel releases when the process ends, however it ends; elsewhere
+    (gs://, ...) as a lease renewed while the context lasts (see LEASE_RENEW_SECONDS).
+
+    A lock left by a trainer that is gone (on this host: nobody holds its `flock`;
+    elsewhere: its lease is stale) is taken over, with a log line. A local lock file
+    that names another host is refused (this host cannot tell whether that trainer
+    still runs); so is a live one.
 
     Raises:
         RunFolderBusy: naming the holder and the way on; nothing is written then.
     """
+    return _lease(run_dir) if is_remote(run_dir) else _flock(run_dir)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _timestamp(moment):
+    return moment.isoformat(timespec="seconds")
+
+
+def _read_lease(file):
+    """The record of lease file `file` (dict), or None if there is none (or it is not
+    a lease record)."""
+    try:
+        with tf.io.gfile.GFile(file) as f:
+            holder = json.loads(f.read())
+    except (tf.errors.NotFoundError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) and {"host", "pid"} <= set(holder) else None
+
+
+def _lease_age(holder):
+    """Seconds since `holder`'s lease was last renewed (inf when it records none)."""
+    try:
+        renewed = datetime.datetime.fromisoformat(holder["renewed"])
+    except (KeyError, TypeError, ValueError):
+        return float("inf")
+    return (_now() - renewed).total_seconds()
+
+
+def _write_lease(file, record):
+    """Writes the lease record whole (one object, written on close)."""
+    before_overwrite(file)
+    with tf.io.gfile.GFile(file, "w") as f:
+        f.write(json.dumps(record))
+
+
+@contextlib.contextmanager
+def _lease(run_dir):
+    """`lock` on a filesystem without `flock`: a lease (module comment above)."""
+    file = path(run_dir, LOCK)
+    holder = _read_lease(file)
+    if holder is not None:
+        age = _lease_age(holder)
+        if age < LEASE_STALE_SECONDS:
+            raise RunFolderBusy(
+                f"{run_dir} is in use by another trainer ({_describe(holder)}; its lease "
+                f"was renewed {age:.0f} s ago); wait for it to finish or stop it, or train "
+                f"into another --model_dir. A trainer that is gone loses its lease "
+                f"{LEASE_STALE_SECONDS} s after its last renewal")
+        logging.warning("Taking over %s: the trainer that held it (%s) has not renewed "
+                        "its lease for %.0f s", file, _describe(holder), age)
+    now = _timestamp(_now())
+    record = dict(host=socket.gethostname(), pid=os.getpid(), since=now, renewed=now,
+                  token=uuid.uuid4().hex)
+    _write_lease(file, record)
+    threading.Event().wait(LEASE_SETTLE_SECONDS)
+    holder = _read_lease(file)
+    if holder is None or holder.get("token") != record["token"]:
+        raise RunFolderBusy(
+            f"{run_dir} was taken at the same moment by another trainer"
+            f"{' (' + _describe(holder) + ')' if holder else ''}; wait for it to "
+            "finish or stop it, or train into another --model_dir")
+    held = HeldRunFolder(file)
+    stop = threading.Event()
+
+    def renew():
+        while not stop.wait(LEASE_RENEW_SECONDS):
+            try:
+                holder = _read_lease(file)
+                if holder is not None and holder.get("token") != record["token"]:
+                    held.lost_to = holder
+                    logging.error("%s now names another trainer (%s): this one lost the "
+                                  "run folder", file, _describe(holder))
+                    return
+                record["renewed"] = _timestamp(_now())
+                _write_lease(file, record)
+            except tf.errors.OpError as e:
+                logging.warning("Could not renew the lease %s (%s); retrying in %d s",
+                                file, error_reason(e), LEASE_RENEW_SECONDS)
+
+    renewer = threading.Thread(target=renew, name="run-folder-lease", daemon=True)
+    renewer.start()
+    try:
+        yield held
+    finally:
+        stop.set()
+        renewer.join()
+        holder = _read_lease(file)
+        if holder is not None and holder.get("token") == record["token"]:
+            tf.io.gfile.remove(file)
+
+
+@contextlib.contextmanager
+def _flock(run_dir):
+    """`lock` on a local disk: an exclusive `flock` on the lock file."""
     file = path(run_dir, LOCK)
     host = socket.gethostname()
     while True:
@@ -365,7 +526,7 @@ def lock(run_dir):
         os.close(fd)
         raise
     try:
-        yield
+        yield HeldRunFolder(file)
     finally:
         os.remove(file)  # before unlocking, so that nobody locks a removed file
         os.close(fd)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kpac_tf.data import pixels
 from kpac_tf.training import run_folder
-from kpac_tf.utils.files import write_json
+from kpac_tf.utils.files import refuse_remote, write_json
 
 
 # Keras dtype policies training runs under (`TrainConfig.precision`).
@@ -30,7 +30,11 @@ class TrainConfig:
         to_8bit: str, how DPDD's 16-bit images become 8-bit: "round" (our choice,
             `round(x / 257)`; the paper does not say) or "high_byte" (`x >> 8`, as
             Pillow reads them in the authors' code). See `kpac_tf.data.pixels`.
-        data_dir: str or None, TFDS data folder.
+        data_dir: str or None, TFDS data folder (local, or gs:// and the like).
+        cache_dir: str or None, local folder for the training split decoded once to
+            8-bit (`training_cache.training_images`; None: beside a local data_dir's
+            dataset, else in the system's temporary folder). Never cloud storage:
+            every crop reads it.
         manual_dir: str or None, extracted DPDD archive or the synthetic `photos`
             config's photographs (`experiments.fetch_photos`); first run only.
         steps: int, total optimisation steps.
@@ -84,6 +88,7 @@ class TrainConfig:
     dataset_config: str = None
     to_8bit: str = "round"
     data_dir: str = None
+    cache_dir: str = None
     manual_dir: str = None
     steps: int = 200_000
     batch_size: int = 4
@@ -118,6 +123,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+        refuse_remote(self.cache_dir, "cache_dir",
+                      "every training crop reads the cache, so it stays on a local disk")
 
 
 # Named starting points; explicit settings override them.
@@ -149,13 +156,14 @@ IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "to_8bit", 
 # (it only spreads each worker's batch over its devices), and op determinism (the
 # same computation, in a fixed or a free order). A test checks that
 # every TrainConfig field is in one of the two lists.
-MAY_CHANGE = ("model_dir", "data_dir", "manual_dir", "vgg19_weights", "init_from",
-               "resume_from", "steps", "log_every", "eval_every", "save_every",
+MAY_CHANGE = ("model_dir", "data_dir", "cache_dir", "manual_dir", "vgg19_weights",
+               "init_from", "resume_from", "steps", "log_every", "eval_every", "save_every",
                "eval_images", "strategy", "deterministic", "steps_per_loop")
 
 
 # Settings that may name different places on different machines (paths).
-PATHS = ("model_dir", "data_dir", "manual_dir", "vgg19_weights", "init_from")
+PATHS = ("model_dir", "data_dir", "cache_dir", "manual_dir", "vgg19_weights",
+         "init_from")
 
 
 def make_config(preset=None, **settings):

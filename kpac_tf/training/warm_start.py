@@ -39,10 +39,10 @@ def initialize_weights(model, path):
     if path.endswith(".npz"):
         load_tf1_npz(model, path)
     elif path.endswith(".keras"):
-        if not os.path.isfile(path):
+        if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
             raise CheckpointError(f"{path}: no such Keras model file")
         _assign_keras_weights(model, keras.models.load_model(path), path)
-    elif os.path.isdir(path):
+    elif tf.io.gfile.isdir(path):
         latest = run_folder.newest_checkpoint(path)
         if latest is None:
             raise CheckpointError(f"{path}: no training checkpoint found (expected a "

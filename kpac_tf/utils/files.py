@@ -9,6 +9,7 @@ uploaded whole with `tf.io.gfile.copy`, so the object appears complete or not at
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -20,13 +21,23 @@ def is_remote(path):
     return "://" in path and not path.startswith("file://")
 
 
-def refuse_remote(path, what):
-    """ValueError naming `what` when `path` is on a filesystem this part of kpac-tf
-    cannot write yet (it needs a local disk, or a bucket mounted as a folder)."""
+def refuse_remote(path, what, why):
+    """ValueError naming `what` and `why` when `path` is on cloud storage (or any
+    filesystem other than a local disk), which this use of it cannot take."""
     if path is not None and is_remote(path):
-        raise ValueError(f"{what} {path}: cloud storage paths are not supported here yet "
-                         "(exports and evaluation outputs are); give a local path, or a "
-                         "bucket mounted as a folder")
+        raise ValueError(f"{what} {path}: {why}; give a local path")
+
+
+def error_reason(error):
+    """A failed file operation's reason in a few words: an OSError's strerror, or
+    the first line of TensorFlow's message (its error's name when it gives none)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    lines = str(getattr(error, "message", None) or error).strip().splitlines()
+    if lines:
+        return lines[0]
+    words = re.sub(r"(?<!^)([A-Z])", r" \1", type(error).__name__.removesuffix("Error"))
+    return words.lower() or "failed"
 
 
 def output_folder(path):
@@ -93,11 +104,23 @@ def _uploaded(path, replace):
     try:
         yield tmp
         try:
+            if replace:
+                before_overwrite(path)
             tf.io.gfile.copy(tmp, path, overwrite=replace)
         except tf.errors.AlreadyExistsError:
             raise FileExistsError(f"{path} appeared while it was being written") from None
     finally:
         os.unlink(tmp)
+
+
+def before_overwrite(path):
+    """Call before replacing a remote file: TensorFlow's `ram://` filesystem appends
+    to a file opened for writing instead of replacing it (gs://, s3:// and local
+    disks replace), so there the old file is removed first."""
+    import tensorflow as tf
+
+    if os.fspath(path).startswith("ram://") and tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
 
 
 def publish_folder(folder, target, last=()):
@@ -119,6 +142,7 @@ def publish_folder(folder, target, last=()):
         for name in files:
             destination = f"{target.rstrip('/')}/{name.replace(os.sep, '/')}"
             tf.io.gfile.makedirs(destination.rsplit("/", 1)[0])
+            before_overwrite(destination)
             tf.io.gfile.copy(os.path.join(folder, name), destination, overwrite=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -57,10 +57,13 @@ def test_a_run_folder_alone_resumes_with_its_recorded_settings(tmp_path, data_di
     --steps may be raised; a flag that contradicts the record is refused, naming it."""
     from experiments import train
 
+    cache = tmp_path.parent / f"{tmp_path.name}_cache"
     with flagsaver.flagsaver(model_dir=str(tmp_path), dataset_config="tiny",
                              data_dir=data_dir, steps=2, batch_size=2, crop_size=32,
-                             channels=4, eval_images=1, save_every=2, eval_every=2):
+                             channels=4, eval_images=1, save_every=2, eval_every=2,
+                             cache_dir=str(cache)):
         train.main(["train"])
+    assert (cache / "train-round" / "manifest.json").exists()  # --cache_dir, used
     with flagsaver.flagsaver(model_dir=str(tmp_path), steps=4):
         train.main(["train"])
     assert "final model at step 4" in capsys.readouterr().out

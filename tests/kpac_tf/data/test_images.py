@@ -163,7 +163,10 @@ def test_png_text_marks_a_file(tmp_path, rng):
 def test_list_images(tmp_path):
     for name in ("b.PNG", "a.jpg", "c.txt"):
         (tmp_path / name).write_bytes(b"")
-    assert [p.split("/")[-1] for p in images.list_images(tmp_path)] == ["a.jpg", "b.PNG"]
+    assert images.list_images(tmp_path) == [tmp_path / "a.jpg", tmp_path / "b.PNG"]
+    assert images.list_images(str(tmp_path)) == [f"{tmp_path}/a.jpg", f"{tmp_path}/b.PNG"]
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        images.list_images(tmp_path / "none")
 
 
 def _folders(tmp_path, listing):
@@ -183,7 +186,9 @@ def test_by_position_pairs_sorted_lists_whatever_the_names(tmp_path):
         "sharp": ["1P0A0985.png", "1P0A0916.png"],
         "left": ["1P0A0917_L.png", "1P0A0984_L.png"]})
     pairs = images.pair_views({v: str(f) for v, f in folders.items()}, by="position")
-    assert [(name, {v: p.name for v, p in paths.items()}) for name, paths in pairs] == [
+    # str folders give str paths (path objects give path objects: the second test).
+    assert [(name, {v: os.path.basename(p) for v, p in paths.items()})
+            for name, paths in pairs] == [
         ("1P0A0917", {"center": "1P0A0917.png", "sharp": "1P0A0916.png",
                       "left": "1P0A0917_L.png"}),
         ("1P0A0984", {"center": "1P0A0984.png", "sharp": "1P0A0985.png",

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from kpac_tf.training import run_folder
-from tests.test_case import run_folder_held
+from tests.test_case import no_os_calls_on, run_folder_held
 
 
 def _save_checkpoints(folder, steps):
@@ -150,3 +150,39 @@ def test_which_failed_writes_are_explained(tmp_path):
     with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM"):  # memory, not disk
         with run_folder.writes_explained(run):
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
+
+
+def test_a_run_folder_on_cloud_storage_reads_cleans_and_explains_alike():
+    """ram:// (standing in for gs://): the same answers, leftovers removed, a refused
+    write explained, and no Python file call on such a path."""
+    run = "ram://run_folder_test/run"
+    checkpoints = run_folder.path(run, run_folder.CHECKPOINTS)
+    with no_os_calls_on("ram://"):
+        _save_checkpoints(checkpoints, [2, 4])
+        _save_checkpoints(run_folder.path(run, run_folder.BEST), [2])
+        for folder, name, text in ((run, run_folder.CONFIG, "{}"),
+                                   (run_folder.path(run, run_folder.BEST),
+                                    run_folder.BEST_RECORD, '{"step": 2}'),
+                                   (run, ".tmp-abc.json", "partial"),
+                                   (checkpoints, "checkpoint.tmp123", "partial"),
+                                   (f"{checkpoints}/ckpt-6_temp", "part-0", "partial")):
+            tf.io.gfile.makedirs(folder)
+            with tf.io.gfile.GFile(f"{folder}/{name}", "w") as f:
+                f.write(text)
+        assert run_folder.is_run(run) and run_folder.read_config(run) == {}
+        assert run_folder.newest_checkpoint(run) == f"{checkpoints}/ckpt-4"
+        assert run_folder.checkpoint_to_resume(run) == f"{checkpoints}/ckpt-4"
+        assert run_folder.latest_step(run) == 4
+        assert run_folder.run_of(f"{run}/checkpoints/best/") == (run, 2)
+        assert run_folder.run_of(f"{run}/model.keras") == (run, None)
+        run_folder.remove_leftovers(run)
+        assert sorted(tf.io.gfile.listdir(run)) == ["checkpoints", "config.json"]
+        assert not any(n.startswith(("checkpoint.tmp", "ckpt-6"))
+                       for n in tf.io.gfile.listdir(checkpoints))
+        with pytest.raises(run_folder.WriteFailed, match=(
+                rf"^could not write {run}/checkpoints/ckpt-6: Permission denied\. .*the "
+                rf"run resumes from step 4 \({run}/checkpoints/ckpt-4\)$")):
+            with run_folder.writes_explained(run):
+                raise tf.errors.PermissionDeniedError(None, None, (
+                    f"Error writing {run}/checkpoints/ckpt-6_temp/part-0: Permission "
+                    "denied"))
