@@ -25,7 +25,7 @@ from absl import flags, logging
 from kpac_tf.data import pipelines
 from kpac_tf.deploy import examples
 from kpac_tf.models.networks import BLOCK_TYPES
-from kpac_tf.training import cluster, loop, run_folder, settings
+from kpac_tf.training import cluster, loop, losses, run_folder, settings
 from kpac_tf.utils import devices
 
 from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
@@ -43,9 +43,14 @@ _CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Local folder for the training split decoded once to 8-bit "
     "(default: beside a local --data_dir's dataset, else the system's temporary folder).")
 _FLIPS = flags.DEFINE_boolean("flips", None, "Random flips (the paper uses none).")
+_LOSS = flags.DEFINE_string(
+    "loss", None, "The objective, NAME:WEIGHT,...: a weighted sum of mae, charbonnier "
+    "and perceptual (VGG19 block4_conv4; needs --vgg19_weights) and any loss "
+    "registered in kpac_tf.training.losses (default mae:1; paper phase 2: "
+    "mae:1,perceptual:0.0007).")
 _PERCEPTUAL_WEIGHT = flags.DEFINE_float(
-    "perceptual_weight", None, "VGG19 block4_conv4 loss weight (0: MAE only; paper "
-    "phase 2: 7e-4).")
+    "perceptual_weight", None, "The objective before --loss: MAE + this weight x "
+    "perceptual (0: MAE only); the same as --loss=mae:1,perceptual:WEIGHT.")
 _VGG19_WEIGHTS = flags.DEFINE_string(
     "vgg19_weights", None, "Local VGG19 ImageNet no-top weights file (Keras' "
     "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5).")
@@ -100,7 +105,7 @@ FIELD_FLAGS = dict(
     dataset=_DATASET, to_8bit=_TO_8BIT, dataset_config=_DATASET_CONFIG,
     data_dir=_DATA_DIR, cache_dir=_CACHE_DIR, manual_dir=_MANUAL_DIR, steps=_STEPS, batch_size=_BATCH_SIZE,
     crop_size=_CROP_SIZE, flips=_FLIPS, learning_rate=_LEARNING_RATE,
-    perceptual_weight=_PERCEPTUAL_WEIGHT, vgg19_weights=_VGG19_WEIGHTS,
+    loss=_LOSS, perceptual_weight=_PERCEPTUAL_WEIGHT, vgg19_weights=_VGG19_WEIGHTS,
     init_from=_INIT_FROM, resume_from=_RESUME_FROM, strategy=_STRATEGY,
     precision=_TRAINING_PRECISION, deterministic=_DETERMINISTIC, ema_decay=_EMA_DECAY,
     seed=_SEED,
@@ -135,11 +140,15 @@ def config_from_flags():
             given["model_overrides"] = dict(recorded["model_overrides"], **overrides)
         preset = settings.PRESETS[_PRESET.value] if _PRESET.value else {}
         return settings.make_config(None, **{**recorded, **preset, **given})
+    # A new run: the preset, then only the flags given (a flag's default never
+    # overrides the preset).
     preset = value_or(_PRESET, "embedded_default")
+    given = {field: holder.value for field, holder in FIELD_FLAGS.items() if _given(holder)}
+    if _given(_MODEL):
+        given["model"] = _MODEL.value
     return settings.make_config(
         preset, model_dir=_MODEL_DIR.value or f"outputs/{preset}",
-        model=_MODEL.value or "single_2level", model_overrides=overrides,
-        **{field: holder.value for field, holder in FIELD_FLAGS.items()})
+        model_overrides=overrides, **given)
 
 
 def _say_why_no_gpu():
@@ -160,11 +169,16 @@ def main(argv):
     _say_why_no_gpu()
     try:
         config = config_from_flags()
-        logging.info("Training %s on %s into %s", config.model, config.dataset,
-                     config.model_dir)
+        logging.info("Training %s on %s into %s; objective %s", config.model,
+                     config.dataset, config.model_dir,
+                     losses.format_objective(config.loss))
         final = loop.train(config)
     except loop.TrainingInterrupted as e:
         logging.warning("%s", e)
+        raise SystemExit(e.exit_code) from None
+    except loop.TrainingAborted as e:
+        logging.warning("%s; rerun the same command: the run %s", e,
+                        run_folder.resume_point(config.model_dir))
         raise SystemExit(e.exit_code) from None
     except cluster.WorkerLost as e:
         # What the cluster's runtime reported, for --verbosity=1.
@@ -223,7 +237,7 @@ FLAG_GROUPS = {
         _SCALE_ATTENTION, _SHAPE_ATTENTION, _BLOCK_TYPE],
     "Data": [_DATASET, _DATASET_CONFIG, _DATA_DIR, _CACHE_DIR, _MANUAL_DIR, _TO_8BIT],
     "Optimisation (unset: the preset's)": [
-        _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _PERCEPTUAL_WEIGHT,
+        _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _LOSS, _PERCEPTUAL_WEIGHT,
         _VGG19_WEIGHTS],
     "Hardware and precision": [_STRATEGY, _REQUIRE_GPU, _TRAINING_PRECISION, _DETERMINISTIC,
                                _STEPS_PER_LOOP],

@@ -38,7 +38,9 @@ def test_a_run_folder_resumes(tmp_path, data_dir, caplog):
     run = tmp_path / "run"
     shutil.copytree(SAVED / "run_single_2level_c4", run)
     saved = json.loads((run / run_folder.CONFIG).read_text())
-    identity = {k: saved[k] for k in settings.IDENTITY if k != "workers"}
+    assert "perceptual_weight" in saved and "loss" not in saved  # from before `loss`
+    recorded = settings.recorded_settings(str(run))  # in today's terms
+    identity = {k: recorded[k] for k in settings.IDENTITY if k != "workers"}
     config = settings.TrainConfig(**dict(identity, model_dir=str(run), data_dir=data_dir,
                                          steps=4, eval_every=2, save_every=2,
                                          eval_images=1, log_every=1))

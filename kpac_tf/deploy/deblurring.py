@@ -52,7 +52,8 @@ class Deblurrer:
 
     Returns:
         numpy array of the input's shape: for a photo, the deblurred photo in its
-        dtype; for floats, float32 network output in [-1, 1] (not clipped).
+        dtype; for floats, float32 network output clipped to [-1, 1] (what an exported
+        SavedModel gives).
 
     Raises:
         ValueError: an input of another dtype or shape, an empty one, a list that is
@@ -79,7 +80,8 @@ class Deblurrer:
         """Wraps a Keras model with `fast_predict_fn(model, precision)`; `source`
         says where its weights came from (for messages)."""
         multiple, predict = model_size_multiple(model), fast_predict_fn(model, precision)
-        return cls(lambda inputs: predict_any_size(predict, inputs, multiple), model.name,
+        return cls(lambda inputs: tf.clip_by_value(
+            predict_any_size(predict, inputs, multiple), -1.0, 1.0), model.name,
                    len(model.inputs), model.count_params(), model, source)
 
     @classmethod
@@ -108,7 +110,8 @@ class Deblurrer:
 
     def network(self, inputs):
         """The network on float32 (batch, h, w, 3) in [-1, 1] (or the dual triple),
-        any h and w, unchecked: float32 tensor (batch, h, w, 3)."""
+        any h and w, unchecked: float32 tensor (batch, h, w, 3) clipped to [-1, 1],
+        from a Keras model as from a SavedModel (whose signature clips)."""
         return self._predict(inputs)
 
     def __call__(self, inputs, tile_size=None, overlap=64):

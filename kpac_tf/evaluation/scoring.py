@@ -47,8 +47,10 @@ def score_image(name, blurry, output, sharp, lpips=None, protocol=scoring_protoc
     network's float output in [-1, 1]. All reach the metrics through `protocol.unit`
     (8-bit by default). `lpips`: a `kpac_tf.evaluation.lpips.LPIPS` or None; it scores
     the same images (back in [-1, 1]) when they are at least `lpips.min_size` (31)
-    pixels high and wide.
+    pixels high and wide. An output holding NaN or inf scores NaN (quantising it
+    would turn it into a number).
     """
+    broken = not finite_output(output)
     sharp, output, blurry = (protocol.unit(x) for x in (sharp, output, blurry))
     perceptual = {}
     if lpips is not None and min(sharp.shape[1:3]) >= lpips.min_size:
@@ -56,11 +58,13 @@ def score_image(name, blurry, output, sharp, lpips=None, protocol=scoring_protoc
         perceptual = {key: float(lpips(pixels.unit_to_network(tf.cast(image, tf.float32)),
                                        reference)[0])
                       for key, image in (("lpips", output), ("input_lpips", blurry))}
+    if broken and perceptual:
+        perceptual["lpips"] = math.nan
     return ImageScore(**perceptual,
         name=name,
-        psnr=float(metrics.psnr(output, sharp)[0]),
-        ssim=float(metrics.ssim(output, sharp, protocol.ssim)[0]),
-        mae=float(metrics.mae(output, sharp)[0]),
+        psnr=math.nan if broken else float(metrics.psnr(output, sharp)[0]),
+        ssim=math.nan if broken else float(metrics.ssim(output, sharp, protocol.ssim)[0]),
+        mae=math.nan if broken else float(metrics.mae(output, sharp)[0]),
         input_psnr=float(metrics.psnr(blurry, sharp)[0]),
         input_ssim=float(metrics.ssim(blurry, sharp, protocol.ssim)[0]),
         input_mae=float(metrics.mae(blurry, sharp)[0]),
@@ -68,14 +72,30 @@ def score_image(name, blurry, output, sharp, lpips=None, protocol=scoring_protoc
 
 
 def summarize(scores):
-    """Mean of every score field over images (finite PSNRs only, as inf would swamp);
-    `lpips` and `input_lpips` only where LPIPS was measured."""
+    """Mean of every score field over images; `lpips` and `input_lpips` only where
+    LPIPS was measured (NaN there means not measured).
+
+    One broken output (NaN or inf: its PSNR is NaN, `score_image`) makes the mean of
+    every output score NaN, so a model never scores better because some outputs
+    broke (`images` counts every image). An infinite PSNR (an output equal to its
+    target) is left out of the mean, which it would swamp; a field whose every
+    value is infinite is inf.
+    """
     fields = [f.name for f in dataclasses.fields(ImageScore) if f.name != "name"]
+    broken = any(math.isnan(s.psnr) for s in scores)
     summary = {"images": len(scores)}
     for field in fields:
-        values = [getattr(s, field) for s in scores if math.isfinite(getattr(s, field))]
-        if values or field not in LPIPS_FIELDS:
-            summary[field] = float(np.mean(values)) if values else float("nan")
+        values = [getattr(s, field) for s in scores]
+        if field in LPIPS_FIELDS:  # NaN: not measured
+            values = [v for v in values if not math.isnan(v)]
+            if not values:
+                continue
+        finite = [v for v in values if math.isfinite(v)]
+        if not values or (broken and not field.startswith("input_")) or any(
+                math.isnan(v) for v in values):
+            summary[field] = math.nan
+        else:
+            summary[field] = float(np.mean(finite)) if finite else math.inf
     return summary
 
 
@@ -125,8 +145,8 @@ def implausible_scores(scores, outputs_seen):
             "as, and that the checkpoint holds trained weights")
     if broken:
         warnings.append(
-            f"the output holds NaN or infinite values on {counted(broken)}, whose output "
-            "scores the means leave out: check the model's weights "
+            f"the output holds NaN or infinite values on {counted(broken)}, which make "
+            "every output mean NaN: check the model's weights "
             "(a diverged checkpoint?) and its precision")
     if flat:
         warnings.append(
@@ -232,9 +252,6 @@ def evaluate(deblurrer, items, output_dir, skip_bad=False, protocols=(scoring_pr
                 score = dataclasses.replace(score, **perceptual[seen])
             else:
                 perceptual[seen] = dict(lpips=score.lpips, input_lpips=score.input_lpips)
-            if not finite_output(output):  # not the black image quantising NaN gives
-                score = dataclasses.replace(score, psnr=math.nan, ssim=math.nan,
-                                            mae=math.nan, lpips=math.nan)
             scores[protocol].append(score)
         output = outputs[protocols[0].conversion(inputs)]
         if observe is not None:

@@ -70,8 +70,7 @@ def predictor(model):
     specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
     forward = fast_forward(model)
 
-    @tf.function(input_signature=[tuple(specs) if len(specs) > 1 else specs[0]],
-                 reduce_retracing=True)
+    @tf.function(input_signature=[tuple(specs) if len(specs) > 1 else specs[0]])
     def predict(inputs):
         return tf.cast(forward(inputs), tf.float32)
 
@@ -121,13 +120,18 @@ def fast_predict_fn(model, precision="float32"):
 
 def scale_attention_maps(model, inputs, block="kpac_0"):
     """Scale-attention maps of a KPAC block: (batch, h / 2**levels, w / 2**levels,
-    num_rates) in (0, 1), or None when the model has no such block or attention."""
+    num_rates) in (0, 1), or None when the model has no such block or attention.
+    Inputs of any size are padded to the network's multiple first (the maps then
+    cover the padding too)."""
     try:
         layer = model.get_layer(block)
     except ValueError:
         return None
     if not getattr(layer, "scale_attention", False):
         return None
+    multiple = model_size_multiple(model)
+    inputs = (tuple(pad_to_multiple(x, multiple)[0] for x in inputs)
+              if isinstance(inputs, (tuple, list)) else pad_to_multiple(inputs, multiple)[0])
     features = keras.Model(model.inputs, layer.input)(inputs)
     return layer.scale_attention_maps(features)
 

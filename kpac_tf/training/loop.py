@@ -40,6 +40,7 @@ from (`cluster.WorkerLost`, `run_folder.WriteFailed`).
 
 import contextlib
 import json
+import math
 import os
 import signal
 import threading
@@ -54,7 +55,8 @@ from kpac_tf.checkpoints.tf1_npz import save_tf1_npz
 from kpac_tf.data import pipelines
 from kpac_tf.evaluation import metrics, scoring
 from kpac_tf.models.networks import build_model, center_view
-from kpac_tf.models.forward import predictor, scale_attention_maps
+from kpac_tf.models.forward import (model_size_multiple, predict_any_size, predictor,
+                                    scale_attention_maps)
 from kpac_tf.training import losses, run_folder, warm_start
 from kpac_tf.training.cluster import (Worker, any_worker, check_workers_agree,
                                       lost_workers_explained, make_strategy, this_worker)
@@ -82,12 +84,26 @@ class TrainingInterrupted(Exception):
         self.exit_code = 128 + signal_number
 
 
+class TrainingAborted(KeyboardInterrupt):
+    """A second SIGTERM or SIGINT stopped the run at once, without saving (in the
+    middle of a long validation, say); a rerun resumes from the last checkpoint.
+
+    Attributes:
+        exit_code: int, 128 + the signal number.
+    """
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
 @contextlib.contextmanager
 def _stop_requests():
     """While it lasts, SIGTERM and SIGINT (a scheduler's preemption, Ctrl-C) no longer
     end the process: they are recorded in the yielded list, for the loop to finish
-    its step, save and stop. Outside the main thread (signals reach only it) nothing
-    is installed."""
+    its step, save and stop. A second one raises `TrainingAborted` at once, wherever
+    the run is. Outside the main thread (signals reach only it) nothing is
+    installed."""
     received = []
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -95,9 +111,13 @@ def _stop_requests():
 
     def record(number, frame):
         del frame
-        if not received:
-            logging.warning("%s received: finishing this step, then saving a checkpoint "
-                            "and stopping", signal.Signals(number).name)
+        if received:
+            raise TrainingAborted(
+                f"a second {signal.Signals(number).name} stopped the run at once, "
+                "without saving", number)
+        logging.warning("%s received: finishing this step, then saving a checkpoint "
+                        "and stopping (send it again to stop at once, without saving)",
+                        signal.Signals(number).name)
         received.append(number)
 
     previous = {number: signal.signal(number, record)
@@ -125,11 +145,11 @@ class _Trainer:
     def __init__(self, config, strategy, worker=None):
         self.config = config
         self.strategy = strategy
-        perceptual = None
         with strategy.scope():
-            if config.perceptual_weight > 0:  # refuses early without weights
-                perceptual = losses.PerceptualLoss(
-                    losses.vgg19_feature_extractor(config.vgg19_weights))
+            # {name: (weight, loss)}; built first, so a loss missing a file (VGG19
+            # weights) refuses before anything else is made.
+            self.objective = {name: (weight, losses.LOSSES[name](config))
+                              for name, weight in config.loss.items()}
             self.model = build_model(config.model, **config.model_overrides)
             # What is evaluated, selected and saved, always float32: the moving average
             # of the weights (ema_decay > 0), else the model itself, or under a mixed
@@ -149,7 +169,6 @@ class _Trainer:
             optimizer.build(self.model.trainable_variables)
             self.optimizer = optimizer
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.perceptual = perceptual
         worker = worker or Worker()
         self.workers, self.worker_index = worker.count, worker.index
         if strategy.num_replicas_in_sync % self.workers:
@@ -187,24 +206,26 @@ class _Trainer:
     def step_fn(self, inputs, sharp):
         """One replica's step on its own per-replica batch (`distributed_input`).
 
-        Returns (total, mae, perceptual) already divided by the global batch size, so
-        a SUM over replicas is the global mean.
+        Returns {"loss": the objective, name: each of its losses (unweighted)}, each
+        already divided by the global batch size, so a SUM over replicas is the
+        global mean.
         """
         global_batch = self.config.batch_size
         with tf.GradientTape() as tape:
             output = tf.cast(self.model(inputs, training=True), tf.float32)
-            mae = losses.mae_per_example(sharp, output)
-            perceptual = (self.perceptual(sharp, output) if self.perceptual
-                          else tf.zeros_like(mae))
-            total = mae + self.config.perceptual_weight * perceptual
+            terms = {name: loss(sharp, output)
+                     for name, (_, loss) in self.objective.items()}
+            total = None
+            for name, (weight, _) in self.objective.items():
+                total = weight * terms[name] if total is None else \
+                    total + weight * terms[name]
             loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
-            scaled = (self.optimizer.scale_loss(loss)
-                      if hasattr(self.optimizer, "scale_loss") else loss)
+            scaled = self.optimizer.scale_loss(loss)  # loss itself unless loss-scaled
         gradients = tape.gradient(scaled, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        return (loss,
-                tf.nn.compute_average_loss(mae, global_batch_size=global_batch),
-                tf.nn.compute_average_loss(perceptual, global_batch_size=global_batch))
+        return dict(loss=loss, **{
+            name: tf.nn.compute_average_loss(term, global_batch_size=global_batch)
+            for name, term in terms.items()})
 
     def distributed_input(self, builder, start):
         """This worker's training stream, split by tf.distribute: each replica gets
@@ -234,19 +255,20 @@ class _Trainer:
     def make_train_loop(self):
         """The compiled loop: `train_loop(iterator, steps)` runs `steps` steps (an
         int64 scalar tensor, >= 1; one trace for any count) without returning to
-        Python, each replica on its own batch, and returns the last step's losses,
-        summed over replicas."""
+        Python, each replica on its own batch, and returns the last step's losses
+        (`step_fn`'s dict), summed over replicas."""
 
         @tf.function
         def train_loop(iterator, steps):
-            last = [tf.constant(0.0)] * 3
+            last = {name: tf.constant(0.0) for name in ("loss", *self.objective)}
             for _ in tf.range(steps):
                 per_replica = self.strategy.run(self.step_fn, args=next(iterator))
                 if self.ema_model is not None:
                     self.update_average()
                 self.step.assign_add(1)
-                last = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                        for value in per_replica]
+                last = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
+                                                   axis=None)
+                        for name, value in per_replica.items()}
             return last
 
         if self.config.precision != "mixed_float16":
@@ -350,7 +372,10 @@ class _BestCheckpoint:
     def update(self, step, scores, split):
         """Saves the current state as the best if `scores` beat the record (or
         there is none yet); returns True if it did."""
-        if self.record is not None and not scores["psnr"] > self.record["psnr"]:
+        # A NaN PSNR (broken outputs, `scoring.summarize`) never beats a record and
+        # is beaten by any number.
+        if self.record is not None and (math.isnan(scores["psnr"]) or not (
+                scores["psnr"] > self.record["psnr"] or math.isnan(self.record["psnr"]))):
             return False
         record = dict(step=int(step), split=split,
                       checkpoint=run_folder.best_checkpoint_name(step), **{
@@ -492,7 +517,12 @@ def _train(config, strategy, worker, out_dir, run_lock):
     iterator = iter(trainer.distributed_input(builder, int(trainer.step.numpy())))
 
     validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT, config.to_8bit)
-    predict = predictor(trainer.eval_model)
+    # Evaluation images of any size: padded to the network's multiple, then cropped.
+    forward, multiple = predictor(trainer.eval_model), model_size_multiple(trainer.eval_model)
+
+    def predict(inputs):
+        return predict_any_size(forward, inputs, multiple)
+
     train_writer = tf.summary.create_file_writer(
         run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
     validation_writer = tf.summary.create_file_writer(
@@ -529,8 +559,9 @@ def _train(config, strategy, worker, out_dir, run_lock):
             steps = min(config.steps_per_loop, config.steps - step, *(
                 every - step % every
                 for every in (config.log_every, config.eval_every, config.save_every)))
-            loss, mae, perceptual = (float(v) for v in train_loop(
-                iterator, tf.constant(steps, tf.int64)))
+            losses_now = {name: float(value) for name, value in train_loop(
+                iterator, tf.constant(steps, tf.int64)).items()}
+            loss = losses_now["loss"]
             step = int(trainer.step.numpy())
             if not np.isfinite(loss):
                 last = "none" if saved_step is None else f"ckpt-{saved_step}"
@@ -542,13 +573,14 @@ def _train(config, strategy, worker, out_dir, run_lock):
                 now = time.time()
                 rate = (step - window_start) / max(now - window_time, 1e-9)
                 eta = (config.steps - step) * (now - start_time) / max(step - start_step, 1)
-                logging.info("step %d/%d  loss %.5f (mae %.5f, perceptual %.5f)  "
-                             "%.2f steps/s  ETA %s", step, config.steps, loss, mae,
-                             perceptual, rate, _format_duration(eta))
+                terms = ", ".join(f"{name} {value:.5f}" for name, value in
+                                  losses_now.items() if name != "loss")
+                logging.info("step %d/%d  loss %.5f (%s)  %.2f steps/s  ETA %s", step,
+                             config.steps, loss, terms, rate, _format_duration(eta))
                 with train_writer.as_default(step=step):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("loss_mae", mae)
-                    tf.summary.scalar("loss_perceptual", perceptual)
+                    for name, value in losses_now.items():  # loss, loss_mae, ...
+                        tf.summary.scalar("loss" if name == "loss" else f"loss_{name}",
+                                          value)
                     tf.summary.scalar("learning_rate", config.learning_rate)
                     tf.summary.scalar("steps_per_second", rate)
                 window_start, window_time = step, now

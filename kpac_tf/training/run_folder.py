@@ -361,20 +361,19 @@ LEASE_SETTLE_SECONDS = 2
 
 class HeldRunFolder:
     """What `lock` yields. `check()` raises `RunFolderBusy` once another trainer has
-    taken the folder's lease over (this one failed to renew it for
-    LEASE_STALE_SECONDS); with `flock` nobody can, and it never raises."""
+    taken the folder over: it took over a lease this one failed to renew for
+    LEASE_STALE_SECONDS, or locked a new lock file after somebody deleted this
+    one's (a deleted lock file nobody took is written again, with a log line).
+    The loop calls it before it writes."""
 
-    def __init__(self, file):
+    def __init__(self, file, lost):
         self.file = file
-        self.lost_to = None
+        self._lost = lost  # () -> why the folder was lost, or None
 
     def check(self):
-        if self.lost_to is not None:
-            raise RunFolderBusy(
-                f"another trainer took this run folder over ({_describe(self.lost_to)}) "
-                f"after this one had not renewed its lease in {self.file} for "
-                f"{LEASE_STALE_SECONDS} s (storage unreachable, or the process "
-                "suspended); this trainer stops without writing more")
+        reason = self._lost()
+        if reason is not None:
+            raise RunFolderBusy(f"{reason}; this trainer stops without writing more")
 
 
 def lock(run_dir):
@@ -456,7 +455,11 @@ def _lease(run_dir):
             f"{run_dir} was taken at the same moment by another trainer"
             f"{' (' + _describe(holder) + ')' if holder else ''}; wait for it to "
             "finish or stop it, or train into another --model_dir")
-    held = HeldRunFolder(file)
+    lost_to = []
+    held = HeldRunFolder(file, lambda: None if not lost_to else (
+        f"another trainer took this run folder over ({_describe(lost_to[0])}) after this "
+        f"one had not renewed its lease in {file} for {LEASE_STALE_SECONDS} s (storage "
+        "unreachable, or the process suspended)"))
     stop = threading.Event()
 
     def renew():
@@ -464,7 +467,7 @@ def _lease(run_dir):
             try:
                 holder = _read_lease(file)
                 if holder is not None and holder.get("token") != record["token"]:
-                    held.lost_to = holder
+                    lost_to.append(holder)
                     logging.error("%s now names another trainer (%s): this one lost the "
                                   "run folder", file, _describe(holder))
                     return
@@ -504,7 +507,7 @@ def _flock(run_dir):
                 "finish or stop it, or train into another --model_dir") from None
         # Locked; but the file may have been removed (and perhaps replaced) by its
         # holder's release between our open and flock: then lock the new one.
-        if os.path.exists(file) and os.fstat(fd).st_ino == os.stat(file).st_ino:
+        if _same_file(file, fd):
             break
         os.close(fd)
     try:
@@ -517,16 +520,52 @@ def _flock(run_dir):
         if holder is not None:
             logging.warning("Taking over %s: the trainer that held it (%s) is gone",
                             file, _describe(holder))
-        record = json.dumps(dict(host=host, pid=os.getpid(), since=datetime.datetime.now(
-            datetime.timezone.utc).isoformat(timespec="seconds")))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record.encode(), 0)
-        os.fsync(fd)
+        record = json.dumps(dict(host=host, pid=os.getpid(), since=_timestamp(_now())))
+        _write_record(fd, record)
     except BaseException:
         os.close(fd)
         raise
+    held = [fd]  # the descriptor holding the lock (replaced if the file is rewritten)
+
+    def lost():
+        """None while `file` is still the one locked, or was deleted and is written
+        and locked again; otherwise why the folder is lost."""
+        if _same_file(file, held[0]):
+            return None
+        try:
+            new = os.open(file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another trainer made and locked a new one
+            with open(file, "rb") as f:
+                holder = _holder(f.fileno())
+            return (f"{file} was deleted while this trainer held {run_dir}, and another "
+                    f"trainer{' (' + _describe(holder) + ')' if holder else ''} has "
+                    "taken the folder since")
+        fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody holds it
+        _write_record(new, record)
+        os.close(held[0])
+        held[0] = new
+        logging.warning("%s was deleted while this trainer held the folder: written "
+                        "again", file)
+        return None
+
     try:
-        yield HeldRunFolder(file)
+        yield HeldRunFolder(file, lost)
     finally:
-        os.remove(file)  # before unlocking, so that nobody locks a removed file
-        os.close(fd)
+        if _same_file(file, held[0]):
+            os.remove(file)  # before unlocking, so that nobody locks a removed file
+        os.close(held[0])
+
+
+def _same_file(file, fd):
+    """True if `file` exists and is the file open as `fd`."""
+    try:
+        return os.stat(file).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _write_record(fd, record):
+    """Replaces the lock file's content with `record` (str), durably."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, record.encode(), 0)
+    os.fsync(fd)

@@ -5,10 +5,8 @@ presets, and the run identity a resumed run must keep (checked against config.js
 import dataclasses
 import json
 
-import tensorflow as tf
-
 from kpac_tf.data import pixels
-from kpac_tf.training import run_folder
+from kpac_tf.training import losses, run_folder
 from kpac_tf.utils.files import refuse_remote, write_json
 
 
@@ -43,7 +41,10 @@ class TrainConfig:
         flips: bool, random flips.
         learning_rate: float, constant learning rate.
         beta_1, beta_2, epsilon: Adam parameters (TF1's epsilon, 1e-8).
-        perceptual_weight: float, weight of the VGG19 block4_conv4 loss (0: MAE only).
+        loss: dict {name: weight}, the objective: a weighted sum of the losses named
+            in `losses.LOSSES` ("mae", "charbonnier", "perceptual": VGG19
+            block4_conv4); also given as "mae:1,perceptual:0.0007". The paper: MAE
+            alone, then MAE + 7e-4 perceptual.
         vgg19_weights: str or None, local VGG19 ImageNet no-top weights file.
         init_from: str or None, weights to start from (.keras, .npz, or a
             training run's model_dir / checkpoint folder); ignored when resuming.
@@ -98,7 +99,7 @@ class TrainConfig:
     beta_1: float = 0.9
     beta_2: float = 0.99
     epsilon: float = 1e-8
-    perceptual_weight: float = 0.0
+    loss: dict = dataclasses.field(default_factory=lambda: {"mae": 1.0})
     vgg19_weights: str = None
     init_from: str = None
     resume_from: int = None
@@ -114,6 +115,7 @@ class TrainConfig:
     eval_images: int = 10
 
     def __post_init__(self):
+        self.loss = losses.parse_objective(self.loss)  # checked; "mae:1" -> {"mae": 1.0}
         pixels.check_to_8bit(self.to_8bit)  # before config.json records it
         if self.precision not in TRAINING_PRECISIONS:
             raise ValueError(f"precision must be one of {TRAINING_PRECISIONS}, got "
@@ -135,9 +137,9 @@ PRESETS = {
                              save_every=100, eval_images=40),
     # The paper's two phases (Sec. 5).
     "paper_phase1": dict(dataset="dpdd", steps=200_000, batch_size=4, crop_size=512,
-                         learning_rate=1e-4, perceptual_weight=0.0),
+                         learning_rate=1e-4, loss={"mae": 1.0}),
     "paper_phase2": dict(dataset="dpdd", steps=100_000, batch_size=4, crop_size=512,
-                         learning_rate=5e-5, perceptual_weight=7e-4),
+                         learning_rate=5e-5, loss={"mae": 1.0, "perceptual": 7e-4}),
 }
 
 
@@ -147,7 +149,7 @@ PRESETS = {
 # keep them, or it would not continue the same run.
 IDENTITY = ("model", "model_overrides", "dataset", "dataset_config", "to_8bit", "seed",
              "batch_size", "crop_size", "flips", "learning_rate", "beta_1", "beta_2",
-             "epsilon", "perceptual_weight", "precision", "ema_decay", "workers")
+             "epsilon", "loss", "precision", "ema_decay", "workers")
 
 
 # What may change when a run resumes: its length, the progress / evaluation / save
@@ -167,11 +169,19 @@ PATHS = ("model_dir", "data_dir", "cache_dir", "manual_dir", "vgg19_weights",
 
 
 def make_config(preset=None, **settings):
-    """A `TrainConfig` from a preset name plus explicit settings (which win)."""
+    """A `TrainConfig` from a preset name plus explicit settings (which win; None
+    values are not settings). `perceptual_weight=w`, the objective's setting before
+    `loss`, still reads as `loss={"mae": 1, "perceptual": w}` (MAE alone for 0)."""
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     values = dict(PRESETS.get(preset, {}))
-    values.update({k: v for k, v in settings.items() if v is not None})
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if "perceptual_weight" in settings:
+        if "loss" in settings:
+            raise ValueError("give the objective once: --loss (e.g. "
+                             "mae:1,perceptual:0.0007) or --perceptual_weight, not both")
+        settings["loss"] = _objective_of_perceptual_weight(settings.pop("perceptual_weight"))
+    values.update(settings)
     config = TrainConfig(**values)
     if preset == "paper_phase2" and not config.init_from:
         raise ValueError("paper_phase2 fine-tunes a phase-1 model: pass --init_from "
@@ -194,7 +204,7 @@ def recorded_settings(model_dir):
     saved = run_folder.read_config(model_dir)
     if saved is None:
         return None
-    saved = dict(_setting_defaults(), **_upgrade_saved_config(saved))
+    saved = dict(_setting_defaults(), **_upgrade_saved_config(saved, model_dir))
     return {f.name: saved[f.name] for f in dataclasses.fields(TrainConfig)}
 
 
@@ -210,7 +220,7 @@ def write_or_check_config(config, workers=1, write=True):
     current = json.loads(json.dumps(dict(dataclasses.asdict(config), workers=workers)))
     saved = run_folder.read_config(config.model_dir)
     if saved is not None:
-        saved = _upgrade_saved_config(saved)
+        saved = _upgrade_saved_config(saved, config.model_dir)
         # A setting added later (to_8bit, workers) reads as its default in an older run.
         defaults = _setting_defaults()
         saved = {k: saved.get(k, defaults[k]) for k in IDENTITY}
@@ -227,13 +237,37 @@ def write_or_check_config(config, workers=1, write=True):
                    sort_keys=True)
 
 
-def _upgrade_saved_config(saved):
-    """An older run's config.json in today's terms: the boolean `mixed_precision`
-    (before `precision`) chose mixed_float16 with a GPU and mixed_bfloat16 without."""
+def _objective_of_perceptual_weight(weight):
+    """The objective `perceptual_weight` meant: MAE + weight * perceptual."""
+    return {"mae": 1.0, **({"perceptual": float(weight)} if weight else {})}
+
+
+def _upgrade_saved_config(saved, model_dir):
+    """An older run's config.json in today's terms. Its `perceptual_weight` (before
+    `loss`) is the objective MAE + weight * perceptual. The boolean `mixed_precision`
+    (before `precision`) chose mixed_float16 on the machine that trained it if it had
+    a GPU, else mixed_bfloat16: the run's newest checkpoint tells which (float16
+    trained with loss scaling, whose scale it saved); a run without a checkpoint
+    reads as mixed_bfloat16."""
     saved = dict(saved)
+    if "perceptual_weight" in saved:
+        weight = saved.pop("perceptual_weight")
+        saved.setdefault("loss", _objective_of_perceptual_weight(weight))
     mixed = saved.pop("mixed_precision", None)
     if "precision" not in saved and mixed is not None:
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-        saved["precision"] = (("mixed_float16" if gpu else "mixed_bfloat16") if mixed
-                              else "float32")
+        saved["precision"] = _mixed_policy_trained(model_dir) if mixed else "float32"
     return saved
+
+
+# What a loss-scaled optimizer (mixed_float16) saves besides the optimizer's own.
+_LOSS_SCALE_KEY = "optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _mixed_policy_trained(model_dir):
+    """"mixed_float16" if the run's newest checkpoint holds a loss scale, else
+    "mixed_bfloat16"."""
+    newest = run_folder.newest_checkpoint(model_dir)
+    if newest is None or run_folder.checkpoint_damage(newest):
+        return "mixed_bfloat16"
+    names = run_folder.checkpoint_reader(newest).get_variable_to_shape_map()
+    return "mixed_float16" if _LOSS_SCALE_KEY in names else "mixed_bfloat16"

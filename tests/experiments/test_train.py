@@ -80,6 +80,24 @@ def test_a_run_folder_alone_resumes_with_its_recorded_settings(tmp_path, data_di
 
 
 
+def test_a_preset_is_overridden_only_by_flags_given(tmp_path, monkeypatch):
+    """A flag's own default (seed 0, ema_decay 0, to_8bit round, float32) never
+    overrides what the preset sets; a flag given does."""
+    from experiments import train
+
+    monkeypatch.setitem(train.settings.PRESETS, "embedded_default", dict(
+        train.settings.PRESETS["embedded_default"], seed=7, ema_decay=0.5,
+        to_8bit="high_byte", precision="mixed_bfloat16", model="single_3level"))
+    with flagsaver.flagsaver(model_dir=str(tmp_path / "a")):
+        config = train.config_from_flags()
+    assert (config.seed, config.ema_decay, config.to_8bit, config.precision,
+            config.model) == (7, 0.5, "high_byte", "mixed_bfloat16", "single_3level")
+    with flagsaver.flagsaver(model_dir=str(tmp_path / "b"), seed=0, ema_decay=0.0,
+                             model="single_2level"):
+        config = train.config_from_flags()
+    assert (config.seed, config.ema_decay, config.model) == (0, 0.0, "single_2level")
+
+
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                     reason="this machine has a GPU")
 def test_require_gpu_refuses_at_once_and_writes_nothing(tmp_path):

@@ -5,6 +5,7 @@ import logging
 import re
 
 import imageio.v3 as iio
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -91,9 +92,23 @@ def test_photos_come_back_in_their_dtype_and_shape(tiny, rng, shape, dtype):
     np.testing.assert_array_equal(out, kpac_tf.deblur(tiny, image))
 
 
+def test_network_output_is_clipped_from_keras_as_from_a_saved_model(rng, tmp_path):
+    """A network whose output leaves [-1, 1] gives the same clipped floats whether
+    the Deblurrer wraps its Keras model or its export."""
+    model = build_model("single_2level", channels=4)
+    last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+    last.bias.assign(last.bias + 3.0)
+    x = rng.uniform(-1, 1, (1, 16, 24, 3)).astype(np.float32)
+    assert model(x).numpy().max() > 1.5
+    from_keras = Deblurrer.from_keras(model).network(x).numpy()
+    served = Deblurrer.from_saved_model(export_saved_model(model, str(tmp_path / "s")))
+    assert from_keras.min() >= -1 and from_keras.max() == 1.0
+    np.testing.assert_allclose(from_keras, served.network(x).numpy(), atol=2e-6)
+
+
 def test_floats_keep_the_network_contract(tiny, rng):
     x = rng.uniform(-1, 1, (2, 24, 32, 3)).astype(np.float32)
-    expected = tiny.keras_model(x).numpy()
+    expected = np.clip(tiny.keras_model(x).numpy(), -1, 1)
     np.testing.assert_allclose(tiny(x), expected, atol=1e-5)
     single = tiny(x[0])
     assert single.dtype == np.float32 and single.shape == (24, 32, 3)

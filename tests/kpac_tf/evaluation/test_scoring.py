@@ -167,17 +167,16 @@ def test_scores_that_mean_a_broken_evaluation_are_warned_about(rng, tmp_path):
     warnings = summary["warnings"]
     assert len(warnings) == 3, warnings
     assert "over 6 dB below the blurry input on 2 of 4 images (scene0, scene3)" in warnings[0]
-    assert "NaN or infinite values on 1 of 4 images (scene1), whose output scores the " \
-        "means leave out" in warnings[1]
+    assert "NaN or infinite values on 1 of 4 images (scene1), which make every output " \
+        "mean NaN" in warnings[1]
     assert "one constant colour on 1 of 4 images (scene2)" in warnings[2]
     recorded = json.loads((tmp_path / "broken" / "metrics.json").read_text())
     assert recorded["warnings"] == warnings
-    # The NaN output is left out of the means (not scored as the black image it
-    # would quantise to); its input's scores stay.
+    # The NaN output scores NaN (not as the black image it would quantise to) and
+    # makes the output means NaN; its input's scores stay.
     rows = scoring.read_per_image(tmp_path / "broken" / "per_image.csv")
     assert np.isnan(rows[1].psnr) and np.isfinite(rows[1].input_psnr)
-    assert summary["psnr"] == pytest.approx(np.mean([rows[i].psnr for i in (0, 2, 3)]),
-                                            abs=1e-5)
+    assert np.isnan(summary["psnr"]) and np.isfinite(summary["input_psnr"])
 
 
 def test_per_image_scores_read_back_as_written(tmp_path, rng):
@@ -189,3 +188,23 @@ def test_per_image_scores_read_back_as_written(tmp_path, rng):
     (tmp_path / "bad.csv").write_text("name,psnr\nx,high\n")
     with pytest.raises(ValueError, match="bad.csv: not a per_image.csv"):
         scoring.read_per_image(tmp_path / "bad.csv")
+
+
+def test_broken_outputs_never_raise_a_mean(rng):
+    """An output holding NaN scores NaN under every protocol (8-bit quantising does
+    not turn it into a number), and one such image makes every output mean NaN: a
+    model never scores better because outputs broke. Perfect (infinite) PSNRs are
+    left out of the mean; the input's scores are the input's."""
+    sharp = rng.randint(0, 256, (1, 32, 32, 3)).astype(np.uint8)
+    close = sharp.astype(np.float32) / 127.5 - 1 + 0.01
+    broken = np.full_like(close, np.nan)
+    good = scoring.score_image("good", sharp, close, sharp)
+    nan = scoring.score_image("nan", sharp, broken, sharp)
+    assert np.isnan([nan.psnr, nan.ssim, nan.mae]).all() and nan.input_ssim == 1.0
+    summary = scoring.summarize([good, nan])
+    assert summary["images"] == 2 and np.isnan([summary[k] for k in (
+        "psnr", "ssim", "mae")]).all()
+    assert (summary["input_psnr"], summary["input_ssim"]) == (np.inf, 1.0)
+    perfect = scoring.score_image("perfect", sharp, sharp.astype(np.float32) / 127.5 - 1,
+                                  sharp)
+    assert scoring.summarize([good, perfect])["psnr"] == good.psnr

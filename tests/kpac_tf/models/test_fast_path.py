@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kpac_tf import build_model
-from kpac_tf.models.fast_path import _rewritable_tail, fast_forward, row_column_conv
+from kpac_tf.models.fast_path import fast_forward, rewritable_tail, row_column_conv
 
 
 @pytest.mark.parametrize("size,outputs,channels", [(5, 3, (4, 6)), (3, 1, (5,)),
@@ -39,7 +39,8 @@ def test_fast_forward_rewrites_the_tail_and_keeps_outputs(name):
     """Catches a rewritten tail (row/column split of `d2_2`) that differs from the
     Keras convolution: a wrong kernel slice, shift, flip, bias or dropped branch."""
     model = _random_weights(build_model(name, channels=8))
-    assert _rewritable_tail(model) is not None
+    concat, conv, reason = rewritable_tail(model)  # each network takes the fast path
+    assert (reason, concat.name, conv.name) == (None, "d2_concat", "d2_2")
     rng = np.random.RandomState(1)
     views = [tf.constant(rng.uniform(-1, 1, (2, 24, 40, 3)), tf.float32)
              for _ in model.inputs]
@@ -53,7 +54,21 @@ def test_fast_forward_rewrites_the_tail_and_keeps_outputs(name):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_other_models_run_unchanged():
+def test_the_tail_is_found_by_structure_not_names():
+    """Layers named otherwise, the same structure: rewritten all the same."""
+    image = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", name="features")(image)
+    merged = keras.layers.Concatenate(name="joined")([features, image])
+    residual = keras.layers.Conv2D(3, 5, padding="same", name="last")(merged)
+    model = _random_weights(keras.Model(image, keras.layers.Add(name="plus")(
+        [residual, image])))
+    concat, conv, reason = rewritable_tail(model)
+    assert (reason, concat.name, conv.name) == (None, "joined", "last")
+    x = tf.random.uniform((1, 8, 8, 3), seed=2)
+    np.testing.assert_allclose(fast_forward(model)(x).numpy(), model(x).numpy(), atol=1e-5)
+
+
+def test_other_models_run_unchanged(caplog):
     # A last convolution with an activation cannot be split into rows and columns.
     image = keras.Input((None, None, 3))
     features = keras.layers.Conv2D(4, 3, padding="same", name="c0_2")(image)
@@ -61,14 +76,18 @@ def test_other_models_run_unchanged():
     residual = keras.layers.Conv2D(3, 5, padding="same", activation="tanh",
                                    name="d2_2")(merged)
     model = keras.Model(image, keras.layers.Add(name="add_input")([residual, image]))
-    assert _rewritable_tail(model) is None
+    assert rewritable_tail(model)[2] == ("the last convolution is not linear, square and "
+                                         "odd, stride 1, 'same'")
     x = tf.random.uniform((1, 8, 8, 3), seed=2)
     # What the graph computes, written out with raw ops from its own weights.
     c0, d2 = model.get_layer("c0_2"), model.get_layer("d2_2")
     features = tf.nn.conv2d(x, c0.kernel, 1, "SAME") + c0.bias
     residual = tf.tanh(tf.nn.conv2d(tf.concat([features, x], -1), d2.kernel, 1, "SAME")
                        + d2.bias)
-    np.testing.assert_allclose(fast_forward(model)(x).numpy(), (residual + x).numpy(),
-                               atol=1e-5)
+    with caplog.at_level("WARNING"):
+        got = fast_forward(model)(x).numpy()
+    np.testing.assert_allclose(got, (residual + x).numpy(), atol=1e-5)
+    assert f"The fast inference path does not apply to model {model.name!r} (the last " \
+        "convolution is not linear" in caplog.text  # said, not silent
     plain = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3)])
-    assert _rewritable_tail(plain) is None
+    assert rewritable_tail(plain)[2] == "its output is not the sum of two tensors"

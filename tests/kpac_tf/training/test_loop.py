@@ -17,10 +17,10 @@ import tensorflow as tf
 
 from kpac_tf import CheckpointError, build_model, load_deblurrer
 from kpac_tf.checkpoints import tf1_npz
-from kpac_tf.data import pipelines
-from kpac_tf.training import loop, run_folder, warm_start
+from kpac_tf.data import images, pipelines
+from kpac_tf.training import loop, losses, run_folder, warm_start
 from kpac_tf.utils import devices
-from tests.test_case import (REPO, remount, run_folder_held, small_disk, tiny_config,
+from tests.test_case import (DPDD_DUMMY, REPO, remount, run_folder_held, small_disk, tiny_config,
                              weights_of)
 
 
@@ -49,6 +49,22 @@ def test_tiny_run_writes_everything(tmp_path, data_dir):
     assert {"loss", "learning_rate", "steps_per_second", "psnr", "ssim", "input_psnr",
             "best_psnr", "blurry_output_sharp", "scale_attention_kpac_0_rates_1_to_n"} <= tags
     assert {"train", "validation", "test"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_validation_and_test_take_images_of_any_size(tmp_path):
+    """Evaluation images whose sides are not multiples of the network's (DPDD
+    cropped to 15x22; single_2level needs multiples of 4) are padded and cropped,
+    as in deblurring, not refused."""
+    manual = tmp_path / "dpdd"
+    for png in DPDD_DUMMY.rglob("*.png"):
+        cropped = manual / png.relative_to(DPDD_DUMMY)
+        cropped.parent.mkdir(parents=True, exist_ok=True)
+        images.write_png(cropped, images.read_image(png)[:15, :22])
+    final = loop.train(tiny_config(tmp_path / "run", str(tmp_path / "tfds"), steps=2,
+                                   dataset="dpdd", dataset_config="single", crop_size=8,
+                                   manual_dir=str(manual)))
+    assert final["images"] == 2 and np.isfinite([final["psnr"], final["validation"][
+        "psnr"]]).all()
 
 
 def scalars(run_dir, split, tag="psnr"):
@@ -101,6 +117,21 @@ def test_validation_chooses_and_test_is_scored_once_at_the_end(tmp_path, data_di
     if best["step"] == 6:
         for a, b in zip([w.numpy() for w in restored.weights], weights_of(tmp_path)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_nan_validation_never_becomes_the_best(tmp_path):
+    """Broken outputs score NaN (`scoring.summarize`): such an evaluation never beats
+    the best, and any number beats a NaN best."""
+    (tmp_path / "config.json").write_text("{}")
+    best = loop._BestCheckpoint(str(tmp_path), dict(step=tf.Variable(0, dtype=tf.int64)))
+
+    def scores(psnr):
+        return dict(images=1, psnr=psnr, ssim=0.5, mae=0.1, input_psnr=20.0,
+                    input_ssim=0.5, input_mae=0.1)
+    assert best.update(2, scores(float("nan")), "validation")  # the first is the best
+    assert best.update(4, scores(10.0), "validation")
+    assert not best.update(6, scores(float("nan")), "validation")
+    assert best.record["step"] == 4
 
 
 def test_the_best_record_survives_a_restart(tmp_path):
@@ -342,10 +373,33 @@ def test_the_final_model_is_the_moving_average(tmp_path, data_dir):
         np.testing.assert_array_equal(a, b.numpy())
 
 
-def test_perceptual_loss_training(tmp_path, data_dir, vgg_weights):
-    final = loop.train(tiny_config(tmp_path, data_dir, steps=2,
-                                       perceptual_weight=7e-4, vgg19_weights=vgg_weights))
+def test_named_losses_train_and_are_logged_and_recorded_by_name(tmp_path, data_dir,
+                                                                 vgg_weights, caplog):
+    """The objective is any weighted set of named losses, one registered from outside
+    the package included: each term is logged and written to TensorBoard by its
+    name, and config.json records the objective."""
+    def squared_error(config):
+        del config
+        return lambda y_true, y_pred: tf.reduce_mean(tf.square(y_true - y_pred), [1, 2, 3])
+
+    losses.register_loss("squared_error", squared_error)
+    try:
+        with caplog.at_level("INFO"):
+            final = loop.train(tiny_config(
+                tmp_path, data_dir, steps=2, log_every=1, vgg19_weights=vgg_weights,
+                loss="mae:1,perceptual:0.0007,squared_error:0.5"))
+    finally:
+        del losses.LOSSES["squared_error"]
     assert np.isfinite(final["last_loss"])
+    assert json.loads((tmp_path / "config.json").read_text())["loss"] == {
+        "mae": 1.0, "perceptual": 0.0007, "squared_error": 0.5}
+    logged = re.search(r"step 2/2  loss ([\d.]+) \(mae ([\d.]+), perceptual ([\d.]+), "
+                       r"squared_error ([\d.]+)\)", caplog.text)
+    total, mae, perceptual, squared = (float(v) for v in logged.groups())
+    assert total == pytest.approx(mae + 0.0007 * perceptual + 0.5 * squared, abs=2e-5)
+    assert scalars(tmp_path, "train", "loss_squared_error")[2] == pytest.approx(squared,
+                                                                               abs=1e-5)
+    assert set(scalars(tmp_path, "train", "loss_perceptual")) == {1, 2}
 
 
 def test_perceptual_loss_refuses_to_start_without_weights(tmp_path, data_dir):
@@ -493,6 +547,28 @@ def test_a_preempted_run_saves_the_step_it_was_in_and_resumes_exactly(tmp_path, 
         if uninterrupted.poll() is None:
             uninterrupted.kill()
             uninterrupted.wait()
+
+
+def test_a_second_signal_stops_at_once(caplog):
+    """The first SIGINT / SIGTERM is recorded for the loop to finish its step and
+    save; a second one (Ctrl-C again during a long validation) stops at once."""
+    import signal
+    import time
+
+    def delivered(number):  # the handler runs between Python instructions
+        os.kill(os.getpid(), number)
+        for _ in range(100):
+            time.sleep(0.01)
+
+    with loop._stop_requests() as received:
+        delivered(signal.SIGINT)
+        assert received == [signal.SIGINT]
+        with pytest.raises(loop.TrainingAborted, match="a second SIGTERM stopped the run "
+                           "at once, without saving") as aborted:
+            delivered(signal.SIGTERM)
+    assert aborted.value.exit_code == 143
+    assert "send it again to stop at once" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_a_second_trainer_on_a_live_run_folder_is_refused(tmp_path, data_dir):

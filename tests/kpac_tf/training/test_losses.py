@@ -1,4 +1,5 @@
-"""kpac_tf.training.losses: MAE per example, the perceptual loss and its VGG19 weights."""
+"""kpac_tf.training.losses: MAE and Charbonnier per example, the perceptual loss and
+its VGG19 weights, the table of named losses."""
 
 import keras
 import numpy as np
@@ -11,6 +12,26 @@ def test_mae_loss_per_example(rng):
     a = rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(losses.mae_per_example(a, a * 0.5),
                                np.abs(a * 0.5).mean(axis=(1, 2, 3)), rtol=1e-6)
+
+
+def test_charbonnier_loss_per_example(rng):
+    a = rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
+    expected = np.sqrt((a * 0.5) ** 2 + 1e-6).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(losses.charbonnier_per_example(a, a * 0.5), expected,
+                               rtol=1e-6)
+    assert losses.charbonnier_per_example(a, a).numpy() == pytest.approx([1e-3] * 3)
+
+
+def test_a_loss_is_one_table_entry(monkeypatch):
+    monkeypatch.setitem(losses.LOSSES, "mae", losses.LOSSES["mae"])  # restored after
+    for name in ("mae", "loss"):
+        with pytest.raises(ValueError, match=f"a loss named '{name}' exists already"):
+            losses.register_loss(name, lambda config: None)
+    assert losses.parse_objective("mae:1,perceptual:0.0007") == {"mae": 1.0,
+                                                                 "perceptual": 0.0007}
+    assert losses.parse_objective("charbonnier") == {"charbonnier": 1.0}
+    assert losses.format_objective({"mae": 1.0, "perceptual": 0.0007}) == \
+        "mae:1,perceptual:0.0007"
 
 
 def test_perceptual_loss_refuses_without_weights(tmp_path):

@@ -112,6 +112,35 @@ def test_one_trainer_holds_a_run_folder_and_a_gone_one_is_taken_over(tmp_path, c
     assert not lock_file.exists()
 
 
+def test_a_deleted_lock_file_is_written_again_or_its_holder_stops(tmp_path, caplog):
+    """Deleting trainer.lock under a live trainer (as a stale lock's message advises)
+    neither lets a second trainer in unnoticed nor ends the first in a traceback:
+    the holder's next check writes the file again, or, if another trainer took the
+    folder meanwhile, stops the holder in a sentence; leaving never removes a lock
+    file that is not its own."""
+    lock_file = tmp_path / run_folder.LOCK
+    with run_folder.lock(tmp_path) as held:
+        lock_file.unlink()
+        with caplog.at_level(logging.WARNING, logger="absl"):
+            held.check()
+        assert "was deleted while this trainer held the folder: written again" in caplog.text
+        assert json.loads(lock_file.read_text())["pid"] == os.getpid()
+        with pytest.raises(run_folder.RunFolderBusy, match="in use by another trainer"):
+            with run_folder.lock(tmp_path):
+                pytest.fail("locked a held folder")
+    assert not lock_file.exists()
+    with run_folder.lock(tmp_path) as held:
+        lock_file.unlink()
+        with run_folder_held(tmp_path) as other:  # another trainer takes the folder
+            with pytest.raises(run_folder.RunFolderBusy, match=(
+                    f"{re.escape(str(lock_file))} was deleted while this trainer held "
+                    f".*another trainer \\(pid {other.pid} on host .*\\) has taken the "
+                    "folder since; this trainer stops without writing more")):
+                held.check()
+    # Leaving did not remove the other trainer's lock file (its kill left it).
+    assert json.loads(lock_file.read_text())["pid"] == other.pid
+
+
 def test_a_lock_from_another_host_is_refused_with_the_way_to_clear_it(tmp_path):
     lock_file = tmp_path / run_folder.LOCK
     lock_file.write_text(json.dumps(dict(host="gpu-node-7", pid=4242, since="2026-12-01")))

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import re
 
+import keras
 import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
@@ -23,7 +24,7 @@ OTHER_VALUES = dict(
     model="single_3level", model_overrides={"channels": 8}, dataset="dpdd",
     dataset_config="default", to_8bit="high_byte", seed=1, batch_size=4, crop_size=64,
     flips=True, learning_rate=5e-4, beta_1=0.8, beta_2=0.999, epsilon=1e-7,
-    perceptual_weight=0.1, precision="mixed_bfloat16", ema_decay=0.9, workers=2)
+    loss={"mae": 1.0, "perceptual": 0.1}, precision="mixed_bfloat16", ema_decay=0.9, workers=2)
 
 
 def test_other_values_cover_the_identity():
@@ -88,15 +89,23 @@ def test_precision_and_ema_are_part_of_a_run_identity(tmp_path, data_dir):
         settings.write_or_check_config(tiny_config(
             tmp_path, data_dir, precision="mixed_bfloat16", ema_decay=0.99))
     # A run folder from before `precision`: --mixed_precision picked mixed_bfloat16
-    # without a GPU, mixed_float16 with one.
+    # without a GPU, mixed_float16 with one; its checkpoint tells which, whatever
+    # machine reads it.
     path = tmp_path / "config.json"
     saved = json.loads(path.read_text())
     del saved["precision"], saved["ema_decay"]
     path.write_text(json.dumps(dict(saved, mixed_precision=True)))
-    if not tf.config.list_physical_devices("GPU"):
-        settings.write_or_check_config(bf16)  # resumes
-        resaved = json.loads(path.read_text())
-        assert resaved["precision"] == "mixed_bfloat16" and "mixed_precision" not in resaved
+    settings.write_or_check_config(bf16)  # no checkpoint: bfloat16; resumes
+    resaved = json.loads(path.read_text())
+    assert resaved["precision"] == "mixed_bfloat16" and "mixed_precision" not in resaved
+    for optimizer, policy in ((keras.optimizers.Adam(), "mixed_bfloat16"), (
+            keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()), "mixed_float16")):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        optimizer.build(model.trainable_variables)
+        tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=optimizer),
+                                   str(tmp_path / "checkpoints"), max_to_keep=1).save(7)
+        path.write_text(json.dumps(dict(saved, mixed_precision=True)))
+        assert settings.recorded_settings(str(tmp_path))["precision"] == policy
     path.write_text(json.dumps(dict(saved, mixed_precision=False)))
     settings.write_or_check_config(tiny_config(tmp_path, data_dir))
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -110,12 +119,48 @@ def test_precision_and_ema_are_part_of_a_run_identity(tmp_path, data_dir):
 
 def test_presets():
     phase1 = settings.make_config("paper_phase1", model_dir="x")
-    assert (phase1.steps, phase1.learning_rate, phase1.perceptual_weight,
+    assert (phase1.steps, phase1.learning_rate, phase1.loss,
             phase1.batch_size, phase1.crop_size, phase1.beta_1, phase1.beta_2) == (
-        200_000, 1e-4, 0.0, 4, 512, 0.9, 0.99)
+        200_000, 1e-4, {"mae": 1.0}, 4, 512, 0.9, 0.99)
     phase2 = settings.make_config("paper_phase2", model_dir="x", init_from="runs/p1")
-    assert (phase2.steps, phase2.learning_rate, phase2.perceptual_weight) == (
-        100_000, 5e-5, 7e-4)
+    assert (phase2.steps, phase2.learning_rate, phase2.loss) == (
+        100_000, 5e-5, {"mae": 1.0, "perceptual": 7e-4})
     with pytest.raises(ValueError, match="init_from"):
         settings.make_config("paper_phase2", model_dir="x")
     assert settings.make_config("paper_phase1", model_dir="x", steps=10).steps == 10
+
+
+def test_the_objective_is_named_losses_and_the_old_weight_still_reads(tmp_path, data_dir):
+    """--loss=NAME:WEIGHT,... is the objective; --perceptual_weight, and an old run
+    folder's recorded perceptual_weight, read as MAE + weight x perceptual."""
+    config = settings.make_config(None, model_dir="x", loss="mae:1, charbonnier:0.5")
+    assert config.loss == {"mae": 1.0, "charbonnier": 0.5}
+    assert settings.make_config(None, model_dir="x", perceptual_weight=7e-4).loss == {
+        "mae": 1.0, "perceptual": 7e-4}
+    assert settings.make_config(None, model_dir="x", perceptual_weight=0.0).loss == {
+        "mae": 1.0}
+    assert settings.make_config("paper_phase2", model_dir="x", init_from="p1",
+                                perceptual_weight=0.01).loss == {"mae": 1.0,
+                                                                 "perceptual": 0.01}
+    for bad, match in (("mse:1", "loss 'mse' is not one of charbonnier, mae, perceptual"),
+                       ("mae:-1", "'mae': the weight must be a positive number, got '-1'"),
+                       ("mae:x", "got 'x'"), ("mae:1,mae:2", "'mae' is given twice")):
+        with pytest.raises(ValueError, match=re.escape(match)):
+            settings.make_config(None, model_dir="x", loss=bad)
+    with pytest.raises(ValueError, match="--loss .* or --perceptual_weight, not both"):
+        settings.make_config(None, model_dir="x", loss="mae:1", perceptual_weight=0.1)
+    # A run folder written before `loss` resumes with the same objective.
+    old = tiny_config(tmp_path, data_dir, perceptual_weight=0.1)
+    settings.write_or_check_config(old)
+    path = tmp_path / "config.json"
+    recorded = json.loads(path.read_text())
+    assert recorded["loss"] == {"mae": 1.0, "perceptual": 0.1}
+    del recorded["loss"]
+    path.write_text(json.dumps(dict(recorded, perceptual_weight=0.1)))
+    assert settings.recorded_settings(str(tmp_path))["loss"] == {"mae": 1.0,
+                                                                 "perceptual": 0.1}
+    settings.write_or_check_config(tiny_config(tmp_path, data_dir,
+                                               loss="mae:1,perceptual:0.1"))
+    with pytest.raises(ValueError, match=re.escape(
+            "loss: {'mae': 1.0, 'perceptual': 0.1} -> {'mae': 1.0}")):
+        settings.write_or_check_config(tiny_config(tmp_path, data_dir))
