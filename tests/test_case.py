@@ -118,24 +118,22 @@ def run_model_test(build, sizes, tmp_path):
 
 
 def run_precision_test(build, size, tolerance):
-    """A network under the mixed_bfloat16 policy (keras-hub's `run_precision_test`):
-    float32 weights, bfloat16 compute, and, given the float32 network's weights, an
-    output within `tolerance` (max abs, network range) of the float32 output.
+    """A network built with dtype "mixed_bfloat16" (keras-hub's `run_precision_test`):
+    float32 weights, bfloat16 compute in every layer, Keras' global policy untouched,
+    and, given the float32 network's weights, an output within `tolerance` (max abs,
+    network range) of the float32 output.
 
     Args:
-        build: callable () -> keras.Model, built under the current dtype policy.
+        build: callable (dtype) -> keras.Model, every layer in that dtype policy.
         size: (batch, height, width).
         tolerance: float.
     """
-    reference = build()
-    policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    try:
-        mixed = build()
-    finally:
-        keras.mixed_precision.set_dtype_policy(policy)
+    reference = build("float32")
+    mixed = build("mixed_bfloat16")
+    assert keras.mixed_precision.dtype_policy().name == "float32"
     assert all(w.dtype == "float32" for w in mixed.weights)
-    assert any(layer.compute_dtype == "bfloat16" for layer in mixed.layers if layer.weights)
+    assert {layer.dtype_policy.name for layer in mixed._flatten_layers(include_self=False)
+            if not isinstance(layer, keras.layers.InputLayer)} == {"mixed_bfloat16"}
     mixed.set_weights(reference.get_weights())
     x = _network_inputs(reference, (*size, 3))
     difference = np.abs(tf.cast(mixed(x), tf.float32).numpy() - reference(x).numpy())

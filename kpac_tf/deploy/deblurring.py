@@ -80,9 +80,14 @@ class Deblurrer:
         """Wraps a Keras model with `fast_predict_fn(model, precision)`; `source`
         says where its weights came from (for messages)."""
         multiple, predict = model_size_multiple(model), fast_predict_fn(model, precision)
-        return cls(lambda inputs: tf.clip_by_value(
-            predict_any_size(predict, inputs, multiple), -1.0, 1.0), model.name,
-                   len(model.inputs), model.count_params(), model, source)
+
+        def clipped(inputs):  # as the export clips; NaN where the network broke
+            output = predict_any_size(predict, inputs, multiple)
+            return tf.where(tf.math.is_finite(output), tf.clip_by_value(output, -1.0, 1.0),
+                            np.float32(np.nan))
+
+        return cls(clipped, model.name, len(model.inputs), model.count_params(), model,
+                   source)
 
     @classmethod
     def from_saved_model(cls, path):
@@ -111,7 +116,8 @@ class Deblurrer:
     def network(self, inputs):
         """The network on float32 (batch, h, w, 3) in [-1, 1] (or the dual triple),
         any h and w, unchecked: float32 tensor (batch, h, w, 3) clipped to [-1, 1],
-        from a Keras model as from a SavedModel (whose signature clips)."""
+        from a Keras model as from a SavedModel (whose signature clips; a Keras
+        network's NaN or inf comes back as NaN, for `NonFiniteOutput`)."""
         return self._predict(inputs)
 
     def __call__(self, inputs, tile_size=None, overlap=64):

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kpac_tf.models.fast_path import fast_forward
 from kpac_tf.models.layers import KPACBlock, SizeCheck
+from kpac_tf.models.networks import build_args, build_model
 
 
 def model_size_multiple(model):
@@ -91,7 +92,8 @@ def fast_predict_fn(model, precision="float32"):
 
     Args:
         model: keras.Model from `build_model` (input sizes: multiples of the
-            network's `size_multiple`).
+            network's `size_multiple`); for bfloat16, one of its networks
+            (`build_args`), built again with every layer in bfloat16.
         precision: "float32" or "bfloat16".
 
     Returns:
@@ -106,14 +108,8 @@ def fast_predict_fn(model, precision="float32"):
         raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}")
     if precision == "float32":
         return predictor(model)
-
-    def in_bfloat16(layer):
-        config = layer.get_config()
-        if not isinstance(layer, keras.layers.InputLayer):
-            config["dtype"] = "mixed_bfloat16"
-        return layer.__class__.from_config(config)
-
-    fast = keras.models.clone_model(model, clone_function=in_bfloat16)
+    name, overrides = build_args(model)  # the same network, every layer in bfloat16
+    fast = build_model(name, dtype="mixed_bfloat16", **overrides)
     fast.set_weights(model.get_weights())
     return predictor(fast)
 

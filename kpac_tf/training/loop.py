@@ -129,16 +129,6 @@ def _stop_requests():
             signal.signal(number, handler)
 
 
-def _float32_model(config):
-    """A float32 `build_model` of the run's network, whatever the global policy."""
-    policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("float32")
-    try:
-        return build_model(config.model, **config.model_overrides)
-    finally:
-        keras.mixed_precision.set_dtype_policy(policy)
-
-
 class _Trainer:
     """Holds the model, optimizer, data and step function of one run."""
 
@@ -150,17 +140,23 @@ class _Trainer:
             # weights) refuses before anything else is made.
             self.objective = {name: (weight, losses.LOSSES[name](config))
                               for name, weight in config.loss.items()}
-            self.model = build_model(config.model, **config.model_overrides)
+            # The trained network in the run's precision (a dtype policy per layer;
+            # Keras' global policy is never touched).
+            self.model = build_model(config.model, dtype=config.precision,
+                                     **config.model_overrides)
             # What is evaluated, selected and saved, always float32: the moving average
             # of the weights (ema_decay > 0), else the model itself, or under a mixed
             # policy a float32 copy of its weights (`sync_eval_model`).
-            self.ema_model = _float32_model(config) if config.ema_decay > 0 else None
+            self.ema_model = (build_model(config.model, dtype="float32",
+                                          **config.model_overrides)
+                              if config.ema_decay > 0 else None)
             if self.ema_model is not None:
                 self.eval_model = self.ema_model
-            elif self.model.dtype_policy.compute_dtype == "float32":
+            elif config.precision == "float32":
                 self.eval_model = self.model
             else:
-                self.eval_model = _float32_model(config)
+                self.eval_model = build_model(config.model, dtype="float32",
+                                              **config.model_overrides)
             optimizer = keras.optimizers.Adam(
                 config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
                 epsilon=config.epsilon)
@@ -476,12 +472,9 @@ def train(config):
         # or in the bucket, and nothing left behind however the process ends.
         out_dir = (config.model_dir if worker.is_chief else
                    f"ram://kpac_tf/worker{worker.index}-{os.getpid()}-{time.time_ns()}")
-        previous_policy = keras.mixed_precision.dtype_policy()
-        keras.mixed_precision.set_dtype_policy(config.precision)
         try:
             return _train(config, strategy, worker, out_dir, run_lock)
         finally:
-            keras.mixed_precision.set_dtype_policy(previous_policy)
             if out_dir != config.model_dir and tf.io.gfile.exists(out_dir):
                 tf.io.gfile.rmtree(out_dir)
 

@@ -77,7 +77,7 @@ def test_cloud_storage_exports_and_serves(tmp_path, rng, monkeypatch):
     """ram:// stands in for gs://: the export app writes a version there, deblur and
     evaluate load it from there, evaluate and compare write their results there, and
     nothing local is written but what was asked for (no "ram:" folder). A whole run
-    on cloud storage: tests/experiments/test_cloud_storage.py."""
+    on cloud storage: tests/test_cloud_storage.py."""
     from experiments import compare as compare_app
     from experiments import evaluate as evaluate_app
 

@@ -1,11 +1,13 @@
 """kpac_tf.models.networks: the three networks, exact parameter counts, dynamic sizes,
 serialization."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kpac_tf import build_model, size_multiple
+from kpac_tf.models.networks import build_args
 from tests.test_case import run_model_test, run_precision_test
 
 
@@ -56,7 +58,8 @@ def test_network(name, overrides, tmp_path):
 
 @pytest.mark.parametrize("name", ["single_2level", "single_3level", "dual"])
 def test_network_in_mixed_bfloat16(name):
-    run_precision_test(lambda: build_model(name, **TINY), (1, 16, 24), tolerance=0.1)
+    run_precision_test(lambda dtype: build_model(name, dtype=dtype, **TINY), (1, 16, 24),
+                       tolerance=0.1)
 
 
 def test_dual_takes_center_left_right():
@@ -113,3 +116,22 @@ def test_tensorflow_checkpoints_track_every_weight(tmp_path, overrides):
     tf.train.Checkpoint(model=clone).restore(path).assert_consumed()
     for a, b in zip(model.weights, clone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("single_2level", {}), ("dual", dict(channels=8)),
+    ("single_3level", dict(channels=8, num_blocks=1, kernel_size=3, num_dilations=2,
+                           share_weights=False, scale_attention=False)),
+    ("single_2level", dict(channels=8, block_type="residual", num_blocks=3))])
+def test_build_args_build_the_same_network_again(name, overrides):
+    """Read back from the layers (of a model loaded from a file, say), the arguments
+    build the same network, in any dtype; anything else is refused."""
+    model = build_model(name, **overrides)
+    read_name, read = build_args(model)
+    again = build_model(read_name, dtype="mixed_bfloat16", **read)
+    assert [w.shape for w in again.weights] == [w.shape for w in model.weights]
+    assert {k: v for k, v in read.items() if k in overrides} == overrides
+    other = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3)],
+                             name="single_2level")
+    with pytest.raises(ValueError, match="is not one build_model builds"):
+        build_args(other)

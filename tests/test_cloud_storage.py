@@ -37,7 +37,7 @@ def test_train_resume_evaluate_deblur_export_and_serve_on_cloud_storage(
         images.write_png(f"{pairs}/{view}/p.png",
                          rng.randint(0, 256, (24, 32, 3)).astype(np.uint8))
     monkeypatch.chdir(tmp_path)
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")
     with no_os_calls_on("ram://"):
         with flagsaver.flagsaver(model_dir=run, dataset_config="tiny", data_dir=data_dir,
                                  steps=2, batch_size=2, crop_size=32, channels=4,
