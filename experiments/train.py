@@ -139,7 +139,10 @@ def config_from_flags():
         if overrides:
             given["model_overrides"] = dict(recorded["model_overrides"], **overrides)
         preset = settings.PRESETS[_PRESET.value] if _PRESET.value else {}
-        return settings.make_config(None, **{**recorded, **preset, **given})
+        merged = {**recorded, **preset, **given}
+        if "perceptual_weight" in given and "loss" not in given:
+            del merged["loss"]  # the objective given the old way replaces the record's
+        return settings.make_config(None, **merged)
     # A new run: the preset, then only the flags given (a flag's default never
     # overrides the preset).
     preset = value_or(_PRESET, "embedded_default")

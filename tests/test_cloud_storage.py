@@ -2,9 +2,12 @@
 for gs://. Each app runs in this process (ram:// lives in its memory), under a guard
 that fails on any Python file call on such a path."""
 
+import datetime
 import json
 import logging
 import os
+import socket
+import subprocess
 import time
 
 import numpy as np
@@ -129,19 +132,46 @@ def test_a_lease_refuses_a_live_trainer_and_takes_over_a_stale_one(monkeypatch, 
     # A lease nobody renewed for longer than LEASE_STALE_SECONDS is taken over.
     stale = dict(host="gone", pid=1, since="2026-01-01T00:00:00+00:00",
                  renewed="2026-01-01T00:00:00+00:00", token="theirs")
-    with tf.io.gfile.GFile(lock_file, "w") as f:
-        f.write(json.dumps(stale))
+
+    def replace_record(value):  # whole, as another trainer's write would land
+        with tf.io.gfile.GFile(f"{lock_file}.new", "w") as f:
+            f.write(json.dumps(value))
+        tf.io.gfile.rename(f"{lock_file}.new", lock_file, overwrite=True)
+
+    replace_record(stale)
     with run_folder.lock(folder) as held:
         assert "Taking over ram://lease/run/trainer.lock: the trainer that held it (pid 1 " \
             "on host gone" in caplog.text
         assert record()["token"] != "theirs"
         # Another trainer takes it over (this one, say, was suspended too long):
         # the next check stops this one, and its exit leaves the other's lease.
-        files.before_overwrite(lock_file)
-        with tf.io.gfile.GFile(lock_file, "w") as f:
-            f.write(json.dumps(dict(stale, host="other", token="other")))
+        replace_record(dict(stale, host="other", token="other"))
         time.sleep(0.5)
         with pytest.raises(run_folder.RunFolderBusy, match="another trainer took this run "
                            "folder over \\(pid 1 on host other"):
             held.check()
     assert record()["token"] == "other"
+
+    # A fresh record of a process of this host that no longer exists (a killed
+    # trainer, rerun at once) is taken over without waiting for it to go stale.
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    replace_record(dict(host=socket.gethostname(), pid=dead_pid.pid, since=now,
+                        renewed=now, token="killed"))
+    with run_folder.lock(folder):
+        assert f"(pid {dead_pid.pid} on host {socket.gethostname()}, since {now}) is gone" \
+            in caplog.text
+
+    # A trainer that cannot renew its lease stops before another may take it over.
+    monkeypatch.setattr(run_folder, "LEASE_STALE_SECONDS", 0.5)
+    with run_folder.lock(folder) as held:
+        def unreachable(file, value):
+            raise tf.errors.UnavailableError(None, None, "storage unreachable")
+        monkeypatch.setattr(run_folder, "_write_lease", unreachable)
+        time.sleep(0.6)
+        with pytest.raises(run_folder.RunFolderBusy, match="this trainer has not renewed "
+                           "its lease in .* for \\d+ s \\(storage unreachable\\?\\)"):
+            held.check()
+    assert "Could not renew the lease ram://lease/run/trainer.lock (storage unreachable)" \
+        in caplog.text

@@ -11,6 +11,7 @@ compatible pickle byte stream the authors' files use, so the authors' TF1 code c
 read what we write.
 """
 
+import contextlib
 import io
 import os
 import pickle
@@ -132,8 +133,10 @@ def read_tf1_npz(path):
     try:
         if is_remote(path) and not tf.io.gfile.exists(path):
             raise FileNotFoundError(path)
-        source = tf.io.gfile.GFile(path, "rb") if is_remote(path) else path
-        with zipfile.ZipFile(source) as archive:
+        with contextlib.ExitStack() as opened:
+            source = (opened.enter_context(tf.io.gfile.GFile(path, "rb")) if is_remote(path)
+                      else path)
+            archive = opened.enter_context(zipfile.ZipFile(source))
             if PARAMS_MEMBER not in archive.namelist():
                 raise CheckpointError(
                     f"{path}: no '{PARAMS_MEMBER}' inside; found {archive.namelist()}. "

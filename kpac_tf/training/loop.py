@@ -211,8 +211,8 @@ class _Trainer:
             output = tf.cast(self.model(inputs, training=True), tf.float32)
             terms = {name: loss(sharp, output)
                      for name, (_, loss) in self.objective.items()}
-            total = None
-            for name, (weight, _) in self.objective.items():
+            total = None  # summed in name order: config.json records the objective sorted
+            for name, (weight, _) in sorted(self.objective.items()):
                 total = weight * terms[name] if total is None else \
                     total + weight * terms[name]
             loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)

@@ -61,8 +61,8 @@ def vgg19_feature_extractor(weights_path=None):
             f"VGG19 ImageNet weights not found at {path}. The perceptual loss needs "
             f"Keras' {VGG19_WEIGHTS_FILE} (download it from {VGG19_WEIGHTS_URL} on a "
             "machine with internet access) passed with --vgg19_weights=PATH or put in "
-            f"{os.path.dirname(default_vgg19_weights_path())}; or train with "
-            "--perceptual_weight=0")
+            f"{os.path.dirname(default_vgg19_weights_path())}; or train without it "
+            "(--loss=mae:1)")
     vgg = keras.applications.VGG19(include_top=False, weights=None)
     vgg.load_weights(path)
     extractor = keras.Model(vgg.input, vgg.get_layer(PERCEPTUAL_LAYER).output,

@@ -37,6 +37,7 @@ import posixpath
 import re
 import socket
 import threading
+import time
 import uuid
 
 import tensorflow as tf
@@ -219,15 +220,16 @@ def _write_failure(error, run_dir):
     text = str(error)
     in_words = next((words for words in (*_WRITE_ERRNOS.values(), *_ACCESS_ERRNOS.values())
                      if words in text), None)
-    if is_remote(run_dir):  # TensorFlow's errors; their words name the object
+    if isinstance(error, OSError):  # a local file (for a remote run: staging an upload)
+        run_dir = run_dir if is_remote(run_dir) else os.path.abspath(run_dir)
+        reason = _WRITE_ERRNOS.get(error.errno) or _ACCESS_ERRNOS.get(error.errno)
+        file = error.filename and os.fspath(error.filename)
+        file = file if not file or is_remote(file) else os.path.abspath(file)
+    elif is_remote(run_dir):  # TensorFlow's errors; their words name the object
         run_dir = run_dir.rstrip("/")
         reason = in_words
         file = next(iter(re.findall(re.escape(run_dir) + r"[^\s;,'\"{}\[\]]*", text)),
                     None)
-    elif isinstance(error, OSError):
-        run_dir = os.path.abspath(run_dir)
-        reason = _WRITE_ERRNOS.get(error.errno) or _ACCESS_ERRNOS.get(error.errno)
-        file = error.filename and os.path.abspath(os.fspath(error.filename))
     else:
         run_dir = os.path.abspath(run_dir)
         reason = in_words
@@ -353,7 +355,12 @@ def _describe(holder):
 # One not renewed for LEASE_STALE_SECONDS belongs to a trainer that is gone (killed,
 # or its machine lost) and is taken over. Having written its record, a trainer waits
 # LEASE_SETTLE_SECONDS and reads it back: of two that found the folder free at once,
-# only the one whose record is there goes on.
+# only the one whose record is there goes on. (A contender slower than that between
+# its read and its write, or a renewal racing a takeover, can still overwrite a
+# record; the loser finds out at its next renewal. Object stores offer no atomic
+# compare-and-swap through tf.io.gfile.) A trainer that has not renewed for
+# LEASE_STALE_SECONDS - 2 * LEASE_RENEW_SECONDS stops before it writes more; a record
+# left by a process of this host that no longer exists is taken over at once.
 LEASE_RENEW_SECONDS = 30
 LEASE_STALE_SECONDS = 300
 LEASE_SETTLE_SECONDS = 2
@@ -414,12 +421,26 @@ def _read_lease(file):
 
 
 def _lease_age(holder):
-    """Seconds since `holder`'s lease was last renewed (inf when it records none)."""
+    """Seconds since `holder`'s lease was last renewed (or, for a record without
+    renewals, taken); 0 when it records no time we can read (never stale)."""
     try:
-        renewed = datetime.datetime.fromisoformat(holder["renewed"])
+        renewed = datetime.datetime.fromisoformat(holder.get("renewed") or holder["since"])
     except (KeyError, TypeError, ValueError):
-        return float("inf")
+        return 0.0
     return (_now() - renewed).total_seconds()
+
+
+def _gone_from_this_host(holder):
+    """True if `holder` names a process of this host that no longer exists."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+    return False
 
 
 def _write_lease(file, record):
@@ -436,14 +457,17 @@ def _lease(run_dir):
     holder = _read_lease(file)
     if holder is not None:
         age = _lease_age(holder)
-        if age < LEASE_STALE_SECONDS:
+        gone = _gone_from_this_host(holder)
+        if age < LEASE_STALE_SECONDS and not gone:
             raise RunFolderBusy(
                 f"{run_dir} is in use by another trainer ({_describe(holder)}; its lease "
                 f"was renewed {age:.0f} s ago); wait for it to finish or stop it, or train "
                 f"into another --model_dir. A trainer that is gone loses its lease "
-                f"{LEASE_STALE_SECONDS} s after its last renewal")
-        logging.warning("Taking over %s: the trainer that held it (%s) has not renewed "
-                        "its lease for %.0f s", file, _describe(holder), age)
+                f"{LEASE_STALE_SECONDS} s after its last renewal (or delete {file} if no "
+                "trainer runs on this folder)")
+        logging.warning("Taking over %s: the trainer that held it (%s) %s", file,
+                        _describe(holder), "is gone" if gone else
+                        f"has not renewed its lease for {age:.0f} s")
     now = _timestamp(_now())
     record = dict(host=socket.gethostname(), pid=os.getpid(), since=now, renewed=now,
                   token=uuid.uuid4().hex)
@@ -455,11 +479,22 @@ def _lease(run_dir):
             f"{run_dir} was taken at the same moment by another trainer"
             f"{' (' + _describe(holder) + ')' if holder else ''}; wait for it to "
             "finish or stop it, or train into another --model_dir")
-    lost_to = []
-    held = HeldRunFolder(file, lambda: None if not lost_to else (
-        f"another trainer took this run folder over ({_describe(lost_to[0])}) after this "
-        f"one had not renewed its lease in {file} for {LEASE_STALE_SECONDS} s (storage "
-        "unreachable, or the process suspended)"))
+    lost_to, renewed = [], [time.monotonic()]
+
+    def lost():
+        if lost_to:
+            return (f"another trainer took this run folder over ({_describe(lost_to[0])}) "
+                    f"after this one had not renewed its lease in {file} for "
+                    f"{LEASE_STALE_SECONDS} s (storage unreachable, or the process "
+                    "suspended)")
+        unrenewed = time.monotonic() - renewed[0]
+        if unrenewed > LEASE_STALE_SECONDS - 2 * LEASE_RENEW_SECONDS:
+            return (f"this trainer has not renewed its lease in {file} for "
+                    f"{unrenewed:.0f} s (storage unreachable?), so another trainer may take "
+                    "the folder over")
+        return None
+
+    held = HeldRunFolder(file, lost)
     stop = threading.Event()
 
     def renew():
@@ -473,6 +508,7 @@ def _lease(run_dir):
                     return
                 record["renewed"] = _timestamp(_now())
                 _write_lease(file, record)
+                renewed[0] = time.monotonic()
             except tf.errors.OpError as e:
                 logging.warning("Could not renew the lease %s (%s); retrying in %d s",
                                 file, error_reason(e), LEASE_RENEW_SECONDS)
@@ -483,10 +519,14 @@ def _lease(run_dir):
         yield held
     finally:
         stop.set()
-        renewer.join()
-        holder = _read_lease(file)
-        if holder is not None and holder.get("token") == record["token"]:
-            tf.io.gfile.remove(file)
+        renewer.join(timeout=LEASE_RENEW_SECONDS)
+        try:
+            holder = _read_lease(file)
+            if holder is not None and holder.get("token") == record["token"]:
+                tf.io.gfile.remove(file)
+        except tf.errors.OpError as e:  # the run's own outcome matters more
+            logging.warning("Could not remove the lease %s (%s); it goes stale in %d s",
+                            file, error_reason(e), LEASE_STALE_SECONDS)
 
 
 @contextlib.contextmanager
@@ -532,15 +572,22 @@ def _flock(run_dir):
         and locked again; otherwise why the folder is lost."""
         if _same_file(file, held[0]):
             return None
+        taken = (f"{file} was deleted while this trainer held {run_dir}, and another "
+                 "trainer{} has taken the folder since")
         try:
             new = os.open(file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:  # another trainer made and locked a new one
-            with open(file, "rb") as f:
-                holder = _holder(f.fileno())
-            return (f"{file} was deleted while this trainer held {run_dir}, and another "
-                    f"trainer{' (' + _describe(holder) + ')' if holder else ''} has "
-                    "taken the folder since")
-        fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody holds it
+        except FileExistsError:  # another trainer made one
+            try:
+                with open(file, "rb") as f:
+                    holder = _holder(f.fileno())
+            except OSError:
+                holder = None
+            return taken.format(f" ({_describe(holder)})" if holder else "")
+        try:
+            fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another trainer opened and locked it first
+            os.close(new)
+            return taken.format("")
         _write_record(new, record)
         os.close(held[0])
         held[0] = new

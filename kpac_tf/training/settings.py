@@ -5,6 +5,8 @@ presets, and the run identity a resumed run must keep (checked against config.js
 import dataclasses
 import json
 
+import tensorflow as tf
+
 from kpac_tf.data import pixels
 from kpac_tf.training import losses, run_folder
 from kpac_tf.utils.files import refuse_remote, write_json
@@ -264,10 +266,11 @@ _LOSS_SCALE_KEY = "optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def _mixed_policy_trained(model_dir):
-    """"mixed_float16" if the run's newest checkpoint holds a loss scale, else
-    "mixed_bfloat16"."""
-    newest = run_folder.newest_checkpoint(model_dir)
-    if newest is None or run_folder.checkpoint_damage(newest):
-        return "mixed_bfloat16"
-    names = run_folder.checkpoint_reader(newest).get_variable_to_shape_map()
-    return "mixed_float16" if _LOSS_SCALE_KEY in names else "mixed_bfloat16"
+    """"mixed_float16" if the run's newest intact checkpoint holds a loss scale,
+    else "mixed_bfloat16" (also when it has none)."""
+    state = tf.train.get_checkpoint_state(run_folder.path(model_dir, run_folder.CHECKPOINTS))
+    for checkpoint in reversed(list(state.all_model_checkpoint_paths) if state else []):
+        if run_folder.checkpoint_damage(checkpoint) is None:
+            names = run_folder.checkpoint_reader(checkpoint).get_variable_to_shape_map()
+            return "mixed_float16" if _LOSS_SCALE_KEY in names else "mixed_bfloat16"
+    return "mixed_bfloat16"

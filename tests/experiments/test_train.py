@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from kpac_tf.data import images
-from tests.test_case import REPO
+from tests.test_case import REPO, tiny_config
 
 
 def test_train_app(tmp_path, data_dir, capsys):
@@ -96,6 +96,23 @@ def test_a_preset_is_overridden_only_by_flags_given(tmp_path, monkeypatch):
                              model="single_2level"):
         config = train.config_from_flags()
     assert (config.seed, config.ema_decay, config.model) == (0, 0.0, "single_2level")
+
+
+def test_rerunning_a_perceptual_weight_command_resumes(tmp_path, data_dir):
+    """--perceptual_weight, the objective's flag before --loss, given again on a run
+    folder that recorded the objective as `loss`, resumes it; another weight is
+    refused as a different run."""
+    from experiments import train
+
+    train.settings.write_or_check_config(tiny_config(tmp_path, data_dir,
+                                                     perceptual_weight=0.1))
+    with flagsaver.flagsaver(model_dir=str(tmp_path), perceptual_weight=0.1):
+        config = train.config_from_flags()
+    assert config.loss == {"mae": 1.0, "perceptual": 0.1}
+    train.settings.write_or_check_config(config)
+    with flagsaver.flagsaver(model_dir=str(tmp_path), perceptual_weight=0.2):
+        with pytest.raises(ValueError, match="holds a different run \\(loss: "):
+            train.settings.write_or_check_config(train.config_from_flags())
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
