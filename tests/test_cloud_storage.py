@@ -22,7 +22,6 @@ from experiments import train as train_app
 from kpac_tf import load_deblurrer
 from kpac_tf.data import images
 from kpac_tf.training import run_folder
-from kpac_tf.utils import files
 from tests.test_case import no_os_calls_on
 
 
