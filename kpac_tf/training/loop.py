@@ -479,33 +479,55 @@ def train(config):
                 tf.io.gfile.rmtree(out_dir)
 
 
-class _Evaluator:
-    """Scoring during training: the validation split's first `eval_images` images at
-    each evaluation (a better PSNR keeps `checkpoints/best/`), the test split once, at
-    the end, on every image. Writes TensorBoard scalars and images in `validation/`
-    and `test/`. Images of any size are padded to the network's multiple, then
-    cropped."""
+def _train(config, strategy, worker, out_dir, run_lock):
+    keras.utils.set_random_seed(config.seed)
+    trainer = _Trainer(config, strategy, worker)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size {config.batch_size} must be a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas")
 
-    def __init__(self, config, trainer, builder, best, out_dir):
-        self.config, self.trainer, self.builder = config, trainer, builder
-        self.best, self.out_dir = best, out_dir
-        forward = predictor(trainer.eval_model)
-        multiple = model_size_multiple(trainer.eval_model)
-        self.predict = lambda inputs: predict_any_size(forward, inputs, multiple)
-        self.validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT,
-                                                            config.to_8bit)
-        self.validation_writer = tf.summary.create_file_writer(
-            run_folder.path(out_dir, run_folder.VALIDATION_SUMMARIES))
+    builder = pipelines.prepare(config.dataset, config.data_dir,
+                           pipelines.dataset_config(config.dataset, config.model,
+                                               config.dataset_config),
+                           config.manual_dir)
+    checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
+    # Every worker saves (into out_dir) and restores the chief's latest checkpoint.
+    manager = tf.train.CheckpointManager(
+        checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
+    best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
+    restored = run_folder.checkpoint_to_resume(config.model_dir, config.resume_from)
+    newest = run_folder.newest_checkpoint(config.model_dir)
+    if restored and restored != newest:
+        logging.warning("Resuming from %s, not the newest listed checkpoint %s: the "
+                        "checkpoints after step %d are replaced or rotated away as the "
+                        "run passes them", restored, newest,
+                        run_folder.checkpoint_step_of_name(restored))
+    _restore_or_initialize(config, trainer, checkpoint, restored)
+    check_workers_agree(strategy, worker, config, trainer)
+    # The step of the newest checkpoint of the run (None: none yet).
+    saved_step = int(trainer.step.numpy()) if restored else None
+    # The stream starts at the step: resuming is exact with no iterator state.
+    iterator = iter(trainer.distributed_input(builder, int(trainer.step.numpy())))
 
-    def validate(self, step):
-        """Scores the evaluated weights on the validation images and keeps the best;
-        returns the scores (`scoring.summarize`)."""
-        self.trainer.sync_eval_model()
-        best = self.best
-        with self.validation_writer.as_default():
+    validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT, config.to_8bit)
+    # Evaluation images of any size: padded to the network's multiple, then cropped.
+    forward, multiple = predictor(trainer.eval_model), model_size_multiple(trainer.eval_model)
+
+    def predict(inputs):
+        return predict_any_size(forward, inputs, multiple)
+
+    train_writer = tf.summary.create_file_writer(
+        run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
+    validation_writer = tf.summary.create_file_writer(
+        run_folder.path(out_dir, run_folder.VALIDATION_SUMMARIES))
+    train_loop = trainer.make_train_loop()
+
+    def validate(step):
+        """Scores the evaluated weights on the validation images and keeps the best."""
+        trainer.sync_eval_model()
+        with validation_writer.as_default():
             scores = scoring.summarize(_evaluate(
-                self.trainer, self.validation_data, self.config.eval_images, self.predict,
-                write_images=True))
+                trainer, validation_data, config.eval_images, predict, write_images=True))
             improved = best.update(step, scores, VALIDATION_SPLIT)
             _log_scores(scores, step, best.record)
         logging.info("step %d  validation PSNR %.2f dB (input %.2f)  SSIM %.4f (input "
@@ -515,107 +537,10 @@ class _Evaluator:
                      best.record["psnr"], best.record["step"])
         return scores
 
-    def test(self, step):
-        """Scores the test split (never used to choose): (summary, [ImageScore])."""
-        test_data = pipelines.evaluation_dataset(self.builder, TEST_SPLIT,
-                                                 self.config.to_8bit)
-        writer = tf.summary.create_file_writer(
-            run_folder.path(self.out_dir, run_folder.TEST_SUMMARIES))
-        with writer.as_default():
-            scores = _evaluate(self.trainer, test_data, 0, self.predict, write_images=True)
-            summary = scoring.summarize(scores)
-            _log_scores(summary, step)
-        writer.close()
-        self.validation_writer.close()
-        return summary, scores
-
-
-class _Checkpoints:
-    """When the run saves its state (model, optimizer, step) in `checkpoints/`: every
-    `save_every` steps, when interrupted, and at the end; each step at most once.
-    (The best is `_BestCheckpoint`'s.)"""
-
-    def __init__(self, config, trainer, out_dir):
-        self.config = config
-        self.checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
-        # Every worker saves (into out_dir) and restores the chief's latest checkpoint.
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
-        self.saved_step = None  # the step of the newest checkpoint (None: none yet)
-
-    def save(self, step):
-        if self.saved_step != step:
-            self.manager.save(checkpoint_number=step)
-            self.saved_step = step
-
-    def save_if_due(self, step):
-        if step % self.config.save_every == 0:
-            self.save(step)
-
-    def describe_last(self):
-        return "none" if self.saved_step is None else f"ckpt-{self.saved_step}"
-
-
-class _Progress:
-    """The training log and `train/` TensorBoard scalars: losses by name, learning
-    rate, steps per second and the time left."""
-
-    def __init__(self, config, out_dir, step):
-        self.config = config
-        self.writer = tf.summary.create_file_writer(
-            run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
-        self.start_step = self.window_start = step
-        self.start_time = self.window_time = time.time()
-
-    def log(self, step, losses_now):
-        config = self.config
-        now = time.time()
-        rate = (step - self.window_start) / max(now - self.window_time, 1e-9)
-        eta = (config.steps - step) * (now - self.start_time) / max(step - self.start_step, 1)
-        terms = ", ".join(f"{name} {value:.5f}" for name, value in losses_now.items()
-                          if name != "loss")
-        logging.info("step %d/%d  loss %.5f (%s)  %.2f steps/s  ETA %s", step,
-                     config.steps, losses_now["loss"], terms, rate, _format_duration(eta))
-        with self.writer.as_default(step=step):
-            for name, value in losses_now.items():  # loss, loss_mae, ...
-                tf.summary.scalar("loss" if name == "loss" else f"loss_{name}", value)
-            tf.summary.scalar("learning_rate", config.learning_rate)
-            tf.summary.scalar("steps_per_second", rate)
-        self.window_start, self.window_time = step, now
-
-
-def _train(config, strategy, worker, out_dir, run_lock):
-    """The recipe: build, restore, train in loops (log, evaluate, save on their steps;
-    stop on request), then save, evaluate, write the final files and score the test
-    split."""
-    keras.utils.set_random_seed(config.seed)
-    trainer = _Trainer(config, strategy, worker)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--batch_size {config.batch_size} must be a multiple of the "
-                         f"{strategy.num_replicas_in_sync} replicas")
-    builder = pipelines.prepare(config.dataset, config.data_dir,
-                                pipelines.dataset_config(config.dataset, config.model,
-                                                         config.dataset_config),
-                                config.manual_dir)
-    checkpoints = _Checkpoints(config, trainer, out_dir)
-    best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
-    restored = run_folder.checkpoint_to_resume(config.model_dir, config.resume_from)
-    newest = run_folder.newest_checkpoint(config.model_dir)
-    if restored and restored != newest:
-        logging.warning("Resuming from %s, not the newest listed checkpoint %s: the "
-                        "checkpoints after step %d are replaced or rotated away as the "
-                        "run passes them", restored, newest,
-                        run_folder.checkpoint_step_of_name(restored))
-    _restore_or_initialize(config, trainer, checkpoints.checkpoint, restored)
-    check_workers_agree(strategy, worker, config, trainer)
-    step = int(trainer.step.numpy())
-    checkpoints.saved_step = step if restored else None
-    # The stream starts at the step: resuming is exact with no iterator state.
-    iterator = iter(trainer.distributed_input(builder, step))
-    evaluator = _Evaluator(config, trainer, builder, best, out_dir)
-    progress = _Progress(config, out_dir, step)
-    train_loop = trainer.make_train_loop()
+    start_step = step = int(trainer.step.numpy())
     loss = None
+    start_time = window_time = time.time()
+    window_start = step
     # From here to the last step, SIGTERM / SIGINT finish the loop of steps, save and
     # stop (before, nothing is lost by stopping at once; after, everything is
     # rerun-safe). The host reads losses and agrees on stopping once per loop; a loop
@@ -632,21 +557,38 @@ def _train(config, strategy, worker, out_dir, run_lock):
             loss = losses_now["loss"]
             step = int(trainer.step.numpy())
             if not np.isfinite(loss):
+                last = "none" if saved_step is None else f"ckpt-{saved_step}"
                 raise TrainingDiverged(
                     f"loss became {loss} at step {step}; stopped without saving. The last "
-                    f"good checkpoint is {checkpoints.describe_last()} in "
-                    f"{config.model_dir}/checkpoints; lower --learning_rate or check the "
-                    "data")
+                    f"good checkpoint is {last} in {config.model_dir}/checkpoints; "
+                    "lower --learning_rate or check the data")
             if step % config.log_every == 0 or step == config.steps:
-                progress.log(step, losses_now)
+                now = time.time()
+                rate = (step - window_start) / max(now - window_time, 1e-9)
+                eta = (config.steps - step) * (now - start_time) / max(step - start_step, 1)
+                terms = ", ".join(f"{name} {value:.5f}" for name, value in
+                                  losses_now.items() if name != "loss")
+                logging.info("step %d/%d  loss %.5f (%s)  %.2f steps/s  ETA %s", step,
+                             config.steps, loss, terms, rate, _format_duration(eta))
+                with train_writer.as_default(step=step):
+                    for name, value in losses_now.items():  # loss, loss_mae, ...
+                        tf.summary.scalar("loss" if name == "loss" else f"loss_{name}",
+                                          value)
+                    tf.summary.scalar("learning_rate", config.learning_rate)
+                    tf.summary.scalar("steps_per_second", rate)
+                window_start, window_time = step, now
             # Evaluate, then save: a checkpoint at step N means all of step N is done,
             # its evaluation (and best checkpoint) included, so a run killed in between
             # repeats the evaluation and chooses the same best checkpoint.
             if step % config.eval_every == 0 and step < config.steps:
-                evaluator.validate(step)
-            checkpoints.save_if_due(step)
+                validate(step)
+            if step % config.save_every == 0:
+                manager.save(checkpoint_number=step)
+                saved_step = step
             if any_worker(strategy, worker, stop_requests):
-                checkpoints.save(step)
+                if saved_step != step:
+                    manager.save(checkpoint_number=step)
+                    saved_step = step
                 number = stop_requests[0] if stop_requests else signal.SIGTERM
                 saved = run_folder.path(config.model_dir, run_folder.CHECKPOINTS, f"ckpt-{step}")
                 raise TrainingInterrupted(
@@ -658,15 +600,25 @@ def _train(config, strategy, worker, out_dir, run_lock):
         run_lock.check()
     # Killed after this save, a rerun restores it, trains nothing and does the rest
     # (all of which is written atomically) with the same weights.
-    checkpoints.save(step)
-    validation = evaluator.validate(step)  # the final weights may be the best too
+    if saved_step != step:
+        manager.save(checkpoint_number=step)
+        saved_step = step
+    validation = validate(step)  # the final weights may be the best too
     # float32 whatever the training policy (a mixed-policy model would compute in
     # low precision wherever it is loaded); the average when ema_decay > 0.
     with atomic_output(run_folder.path(out_dir, run_folder.FINAL_MODEL)) as tmp:
         trainer.eval_model.save(tmp)
     save_tf1_npz(trainer.eval_model, run_folder.path(out_dir, run_folder.FINAL_TF1_WEIGHTS))
-    final, test_scores = evaluator.test(step)
-    progress.writer.close()
+    # The test split: scored once, here, on every image; never used to choose.
+    test_data = pipelines.evaluation_dataset(builder, TEST_SPLIT, config.to_8bit)
+    test_writer = tf.summary.create_file_writer(
+        run_folder.path(out_dir, run_folder.TEST_SUMMARIES))
+    with test_writer.as_default():
+        test_scores = _evaluate(trainer, test_data, 0, predict, write_images=True)
+        final = scoring.summarize(test_scores)
+        _log_scores(final, step)
+    for writer in (train_writer, validation_writer, test_writer):
+        writer.close()
     final.update(split=TEST_SPLIT, step=step, last_loss=loss, validation=validation,
                  best=best.record, precision=config.precision, ema_decay=config.ema_decay,
                  dataset=builder.info.full_name)
