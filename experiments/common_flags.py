@@ -6,29 +6,93 @@ and starts with `run_app(main, FLAG_GROUPS)`; `--help` prints the app's docstrin
 and those groups with defaults (`--helpfull` lists every flag of the process).
 """
 
+import dataclasses
 import sys
 import textwrap
 
 from absl import app, flags
 
-from kpac_tf.data import pipelines, pixels
 from kpac_tf.deploy import deblurring
 from kpac_tf.evaluation import metrics, protocols
-from kpac_tf.models.networks import MODEL_NAMES
-from kpac_tf.training import settings
+from kpac_tf.training import losses, settings
 
-MODEL = flags.DEFINE_enum("model", None, MODEL_NAMES,
-                          "Network: single_2level, single_3level or dual.")
-DATASET = flags.DEFINE_enum("dataset", None, sorted(pipelines.DATASETS),
-                            "Dataset: synthetic (no download) or dpdd.")
-DATASET_CONFIG = flags.DEFINE_string(
-    "dataset_config", None, "TFDS builder config: default|large|photos|tiny (synthetic), "
-    "single|dual (dpdd). Default: chosen from the dataset and network.")
-DATA_DIR = flags.DEFINE_string("data_dir", None,
-                               "TFDS data folder (default ~/tensorflow_datasets).")
-MANUAL_DIR = flags.DEFINE_string(
-    "manual_dir", None, "Extracted DPDD archive (dd_dp_dataset_canon.zip), or for the "
-    "synthetic `photos` config the folder of experiments.fetch_photos.")
+def _define_setting_flag(name):
+    """The flag of a training setting (a `TrainConfig` field) or of a network override
+    (`settings.NETWORK_OVERRIDES`), from its declaration. Unset (None) by default:
+    a preset's value, or the setting's default, stands unless the flag is given."""
+    if name in settings.NETWORK_OVERRIDES:
+        kind, text = settings.NETWORK_OVERRIDES[name]
+        choices, flag_name = (kind if isinstance(kind, tuple) else None), name
+    else:
+        field = _SETTINGS[name]
+        kind, text, choices = field.type, field.metadata["help"], field.metadata["choices"]
+        flag_name = field.metadata["flag"] or name
+    if choices:
+        return flags.DEFINE_enum(flag_name, None, list(choices), text)
+    define = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
+              float: flags.DEFINE_float}.get(kind, flags.DEFINE_string)
+    return define(flag_name, None, text)
+
+
+_SETTINGS = {field.name: field for field in dataclasses.fields(settings.TrainConfig)}
+# {setting or network override: its flag}; model_overrides is set by its parts' flags.
+SETTING_FLAGS = {name: _define_setting_flag(name) for name in (
+    [name for name in _SETTINGS if name != "model_overrides"]
+    + list(settings.NETWORK_OVERRIDES))}
+# The settings other apps read too.
+MODEL, CHANNELS, SEED = (SETTING_FLAGS[name] for name in ("model", "channels", "seed"))
+DATASET, DATASET_CONFIG, DATA_DIR, MANUAL_DIR, TO_8BIT = (SETTING_FLAGS[name] for name in (
+    "dataset", "dataset_config", "data_dir", "manual_dir", "to_8bit"))
+STEPS, BATCH_SIZE, CROP_SIZE, LEARNING_RATE, EVAL_IMAGES = (SETTING_FLAGS[name] for name in (
+    "steps", "batch_size", "crop_size", "learning_rate", "eval_images"))
+
+
+def given_settings(names=SETTING_FLAGS):
+    """{setting: value} of the setting flags among `names` given on the command line
+    (or by a test's flagsaver); network overrides are gathered in `model_overrides`."""
+    given = {}
+    for name in names:
+        holder = SETTING_FLAGS[name]
+        if flags.FLAGS[holder.name].using_default_value:
+            continue
+        if name in settings.NETWORK_OVERRIDES:
+            given.setdefault("model_overrides", {})[name] = holder.value
+        else:
+            given[name] = holder.value
+    return given
+
+
+def setting_flag_groups():
+    """{`--help` group title: [flag holder]}: every setting flag, in its declared
+    group and order."""
+    groups = {}
+    for name, holder in SETTING_FLAGS.items():
+        group = (settings.NETWORK if name in settings.NETWORK_OVERRIDES
+                 else _SETTINGS[name].metadata["group"])
+        groups.setdefault(group, []).append(holder)
+    return groups
+
+
+def setting_defaults(preset):
+    """{flag name: the default `--help` shows}: what an unset setting flag stands
+    for under `preset` (the preset's value, else the setting's default)."""
+    declared, preset_values = settings.defaults(), settings.PRESETS[preset]
+    shown = {}
+    for name, holder in SETTING_FLAGS.items():
+        if name in preset_values:
+            shown[holder.name] = f"{_as_flag_value(preset_values[name])} ({preset}'s)"
+        elif declared.get(name) not in (None, dataclasses.MISSING):
+            shown[holder.name] = _as_flag_value(declared[name])
+    return shown
+
+
+def _as_flag_value(value):
+    """A setting's value as one writes it on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return losses.format_objective(value) if isinstance(value, dict) else str(value)
+
+
 CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Model: a .keras file, a training run folder (--model_dir of "
     "experiments.train), an authors' .npz (with --model), or for deblur and evaluate an "
@@ -38,19 +102,7 @@ OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
 PRESET = flags.DEFINE_enum(
     "preset", None, sorted(settings.PRESETS),
     "Training recipe (kpac_tf.training.settings.PRESETS); flags given explicitly override "
-    "it. Unset: train uses embedded_default, ablations its CPU budget.")
-# Training budget, shared by train and ablations (None: the app's or preset's default).
-STEPS = flags.DEFINE_integer("steps", None, "Training steps (paper phase 1: 200000).")
-BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 4).")
-CROP_SIZE = flags.DEFINE_integer("crop_size", None, "Random crop side (paper: 512).")
-LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Constant learning rate "
-                                   "(paper: 1e-4, phase 2 5e-5).")
-SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
-EVAL_IMAGES = flags.DEFINE_integer("eval_images", None,
-                                   "Held-out images per evaluation (0: all).")
-CHANNELS = flags.DEFINE_integer("channels", None, "Base width c (48).")
-
-
+    "it. Unset: train uses embedded_default, ablations ablations_cpu.")
 MAX_MEGAPIXELS = flags.DEFINE_float(
     "max_megapixels", None, "Largest photo read, in megapixels, checked from the file's "
     "header before decoding.")
@@ -83,15 +135,17 @@ def keras_model_from_flags():
     return model
 
 
-def help_text(doc, groups):
+def help_text(doc, groups, defaults=None):
     """An app's `--help`: its docstring, then every flag it reads, by group, with
-    its default."""
+    its default (`defaults`: {flag name: the default to show}, for flags whose
+    unset value means one)."""
     lines = [(doc or "").strip(), ""]
     for title, entries in groups.items():
         lines.append(f"{title}:")
         for entry in entries:
             flag = flags.FLAGS[getattr(entry, "name", entry)]
             text, default = _OWN_HELP.get(flag.name, (flag.help, flag.default_as_str))
+            default = (defaults or {}).get(flag.name, default)
             name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
             lines += textwrap.wrap(f"{name}: {text}", 88, initial_indent="  ",
                                    subsequent_indent="    ")
@@ -101,11 +155,11 @@ def help_text(doc, groups):
     return "\n".join(lines)
 
 
-def run_app(main, groups, required=()):
+def run_app(main, groups, required=(), defaults=None):
     """Runs an absl app: `--help` (also -h, -?, --helpshort) prints `help_text`;
     arguments other than flags are refused (absl's usage error)."""
     if any(arg in ("-h", "-?", "--help", "--helpshort") for arg in sys.argv[1:]):
-        print(help_text(sys.modules[main.__module__].__doc__, groups))
+        print(help_text(sys.modules[main.__module__].__doc__, groups, defaults))
         sys.exit(0)
     flags.mark_flags_as_required(list(required))
 
@@ -116,12 +170,6 @@ def run_app(main, groups, required=()):
 
     app.run(checked)
 
-
-TO_8BIT = flags.DEFINE_enum(
-    "to_8bit", "round", list(pixels.TO_8BIT),
-    "How 16-bit images (DPDD's PNGs) become the 8-bit images the networks see: round "
-    "(our choice, round(x / 257); the paper does not say) or high_byte (x >> 8, what "
-    "Pillow / scipy.misc.imread give, as in the authors' evaluation code).")
 
 # Scoring (evaluate, compare).
 SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")

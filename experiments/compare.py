@@ -88,4 +88,4 @@ FLAG_GROUPS = {
 }
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults={_TO_8BIT.name: protocols.PAPER.to_8bit})

@@ -43,12 +43,12 @@ def main(argv):
         logging.info("scene %d of %d: %s %s", done, total, split, source)
 
     try:
-        root = dpdd_stand_in.write_archive(output, counts, _SEED.value, _HEIGHT.value,
+        root = dpdd_stand_in.write_archive(output, counts, value_or(_SEED, 0), _HEIGHT.value,
                                            _WIDTH.value, progress)
     except ValueError as e:
         raise SystemExit(f"dpdd_stand_in: {e}") from None
     print(f"Wrote a DPDD stand-in (synthetic scenes, NOT DPDD; scores on it are no DPDD "
-          f"numbers): {counts}, {_HEIGHT.value}x{_WIDTH.value}, seed {_SEED.value}, "
+          f"numbers): {counts}, {_HEIGHT.value}x{_WIDTH.value}, seed {value_or(_SEED, 0)}, "
           f"in {root}")
     print(f"Build it into a data folder of its own: python -m experiments.prepare_data "
           f"--dataset=dpdd --dataset_config=single --manual_dir={output} "
@@ -63,4 +63,4 @@ FLAG_GROUPS = {
 }
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults={_SEED.name: "0"})

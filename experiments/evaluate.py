@@ -92,7 +92,7 @@ FLAG_GROUPS = {
 
 def run():
     """Console-script entry point (`kpac-evaluate`)."""
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults={_TO_8BIT.name: protocols.PAPER.to_8bit})
 
 
 if __name__ == "__main__":

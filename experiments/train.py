@@ -24,134 +24,36 @@ from absl import flags, logging
 
 from kpac_tf.data import pipelines
 from kpac_tf.deploy import examples
-from kpac_tf.models.networks import BLOCK_TYPES
 from kpac_tf.training import cluster, loop, losses, run_folder, settings
 from kpac_tf.utils import devices
 
-from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
-                           CROP_SIZE as _CROP_SIZE, DATA_DIR as _DATA_DIR,
-                           DATASET as _DATASET, DATASET_CONFIG as _DATASET_CONFIG,
-                           EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
-                           LOGGING, MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL,
-                           PRESET as _PRESET, SEED as _SEED, STEPS as _STEPS,
-                           TO_8BIT as _TO_8BIT, run_app, value_or)
+from .common_flags import (LOGGING, PRESET as _PRESET, SETTING_FLAGS as _SETTING_FLAGS,
+                           given_settings, run_app, setting_defaults, setting_flag_groups)
 
-_MODEL_DIR = flags.DEFINE_string(
-    "model_dir", None, "Output folder, local or gs:// and the like (default "
-    "outputs/<preset>); reuse resumes.")
-_CACHE_DIR = flags.DEFINE_string(
-    "cache_dir", None, "Local folder for the training split decoded once to 8-bit "
-    "(default: beside a local --data_dir's dataset, else the system's temporary folder).")
-_FLIPS = flags.DEFINE_boolean("flips", None, "Random flips (the paper uses none).")
-_LOSS = flags.DEFINE_string(
-    "loss", None, "The objective, NAME:WEIGHT,...: a weighted sum of mae, charbonnier "
-    "and perceptual (VGG19 block4_conv4; needs --vgg19_weights) and any loss "
-    "registered in kpac_tf.training.losses (default mae:1; paper phase 2: "
-    "mae:1,perceptual:0.0007).")
+# Every setting of kpac_tf.training.settings.TrainConfig has its flag, from its
+# declaration (common_flags.SETTING_FLAGS); these are the app's own.
 _PERCEPTUAL_WEIGHT = flags.DEFINE_float(
     "perceptual_weight", None, "The objective before --loss: MAE + this weight x "
     "perceptual (0: MAE only); the same as --loss=mae:1,perceptual:WEIGHT.")
-_VGG19_WEIGHTS = flags.DEFINE_string(
-    "vgg19_weights", None, "Local VGG19 ImageNet no-top weights file (Keras' "
-    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5).")
-_INIT_FROM = flags.DEFINE_string("init_from", None, "Starting weights: .keras, an "
-                                 "authors' .npz, or a training run folder.")
-_RESUME_FROM = flags.DEFINE_integer(
-    "resume_from", None, "Resume from the run's checkpoint of this step instead of the "
-    "newest (when the newest is damaged: the message names the step).")
-_STRATEGY = flags.DEFINE_enum("strategy", "default", cluster.STRATEGIES,
-                              "tf.distribute strategy (multi_worker reads TF_CONFIG).")
-_TRAINING_PRECISION = flags.DEFINE_enum(
-    "training_precision", "float32", settings.TRAINING_PRECISIONS,
-    "Keras dtype policy of training: float32; mixed_bfloat16 (bfloat16 compute, "
-    "float32 weights), for CPUs with AVX512-BF16 / AMX "
-    "(speed: benchmarks/training_precision.py); mixed_float16 (float16 compute, loss "
-    "scaling) where the kernels have float16 gradients of dilated convolutions (GPUs, "
-    "CPUs with AVX512-FP16; elsewhere the first step says so). Evaluation and the saved model are float32 either way. A run keeps "
-    "the precision it started with.")
-_EMA_DECAY = flags.DEFINE_float(
-    "ema_decay", 0.0, "Exponential moving average of the weights after every step "
-    "(0: off; e.g. 0.999 for long runs, 0.99 for a few hundred steps: the average "
-    "starts at the initial weights, which keep a share of decay ** steps). When on, "
-    "the average is what is evaluated, kept as best and saved as the final model.")
-_DETERMINISTIC = flags.DEFINE_boolean(
-    "deterministic", True, "TensorFlow's op determinism, so a run and its resumption "
-    "give the same weights on GPUs too (CPUs are deterministic either way); off, a GPU "
-    "may pick faster nondeterministic convolution gradients.")
 _REQUIRE_GPU = flags.DEFINE_boolean(
     "require_gpu", False, "Refuse to start, writing nothing, unless TensorFlow sees a "
     "GPU (the message gives TensorFlow's reason).")
-_STEPS_PER_LOOP = flags.DEFINE_integer(
-    "steps_per_loop", None, "Steps run inside one compiled loop before Python reads the "
-    "loss and the workers agree on stopping (default 1). Larger keeps a fast GPU busy; "
-    "logs, evaluations and saves still happen on their exact steps, SIGTERM waits for "
-    "the loop to end, and the weights are the same for any value.")
-_LOG_EVERY = flags.DEFINE_integer("log_every", None, "Steps between progress logs.")
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between evaluations.")
-_SAVE_EVERY = flags.DEFINE_integer("save_every", None, "Steps between checkpoints.")
-# Ablation axes (paper Tables 1-3); unset means the authors' network.
-_NUM_BLOCKS = flags.DEFINE_integer("num_blocks", None, "KPAC (or residual) blocks.")
-_KERNEL_SIZE = flags.DEFINE_integer("kernel_size", None, "Shared atrous kernel size.")
-_NUM_DILATIONS = flags.DEFINE_integer("num_dilations", None, "Atrous rates 1..n.")
-_SHARE_WEIGHTS = flags.DEFINE_boolean("share_weights", None, "One kernel for all rates.")
-_SCALE_ATTENTION = flags.DEFINE_boolean("scale_attention", None, "Scale attention.")
-_SHAPE_ATTENTION = flags.DEFINE_boolean("shape_attention", None, "Shape attention.")
-_BLOCK_TYPE = flags.DEFINE_enum("block_type", None, BLOCK_TYPES,
-                                "kpac, or residual (Table 2 baseline).")
-
-
-# The TrainConfig field each flag sets (the network's own flags: NETWORK_FLAGS).
-FIELD_FLAGS = dict(
-    dataset=_DATASET, to_8bit=_TO_8BIT, dataset_config=_DATASET_CONFIG,
-    data_dir=_DATA_DIR, cache_dir=_CACHE_DIR, manual_dir=_MANUAL_DIR, steps=_STEPS, batch_size=_BATCH_SIZE,
-    crop_size=_CROP_SIZE, flips=_FLIPS, learning_rate=_LEARNING_RATE,
-    loss=_LOSS, perceptual_weight=_PERCEPTUAL_WEIGHT, vgg19_weights=_VGG19_WEIGHTS,
-    init_from=_INIT_FROM, resume_from=_RESUME_FROM, strategy=_STRATEGY,
-    precision=_TRAINING_PRECISION, deterministic=_DETERMINISTIC, ema_decay=_EMA_DECAY,
-    seed=_SEED,
-    log_every=_LOG_EVERY, eval_every=_EVAL_EVERY, save_every=_SAVE_EVERY,
-    steps_per_loop=_STEPS_PER_LOOP, eval_images=_EVAL_IMAGES)
-NETWORK_FLAGS = dict(
-    num_blocks=_NUM_BLOCKS, kernel_size=_KERNEL_SIZE, num_dilations=_NUM_DILATIONS,
-    share_weights=_SHARE_WEIGHTS, scale_attention=_SCALE_ATTENTION,
-    shape_attention=_SHAPE_ATTENTION, block_type=_BLOCK_TYPE, channels=_CHANNELS)
-
-
-def _given(holder):
-    """True if the command line (or a test's flagsaver) set the flag."""
-    return not flags.FLAGS[holder.name].using_default_value
+_DEFAULT_PRESET = "embedded_default"
 
 
 def config_from_flags():
-    """The `TrainConfig` the command line asks for. With a --model_dir that holds a
-    run, what its config.json recorded, then what the command line gives (a setting
+    """The `TrainConfig` the command line asks for: the preset's settings, then only
+    the flags given. With a --model_dir that holds a run: what its config.json
+    recorded, then the preset's if one is named, then the flags given (a setting
     that defines the run is then refused if it differs; see `settings`)."""
-    overrides = {name: holder.value for name, holder in NETWORK_FLAGS.items()
-                 if holder.value is not None}
-    recorded = settings.recorded_settings(_MODEL_DIR.value) if _MODEL_DIR.value else None
-    if recorded is not None:
-        # Where the folder is now, and the newest checkpoint unless asked for another.
-        given = dict(model_dir=_MODEL_DIR.value, resume_from=_RESUME_FROM.value)
-        given.update({field: holder.value for field, holder in FIELD_FLAGS.items()
-                      if _given(holder)})
-        if _given(_MODEL):
-            given["model"] = _MODEL.value
-        if overrides:
-            given["model_overrides"] = dict(recorded["model_overrides"], **overrides)
-        preset = settings.PRESETS[_PRESET.value] if _PRESET.value else {}
-        merged = {**recorded, **preset, **given}
-        if "perceptual_weight" in given and "loss" not in given:
-            del merged["loss"]  # the objective given the old way replaces the record's
-        return settings.make_config(None, **merged)
-    # A new run: the preset, then only the flags given (a flag's default never
-    # overrides the preset).
-    preset = value_or(_PRESET, "embedded_default")
-    given = {field: holder.value for field, holder in FIELD_FLAGS.items() if _given(holder)}
-    if _given(_MODEL):
-        given["model"] = _MODEL.value
-    return settings.make_config(
-        preset, model_dir=_MODEL_DIR.value or f"outputs/{preset}",
-        model_overrides=overrides, **given)
+    given = given_settings(_SETTING_FLAGS)
+    if not flags.FLAGS[_PERCEPTUAL_WEIGHT.name].using_default_value:
+        given["perceptual_weight"] = _PERCEPTUAL_WEIGHT.value
+    model_dir = given.pop("model_dir", None)
+    if model_dir and run_folder.is_run(model_dir):
+        return settings.resumed_config(model_dir, _PRESET.value, **given)
+    preset = _PRESET.value or _DEFAULT_PRESET
+    return settings.make_config(preset, model_dir=model_dir or f"outputs/{preset}", **given)
 
 
 def _say_why_no_gpu():
@@ -233,27 +135,18 @@ def print_beside_the_bundled_model(config):
     print('See it on your own photos: pip install -e ".[demo]" && python -m experiments.demo')
 
 
-FLAG_GROUPS = {
-    "Recipe and run folder": [_PRESET, _MODEL_DIR, _INIT_FROM, _RESUME_FROM, _SEED],
-    "Network (unset: the authors' network)": [
-        _MODEL, _CHANNELS, _NUM_BLOCKS, _KERNEL_SIZE, _NUM_DILATIONS, _SHARE_WEIGHTS,
-        _SCALE_ATTENTION, _SHAPE_ATTENTION, _BLOCK_TYPE],
-    "Data": [_DATASET, _DATASET_CONFIG, _DATA_DIR, _CACHE_DIR, _MANUAL_DIR, _TO_8BIT],
-    "Optimisation (unset: the preset's)": [
-        _STEPS, _BATCH_SIZE, _CROP_SIZE, _FLIPS, _LEARNING_RATE, _LOSS, _PERCEPTUAL_WEIGHT,
-        _VGG19_WEIGHTS],
-    "Hardware and precision": [_STRATEGY, _REQUIRE_GPU, _TRAINING_PRECISION, _DETERMINISTIC,
-                               _STEPS_PER_LOOP],
-    "Weight averaging": [_EMA_DECAY],
-    "Progress, evaluation and checkpoints": [
-        _LOG_EVERY, _EVAL_EVERY, _EVAL_IMAGES, _SAVE_EVERY],
-    "Logging": LOGGING,
-}
+FLAG_GROUPS = setting_flag_groups()
+FLAG_GROUPS[settings.RUN].insert(0, _PRESET)
+FLAG_GROUPS[settings.OPTIMISATION].append(_PERCEPTUAL_WEIGHT)
+FLAG_GROUPS[settings.HARDWARE].append(_REQUIRE_GPU)
+FLAG_GROUPS["Logging"] = LOGGING
+# What an unset setting flag stands for in a new run without --preset.
+FLAG_DEFAULTS = setting_defaults(_DEFAULT_PRESET)
 
 
 def run():
     """Console-script entry point (`kpac-train`)."""
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
 
 
 if __name__ == "__main__":

@@ -95,8 +95,9 @@ ALL = tuple(Protocol(depth, to_8bit, window) for depth, choices in
 
 def requested(bit_depth, to_8bit, ssim, every=False):
     """The protocols an app's flags ask for: the chosen one, then (`every`) the rest
-    of `ALL`. A `to_8bit` other than the default ("round") at 16 bits, where nothing
-    becomes 8-bit, is refused rather than ignored."""
+    of `ALL`. `to_8bit` None: the default ("round"); another at 16 bits, where
+    nothing becomes 8-bit, is refused rather than ignored."""
+    to_8bit = PAPER.to_8bit if to_8bit is None else to_8bit
     if int(bit_depth) == 16 and to_8bit != PAPER.to_8bit:
         raise ValueError(f"--to_8bit={to_8bit} has no effect with --bit_depth=16 (nothing "
                          "becomes 8-bit there): give one of the two")

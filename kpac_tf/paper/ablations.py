@@ -68,7 +68,7 @@ def run_table(table, output, preset=None, model=None, channels=None, **budget):
 def format_table(table, results, budget):
     """`run_table`'s results as printed lines (str), ours beside the paper's."""
     reference = reference_variant(table)
-    lines = [f"Table {table} on {budget['dataset']} ({budget.get('steps', 'preset')} steps, "
+    lines = [f"Table {table} on {budget['dataset']} ({budget['steps']} steps, "
              f"seed {budget['seed']}); paper numbers are DPDD after 200k steps",
              f"{'variant':<30} {'PSNR':>7} {'vs reference (95% CI)':<36} {'SSIM':>6} "
              f"{'params':>9} | {'paper PSNR':>10} {'paper M':>7}"]

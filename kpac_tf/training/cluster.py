@@ -20,10 +20,8 @@ import keras
 import tensorflow as tf
 
 from kpac_tf.training import run_folder
-from kpac_tf.training.settings import PATHS
+from kpac_tf.training.settings import PATHS, STRATEGIES
 
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 # What a collective op raises on the workers left when another is gone: killed,
 # crashed or cut off (gRPC's "Connection reset by peer", a health check that failed,

@@ -15,7 +15,9 @@ def test_ablations_app_trains_every_variant_alike(tmp_path, capsys):
         ablations.main(["ablations"])
     result = json.loads((tmp_path / "out" / "table1.json").read_text())
     assert set(result["results"]) == {"w/o weight sharing", "w/ weight sharing"}
-    assert result["budget"]["steps"] == 2
+    # The ablations_cpu preset, then the flags given.
+    assert result["preset"] == "ablations_cpu"
+    assert (result["budget"]["steps"], result["budget"]["learning_rate"]) == (2, 1e-3)
     sharing = result["results"]
     assert sharing["w/o weight sharing"]["params"] > sharing["w/ weight sharing"]["params"]
     for variant in ("w_o_weight_sharing", "w_weight_sharing"):

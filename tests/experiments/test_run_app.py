@@ -22,8 +22,12 @@ APPS = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
 @pytest.mark.parametrize("name", APPS)
 def test_help_lists_every_flag_the_app_reads(name):
     module = importlib.import_module(f"experiments.{name}")
-    read = {holder.name for holder in vars(module).values()
-            if isinstance(holder, flags.FlagHolder)}
+    holders = [value for value in vars(module).values() if isinstance(value, flags.FlagHolder)]
+    for value in vars(module).values():  # e.g. train's SETTING_FLAGS
+        if isinstance(value, dict) and value and all(
+                isinstance(v, flags.FlagHolder) for v in value.values()):
+            holders += value.values()
+    read = {holder.name for holder in holders}
     listed = [getattr(entry, "name", entry)
               for entries in module.FLAG_GROUPS.values() for entry in entries]
     assert read, f"{name} reads no flags?"
