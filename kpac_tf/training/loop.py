@@ -384,20 +384,6 @@ class _BestCheckpoint:
         return True
 
 
-def _restore_or_initialize(config, trainer, checkpoint, latest):
-    """Restores checkpoint `latest` (every worker: the chief's), else initialises."""
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        logging.info("Restored from step %d (%s)", int(trainer.step.numpy()), latest)
-    elif config.init_from:
-        warm_start.initialize_weights(trainer.model, config.init_from)
-        logging.info("Initialised weights from %s", config.init_from)
-        trainer.start_average()
-    else:
-        logging.info("Starting from scratch (seed %d)", config.seed)
-        trainer.start_average()
-
-
 def _format_duration(seconds):
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 \
@@ -479,55 +465,33 @@ def train(config):
                 tf.io.gfile.rmtree(out_dir)
 
 
-def _train(config, strategy, worker, out_dir, run_lock):
-    keras.utils.set_random_seed(config.seed)
-    trainer = _Trainer(config, strategy, worker)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--batch_size {config.batch_size} must be a multiple of the "
-                         f"{strategy.num_replicas_in_sync} replicas")
+class _Evaluator:
+    """Scoring during training: the validation split's first `eval_images` images at
+    each evaluation (a better PSNR keeps `checkpoints/best/`), the test split once, at
+    the end, on every image. Writes TensorBoard scalars and images in `validation/`
+    and `test/`. Images of any size are padded to the network's multiple, then
+    cropped."""
 
-    builder = pipelines.prepare(config.dataset, config.data_dir,
-                           pipelines.dataset_config(config.dataset, config.model,
-                                               config.dataset_config),
-                           config.manual_dir)
-    checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
-    # Every worker saves (into out_dir) and restores the chief's latest checkpoint.
-    manager = tf.train.CheckpointManager(
-        checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
-    best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
-    restored = run_folder.checkpoint_to_resume(config.model_dir, config.resume_from)
-    newest = run_folder.newest_checkpoint(config.model_dir)
-    if restored and restored != newest:
-        logging.warning("Resuming from %s, not the newest listed checkpoint %s: the "
-                        "checkpoints after step %d are replaced or rotated away as the "
-                        "run passes them", restored, newest,
-                        run_folder.checkpoint_step_of_name(restored))
-    _restore_or_initialize(config, trainer, checkpoint, restored)
-    check_workers_agree(strategy, worker, config, trainer)
-    # The step of the newest checkpoint of the run (None: none yet).
-    saved_step = int(trainer.step.numpy()) if restored else None
-    # The stream starts at the step: resuming is exact with no iterator state.
-    iterator = iter(trainer.distributed_input(builder, int(trainer.step.numpy())))
+    def __init__(self, config, trainer, builder, best, out_dir):
+        self.config, self.trainer, self.builder = config, trainer, builder
+        self.best, self.out_dir = best, out_dir
+        forward = predictor(trainer.eval_model)
+        multiple = model_size_multiple(trainer.eval_model)
+        self.predict = lambda inputs: predict_any_size(forward, inputs, multiple)
+        self.validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT,
+                                                            config.to_8bit)
+        self.validation_writer = tf.summary.create_file_writer(
+            run_folder.path(out_dir, run_folder.VALIDATION_SUMMARIES))
 
-    validation_data = pipelines.evaluation_dataset(builder, VALIDATION_SPLIT, config.to_8bit)
-    # Evaluation images of any size: padded to the network's multiple, then cropped.
-    forward, multiple = predictor(trainer.eval_model), model_size_multiple(trainer.eval_model)
-
-    def predict(inputs):
-        return predict_any_size(forward, inputs, multiple)
-
-    train_writer = tf.summary.create_file_writer(
-        run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
-    validation_writer = tf.summary.create_file_writer(
-        run_folder.path(out_dir, run_folder.VALIDATION_SUMMARIES))
-    train_loop = trainer.make_train_loop()
-
-    def validate(step):
-        """Scores the evaluated weights on the validation images and keeps the best."""
-        trainer.sync_eval_model()
-        with validation_writer.as_default():
+    def validate(self, step):
+        """Scores the evaluated weights on the validation images and keeps the best;
+        returns the scores (`scoring.summarize`)."""
+        self.trainer.sync_eval_model()
+        best = self.best
+        with self.validation_writer.as_default():
             scores = scoring.summarize(_evaluate(
-                trainer, validation_data, config.eval_images, predict, write_images=True))
+                self.trainer, self.validation_data, self.config.eval_images, self.predict,
+                write_images=True))
             improved = best.update(step, scores, VALIDATION_SPLIT)
             _log_scores(scores, step, best.record)
         logging.info("step %d  validation PSNR %.2f dB (input %.2f)  SSIM %.4f (input "
@@ -537,14 +501,157 @@ def _train(config, strategy, worker, out_dir, run_lock):
                      best.record["psnr"], best.record["step"])
         return scores
 
-    start_step = step = int(trainer.step.numpy())
+    def test(self, step):
+        """Scores the test split (never used to choose): (summary, [ImageScore])."""
+        test_data = pipelines.evaluation_dataset(self.builder, TEST_SPLIT,
+                                                 self.config.to_8bit)
+        writer = tf.summary.create_file_writer(
+            run_folder.path(self.out_dir, run_folder.TEST_SUMMARIES))
+        with writer.as_default():
+            scores = _evaluate(self.trainer, test_data, 0, self.predict, write_images=True)
+            summary = scoring.summarize(scores)
+            _log_scores(summary, step)
+        writer.close()
+        self.validation_writer.close()
+        return summary, scores
+
+
+class _Checkpoints:
+    """When the run saves its state (model, optimizer, step) in `checkpoints/`: every
+    `save_every` steps, when interrupted, and at the end; each step at most once.
+    (The best is `_BestCheckpoint`'s.)"""
+
+    def __init__(self, config, trainer, out_dir):
+        self.config, self.trainer = config, trainer
+        self.checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
+        # Every worker saves (into out_dir) and restores the chief's latest checkpoint.
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, run_folder.path(out_dir, run_folder.CHECKPOINTS), max_to_keep=3)
+        self.saved_step = None  # the step of the newest checkpoint (None: none yet)
+
+    def resume(self):
+        """Restores the run's checkpoint to resume from (`resume_from`, else the
+        newest; every worker: the chief's), else initialises (`init_from`, or from
+        scratch); returns the step to start from."""
+        config, trainer = self.config, self.trainer
+        restored = run_folder.checkpoint_to_resume(config.model_dir, config.resume_from)
+        newest = run_folder.newest_checkpoint(config.model_dir)
+        if restored and restored != newest:
+            logging.warning("Resuming from %s, not the newest listed checkpoint %s: the "
+                            "checkpoints after step %d are replaced or rotated away as "
+                            "the run passes them", restored, newest,
+                            run_folder.checkpoint_step_of_name(restored))
+        if restored:
+            self.checkpoint.restore(restored).assert_existing_objects_matched()
+            logging.info("Restored from step %d (%s)", int(trainer.step.numpy()), restored)
+        elif config.init_from:
+            warm_start.initialize_weights(trainer.model, config.init_from)
+            logging.info("Initialised weights from %s", config.init_from)
+            trainer.start_average()
+        else:
+            logging.info("Starting from scratch (seed %d)", config.seed)
+            trainer.start_average()
+        step = int(trainer.step.numpy())
+        self.saved_step = step if restored else None
+        return step
+
+    def save(self, step):
+        if self.saved_step != step:
+            self.manager.save(checkpoint_number=step)
+            self.saved_step = step
+
+    def save_if_due(self, step):
+        if step % self.config.save_every == 0:
+            self.save(step)
+
+    def describe_last(self):
+        return "none" if self.saved_step is None else f"ckpt-{self.saved_step}"
+
+
+class _Progress:
+    """The training log and `train/` TensorBoard scalars: losses by name, learning
+    rate, steps per second and the time left."""
+
+    def __init__(self, config, out_dir, step):
+        self.config = config
+        self.writer = tf.summary.create_file_writer(
+            run_folder.path(out_dir, run_folder.TRAIN_SUMMARIES))
+        self.start_step = self.window_start = step
+        self.start_time = self.window_time = time.time()
+
+    def log(self, step, losses_now):
+        config = self.config
+        now = time.time()
+        rate = (step - self.window_start) / max(now - self.window_time, 1e-9)
+        eta = (config.steps - step) * (now - self.start_time) / max(step - self.start_step, 1)
+        terms = ", ".join(f"{name} {value:.5f}" for name, value in losses_now.items()
+                          if name != "loss")
+        logging.info("step %d/%d  loss %.5f (%s)  %.2f steps/s  ETA %s", step,
+                     config.steps, losses_now["loss"], terms, rate, _format_duration(eta))
+        with self.writer.as_default(step=step):
+            for name, value in losses_now.items():  # loss, loss_mae, ...
+                tf.summary.scalar("loss" if name == "loss" else f"loss_{name}", value)
+            tf.summary.scalar("learning_rate", config.learning_rate)
+            tf.summary.scalar("steps_per_second", rate)
+        self.window_start, self.window_time = step, now
+
+
+def _train(config, strategy, worker, out_dir, run_lock):
+    """The recipe: build, restore, train in loops (`_run_steps`), then save, evaluate,
+    write the final files and score the test split."""
+    keras.utils.set_random_seed(config.seed)
+    trainer = _Trainer(config, strategy, worker)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size {config.batch_size} must be a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+    builder = pipelines.prepare(config.dataset, config.data_dir,
+                                pipelines.dataset_config(config.dataset, config.model,
+                                                         config.dataset_config),
+                                config.manual_dir)
+    checkpoints = _Checkpoints(config, trainer, out_dir)
+    best = _BestCheckpoint(config.model_dir, trainer.checkpoint_objects(), out_dir)
+    step = checkpoints.resume()
+    check_workers_agree(strategy, worker, config, trainer)
+    # The stream starts at the step: resuming is exact with no iterator state.
+    iterator = iter(trainer.distributed_input(builder, step))
+    evaluator = _Evaluator(config, trainer, builder, best, out_dir)
+    progress = _Progress(config, out_dir, step)
+    step, loss = _run_steps(config, strategy, worker, trainer, iterator, step, evaluator,
+                            checkpoints, progress, run_lock)
+
+    if run_lock is not None:
+        run_lock.check()
+    # Killed after this save, a rerun restores it, trains nothing and does the rest
+    # (all of which is written atomically) with the same weights.
+    checkpoints.save(step)
+    validation = evaluator.validate(step)  # the final weights may be the best too
+    # float32 whatever the training policy (a mixed-policy model would compute in
+    # low precision wherever it is loaded); the average when ema_decay > 0.
+    with atomic_output(run_folder.path(out_dir, run_folder.FINAL_MODEL)) as tmp:
+        trainer.eval_model.save(tmp)
+    save_tf1_npz(trainer.eval_model, run_folder.path(out_dir, run_folder.FINAL_TF1_WEIGHTS))
+    final, test_scores = evaluator.test(step)
+    progress.writer.close()
+    final.update(split=TEST_SPLIT, step=step, last_loss=loss, validation=validation,
+                 best=best.record, precision=config.precision, ema_decay=config.ema_decay,
+                 dataset=builder.info.full_name)
+    scoring.write_per_image(run_folder.path(out_dir, run_folder.TEST_PER_IMAGE),
+                            test_scores, with_lpips=False)
+    write_json(run_folder.path(out_dir, run_folder.METRICS), final, indent=2)
+    return final
+
+
+def _run_steps(config, strategy, worker, trainer, iterator, step, evaluator, checkpoints,
+               progress, run_lock):
+    """Trains from `step` to `config.steps` in compiled loops, logging, evaluating and
+    saving on their steps; returns (the last step, its loss: None if none ran).
+
+    SIGTERM / SIGINT finish the loop of steps, save and stop (`TrainingInterrupted`).
+    The host reads losses and agrees on stopping once per loop; a loop ends on every
+    step that logs, evaluates or saves, and on the last.
+    """
+    train_loop = trainer.make_train_loop()
     loss = None
-    start_time = window_time = time.time()
-    window_start = step
-    # From here to the last step, SIGTERM / SIGINT finish the loop of steps, save and
-    # stop (before, nothing is lost by stopping at once; after, everything is
-    # rerun-safe). The host reads losses and agrees on stopping once per loop; a loop
-    # ends on every step that logs, evaluates or saves, and on the last.
     with _stop_requests() as stop_requests:
         while step < config.steps:
             if run_lock is not None:  # nothing more is written once the folder is lost
@@ -557,72 +664,25 @@ def _train(config, strategy, worker, out_dir, run_lock):
             loss = losses_now["loss"]
             step = int(trainer.step.numpy())
             if not np.isfinite(loss):
-                last = "none" if saved_step is None else f"ckpt-{saved_step}"
                 raise TrainingDiverged(
                     f"loss became {loss} at step {step}; stopped without saving. The last "
-                    f"good checkpoint is {last} in {config.model_dir}/checkpoints; "
-                    "lower --learning_rate or check the data")
+                    f"good checkpoint is {checkpoints.describe_last()} in "
+                    f"{config.model_dir}/checkpoints; lower --learning_rate or check the "
+                    "data")
             if step % config.log_every == 0 or step == config.steps:
-                now = time.time()
-                rate = (step - window_start) / max(now - window_time, 1e-9)
-                eta = (config.steps - step) * (now - start_time) / max(step - start_step, 1)
-                terms = ", ".join(f"{name} {value:.5f}" for name, value in
-                                  losses_now.items() if name != "loss")
-                logging.info("step %d/%d  loss %.5f (%s)  %.2f steps/s  ETA %s", step,
-                             config.steps, loss, terms, rate, _format_duration(eta))
-                with train_writer.as_default(step=step):
-                    for name, value in losses_now.items():  # loss, loss_mae, ...
-                        tf.summary.scalar("loss" if name == "loss" else f"loss_{name}",
-                                          value)
-                    tf.summary.scalar("learning_rate", config.learning_rate)
-                    tf.summary.scalar("steps_per_second", rate)
-                window_start, window_time = step, now
+                progress.log(step, losses_now)
             # Evaluate, then save: a checkpoint at step N means all of step N is done,
             # its evaluation (and best checkpoint) included, so a run killed in between
             # repeats the evaluation and chooses the same best checkpoint.
             if step % config.eval_every == 0 and step < config.steps:
-                validate(step)
-            if step % config.save_every == 0:
-                manager.save(checkpoint_number=step)
-                saved_step = step
+                evaluator.validate(step)
+            checkpoints.save_if_due(step)
             if any_worker(strategy, worker, stop_requests):
-                if saved_step != step:
-                    manager.save(checkpoint_number=step)
-                    saved_step = step
+                checkpoints.save(step)
                 number = stop_requests[0] if stop_requests else signal.SIGTERM
                 saved = run_folder.path(config.model_dir, run_folder.CHECKPOINTS, f"ckpt-{step}")
                 raise TrainingInterrupted(
                     f"interrupted ({signal.Signals(number).name}"
                     f"{'' if stop_requests else ' to another worker'}) at step {step} of "
                     f"{config.steps}: saved {saved}; rerun the same command to resume", number)
-
-    if run_lock is not None:
-        run_lock.check()
-    # Killed after this save, a rerun restores it, trains nothing and does the rest
-    # (all of which is written atomically) with the same weights.
-    if saved_step != step:
-        manager.save(checkpoint_number=step)
-        saved_step = step
-    validation = validate(step)  # the final weights may be the best too
-    # float32 whatever the training policy (a mixed-policy model would compute in
-    # low precision wherever it is loaded); the average when ema_decay > 0.
-    with atomic_output(run_folder.path(out_dir, run_folder.FINAL_MODEL)) as tmp:
-        trainer.eval_model.save(tmp)
-    save_tf1_npz(trainer.eval_model, run_folder.path(out_dir, run_folder.FINAL_TF1_WEIGHTS))
-    # The test split: scored once, here, on every image; never used to choose.
-    test_data = pipelines.evaluation_dataset(builder, TEST_SPLIT, config.to_8bit)
-    test_writer = tf.summary.create_file_writer(
-        run_folder.path(out_dir, run_folder.TEST_SUMMARIES))
-    with test_writer.as_default():
-        test_scores = _evaluate(trainer, test_data, 0, predict, write_images=True)
-        final = scoring.summarize(test_scores)
-        _log_scores(final, step)
-    for writer in (train_writer, validation_writer, test_writer):
-        writer.close()
-    final.update(split=TEST_SPLIT, step=step, last_loss=loss, validation=validation,
-                 best=best.record, precision=config.precision, ema_decay=config.ema_decay,
-                 dataset=builder.info.full_name)
-    scoring.write_per_image(run_folder.path(out_dir, run_folder.TEST_PER_IMAGE),
-                            test_scores, with_lpips=False)
-    write_json(run_folder.path(out_dir, run_folder.METRICS), final, indent=2)
-    return final
+    return step, loss

@@ -82,6 +82,9 @@ def test_oversized_or_mislabelled_uploads_are_refused_before_decoding(tmp_path,
     assert decoded == []
 
 
+_SERVER_LOG = {}  # where the demo server of this module writes its log
+
+
 @pytest.fixture(scope="module")
 def demo_address(tmp_path_factory):
     """The demo app (bundled model) on a free port of 127.0.0.1, until the module ends."""
@@ -89,6 +92,7 @@ def demo_address(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path_factory.mktemp("demo") / "server.log", "w+")
+    _SERVER_LOG["path"] = log.name
     server = subprocess.Popen([sys.executable, "-m", "experiments.demo", f"--port={port}"],
                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     address = f"http://127.0.0.1:{port}/"
@@ -134,8 +138,16 @@ def upload(page, path):
 
 def downloads(page, folder):
     """Clicks each download link once the result is there; returns {name: bytes}."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     links = page.locator("#downloads a")
-    links.first.wait_for(timeout=120_000)
+    try:
+        links.first.wait_for(timeout=120_000)
+    except PlaywrightTimeout:
+        with open(_SERVER_LOG["path"]) as log:
+            raise AssertionError("no download after 120 s; the page says: "
+                                 f"{page.inner_text('body')[-1500:]}\nthe server's log "
+                                 f"ends: {log.read()[-3000:]}") from None
     saved = {}
     for index in range(links.count()):
         with page.expect_download() as info:
