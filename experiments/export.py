@@ -5,8 +5,10 @@ python -m experiments.export --format=litert --output=kpac.tflite  # one file
 python -m experiments.export --format=onnx --output=kpac.onnx      # one file
 
 saved_model writes --export_dir/<version>/ (the next free number unless --version is
-given) with signatures `serving_default` (uint8 `images` -> uint8 `deblurred`, any
-size), `serving_uint16` (uint16) and `float` (float32 in [0, 1]). litert and onnx
+given) with signatures `serving_encoded` (PNG / JPEG files `images_bytes` -> PNG
+files `deblurred_bytes` at each input's bit depth), `serving_default` (uint8 `images`
+-> uint8 `deblurred`, any size), `serving_uint16` (uint16) and `float` (float32 in
+[0, 1]). litert and onnx
 write one file (--output, replaced atomically if it exists): input `images` float32
 (batch, height, width, 3) in [0, 1], any height and width, output `deblurred` float32
 of the same shape in [0, 1]. The dual network takes `center`, `left`, `right`.

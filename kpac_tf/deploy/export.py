@@ -7,12 +7,17 @@ multiple and cropping back happen inside the graph.
   TF Serving watches) with three signatures:
   - `serving_default`: `images` uint8 (batch, h, w, 3) -> `deblurred` uint8;
   - `serving_uint16`: uint16 in -> uint16 out (16-bit photos);
-  - `float`: float32 in [0, 1] -> float32 in [0, 1].
+  - `float`: float32 in [0, 1] -> float32 in [0, 1];
+  - `serving_encoded`: `images_bytes` string (batch,) of PNG (8 or 16-bit) or JPEG
+    files -> `deblurred_bytes` string (batch,) of PNG files at each input's bit depth
+    (what image services send: b64 JSON over TF Serving's REST API, whose `_bytes`
+    names mark binary values).
 - `export_litert(model, path)` and `export_onnx(model, path)` write one file with the
   `float` contract: input `images` float32 (batch, h, w, 3) in [0, 1], output
   `deblurred` float32 of the same shape, clipped to [0, 1].
 
-The dual network takes `center`, `left` and `right` instead of `images`. Written
+The dual network takes `center`, `left` and `right` instead of `images` (and
+`center_bytes`, `left_bytes`, `right_bytes` instead of `images_bytes`). Written
 files and folders get the permissions the process umask gives (as any new file would),
 so a server running as another user can read them.
 """
@@ -34,6 +39,9 @@ from kpac_tf.utils.files import (apply_umask, atomic_output, is_remote, output_f
 SINGLE_INPUTS, DUAL_INPUTS = ("images",), ("center", "left", "right")
 OUTPUT = "deblurred"
 FLOAT_SIGNATURE = "float"
+# Encoded files in and out; TF Serving's REST API base64-encodes `_bytes` values.
+ENCODED_SIGNATURE, BYTES_SUFFIX = "serving_encoded", "_bytes"
+_PNG_MAGIC, _JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 LITERT_WEIGHTS = ("float32", "float16", "int8")
 ONNX_OPSET = 17
 
@@ -77,6 +85,56 @@ def serving_function(model, dtype):
     return tf.function(serve, input_signature=specs)
 
 
+def _decoded(data, name):
+    """One PNG or JPEG file (tf.string scalar) -> (float32 (1, h, w, 3) in [-1, 1],
+    bool: a 16-bit PNG). Anything else stops the call with InvalidArgument naming
+    the input."""
+    head = tf.strings.substr(data, 0, 8)
+    is_png = tf.equal(head, _PNG_MAGIC)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), _JPEG_MAGIC)
+    with tf.control_dependencies([tf.debugging.Assert(
+            is_png | is_jpeg, [f"{name}: not a PNG or JPEG file; its first bytes:", head])]):
+        sixteen = is_png & tf.equal(tf.strings.substr(data, 24, 1), b"\x10")  # IHDR depth
+    photo = tf.cond(
+        sixteen, lambda: pixels.to_network(tf.io.decode_png(data, 3, tf.uint16)),
+        lambda: pixels.to_network(tf.io.decode_image(data, 3, tf.uint8,
+                                                     expand_animations=False)))
+    return photo[None], sixteen
+
+
+def encoded_serving_function(model):
+    """The `serving_encoded` computation as a `tf.function`: string (batch,) files
+    per input name (`images_bytes`, or the dual network's three) -> {`deblurred_bytes`:
+    string (batch,) PNG files}, 16-bit for a 16-bit PNG, else 8-bit. Images are
+    deblurred one at a time (each may have its own size); the dual network's three
+    files of an item must agree in size and bit depth."""
+    run = _network_fn(model)
+    names = [name + BYTES_SUFFIX for name in input_names(model)]
+
+    def one(files):
+        decoded = [_decoded(data, name) for data, name in zip(files, names)]
+        views = [view for view, _ in decoded]
+        sixteen = decoded[0][1]
+        checks = [tf.debugging.assert_equal(
+            tf.shape(view), tf.shape(views[0]), message=f"{name} and {names[0]} differ in size")
+            for view, name in zip(views[1:], names[1:])]
+        checks += [tf.debugging.Assert(tf.equal(depth, sixteen), [
+            f"{name} and {names[0]} differ in bit depth"])
+            for (_, depth), name in zip(decoded[1:], names[1:])]
+        with tf.control_dependencies(checks):
+            out = run(views)[0]
+        return tf.cond(sixteen, lambda: tf.io.encode_png(pixels.from_network(out, tf.uint16)),
+                       lambda: tf.io.encode_png(pixels.from_network(out, tf.uint8)))
+
+    def serve(*files):
+        # One image at a time: memory follows the largest image, not the batch.
+        return {OUTPUT + BYTES_SUFFIX: tf.map_fn(one, files, parallel_iterations=1,
+                                                 fn_output_signature=tf.string)}
+
+    specs = [tf.TensorSpec((None,), tf.string, name=name) for name in names]
+    return tf.function(serve, input_signature=specs)
+
+
 def next_version(export_dir):
     """1 + the largest numeric version folder in `export_dir` (1 if none); local or
     any filesystem TensorFlow reads (gs://, ...)."""
@@ -117,6 +175,9 @@ def export_saved_model(model, export_dir, version=None):
         function = serving_function(model, dtype)
         archive.add_endpoint(endpoint, function.python_function,
                              input_signature=function.input_signature)
+    encoded = encoded_serving_function(model)
+    archive.add_endpoint(ENCODED_SIGNATURE, encoded.python_function,
+                         input_signature=encoded.input_signature)
     # Staged beside the target on a local disk (a rename), or in the local temporary
     # folder for a remote one: TF Serving never sees a half-written version.
     staging = tempfile.mkdtemp(prefix=".tmp-",

@@ -5,6 +5,7 @@ Keras model at sizes that are not multiples of 8; files get umask permissions.""
 import json
 import os
 import pathlib
+import pickle
 import re
 import stat
 import subprocess
@@ -56,7 +57,7 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [
-        "float", "serving_default", "serving_uint16"]
+        "float", "serving_default", "serving_encoded", "serving_uint16"]
     served = np.load(tmp_path / "out.npz")
     expected = deblur(model, tuple(views) if name == "dual" else views[0])
     assert served["u8"].dtype == np.uint8 and served["u8"].shape == (2, 101, 157, 3)
@@ -68,6 +69,112 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
     assert served["u16"].dtype == np.uint16 and served["u16"].shape == (2, 101, 157, 3)
     expected16 = deblur(model, tuple(views16) if name == "dual" else views16[0])
     assert np.abs(served["u16"].astype(int) - expected16.astype(int)).max() <= 2
+
+
+def _serve_encoded(path, files, tmp_path):
+    """Calls `serving_encoded` of the SavedModel at `path` in a fresh process with
+    {input name: [file bytes]}; returns ([PNG bytes] or None, the error's text)."""
+    np.savez(tmp_path / "files.npz", **{k: np.array(v, dtype=object) for k, v in files.items()})
+    script = textwrap.dedent(f"""
+        import os, pickle
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({path!r})
+        files = dict(np.load({str(tmp_path / 'files.npz')!r}, allow_pickle=True))
+        try:
+            out = loaded.signatures["serving_encoded"](
+                **{{k: tf.constant(list(v)) for k, v in files.items()}})
+            result = (list(out["deblurred_bytes"].numpy()), "")
+        except tf.errors.InvalidArgumentError as e:
+            result = (None, str(e))
+        with open({str(tmp_path / 'served.pkl')!r}, "wb") as f:
+            pickle.dump(result, f)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "served.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path):
+    """PNG (8 and 16-bit) and JPEG bytes in, a PNG at the input's bit depth out, equal
+    to `load_deblurrer()` on the same photo within one level; text is refused with
+    InvalidArgument naming the input, and the server process goes on."""
+    from skimage import data
+
+    deblurrer = load_deblurrer()
+    path = export_saved_model(deblurrer.keras_model, str(tmp_path / "serving"))
+    photo = data.astronaut()[100:161, 180:277]  # 61 x 97, not a multiple of 8
+    photo16 = photo.astype(np.uint16) * 257 + 100
+    files = [tf.io.encode_png(photo).numpy(), tf.io.encode_png(photo16).numpy(),
+             tf.io.encode_jpeg(photo, quality=90).numpy()]
+    served, error = _serve_encoded(path, {"images_bytes": files}, tmp_path)
+    assert error == ""
+    for file, png, dtype in zip(files, served, (np.uint8, np.uint16, np.uint8)):
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[24] == 8 * np.dtype(dtype).itemsize
+        out = tf.io.decode_png(png, dtype=tf.as_dtype(dtype)).numpy()
+        sent = tf.io.decode_image(file, dtype=tf.as_dtype(dtype)).numpy()
+        assert np.abs(out.astype(int) - deblurrer(sent).astype(int)).max() <= 1
+    served, error = _serve_encoded(path, {"images_bytes": [files[0], b"not a photo"]},
+                                   tmp_path)
+    assert served is None
+    assert "images_bytes: not a PNG or JPEG file; its first bytes:] [not a ph" in error
+
+
+def test_readme_rest_example_against_a_stand_in_for_tf_serving(tmp_path, rng):
+    """README's curl command, run as written against a stand-in that answers as TF
+    Serving's REST API documents (`_bytes` values base64 in {"b64": ...} both ways),
+    with the exported `serving_encoded` signature behind it."""
+    import base64
+    import http.server
+    import threading
+
+    model = build_model("single_2level", channels=4)
+    served = tf.saved_model.load(export_saved_model(model, str(tmp_path / "serving")))
+
+    class StandIn(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            assert self.path == "/v1/models/kpac:predict"
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            files = [base64.b64decode(item["b64"]) for item in body["instances"]]
+            out = served.signatures[body["signature_name"]](
+                images_bytes=tf.constant(files))["deblurred_bytes"].numpy()
+            reply = json.dumps({"predictions": [
+                {"b64": base64.b64encode(png).decode()} for png in out]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    section = (REPO / "README.md").read_text().split("## Serving with TF Serving", 1)[1]
+    command = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], re.S)[1]
+    photo = rng.randint(0, 256, (45, 70, 3)).astype(np.uint8)
+    (tmp_path / "photo.png").write_bytes(tf.io.encode_png(photo).numpy())
+    try:
+        subprocess.run(["bash", "-euo", "pipefail", "-c", command.replace(
+            "localhost:8501", f"127.0.0.1:{server.server_port}")], cwd=tmp_path, check=True,
+            timeout=120)
+    finally:
+        server.shutdown()
+    sharp = tf.io.decode_png((tmp_path / "sharp.png").read_bytes()).numpy()
+    assert np.abs(sharp.astype(int) - deblur(model, photo).astype(int)).max() <= 1
+
+
+def test_encoded_signature_of_the_dual_network_takes_three_files(tmp_path, rng):
+    model = build_model("dual", channels=4)
+    path = export_saved_model(model, str(tmp_path / "serving"))
+    views = [rng.randint(0, 256, (29, 35, 3)).astype(np.uint8) for _ in range(3)]
+    files = {f"{name}_bytes": [tf.io.encode_png(view).numpy()]
+             for name, view in zip(("center", "left", "right"), views)}
+    served, error = _serve_encoded(path, files, tmp_path)
+    out = tf.io.decode_png(served[0]).numpy()
+    assert np.abs(out.astype(int) - deblur(model, tuple(views)).astype(int)).max() <= 1
+    files["left_bytes"] = [tf.io.encode_png(views[1][:20]).numpy()]
+    served, error = _serve_encoded(path, files, tmp_path)
+    assert served is None and "left_bytes and center_bytes differ in size" in error
 
 
 def _keras_any_size(model, views):
