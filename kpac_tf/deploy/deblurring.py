@@ -80,7 +80,11 @@ class Deblurrer:
         """Wraps a Keras model with `fast_predict_fn(model, precision)`; `source`
         says where its weights came from (for messages)."""
         multiple, predict = model_size_multiple(model), fast_predict_fn(model, precision)
+        specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
 
+        # One graph with padding and clipping (traced once for any size): no eager
+        # ops between the network and the caller, which tiles call many times.
+        @tf.function(input_signature=[tuple(specs) if len(specs) > 1 else specs[0]])
         def clipped(inputs):  # as the export clips; NaN where the network broke
             output = predict_any_size(predict, inputs, multiple)
             return tf.where(tf.math.is_finite(output), tf.clip_by_value(output, -1.0, 1.0),
@@ -260,13 +264,23 @@ def load_deblurrer(source=None, name=None, precision="float32"):
                                 source or "the bundled model")
 
 
-def _tile_starts(size, tile, overlap):
-    """Tile origins covering [0, size) with at least `overlap` shared pixels."""
-    if size <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step)) + [size - tile]
-    return sorted(set(starts))
+# Tile sides are rounded up to this multiple (the largest network size multiple), so
+# no tile is padded inside the network.
+TILE_MULTIPLE = 8
+
+
+def tile_layout(size, tile_size, overlap):
+    """Tiles covering [0, size) along one side: (origins, length). As few tiles as
+    `tile_size` allows, all of one length (a multiple of `TILE_MULTIPLE` when that
+    fits in `tile_size`), spread evenly from edge to edge so that neighbours share
+    at least `overlap` pixels and no more than the layout needs."""
+    if size <= tile_size:
+        return [0], size
+    count = -(-(size - overlap) // (tile_size - overlap))
+    length = -(-(size + (count - 1) * overlap) // count)
+    rounded = -(-length // TILE_MULTIPLE) * TILE_MULTIPLE
+    length = rounded if rounded <= tile_size else length
+    return [index * (size - length) // (count - 1) for index in range(count)], length
 
 
 def _ramp(length, overlap, at_start, at_end):
@@ -311,9 +325,9 @@ def check_tiling(tile_size, overlap):
 def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
 
-    Peak memory follows the tile, not the photo. Tiles are `tile_size` square
-    (the last row/column aligned to the image edge), overlapping by `overlap`
-    pixels and blended with raised-cosine weights, so no seam shows.
+    Peak memory follows the tile, not the photo. Tiles are at most `tile_size` on a
+    side, as few as fit and all of one size (`tile_layout`), overlapping by at least
+    `overlap` pixels and blended with raised-cosine weights, so no seam shows.
 
     Args:
         deblurrer: `Deblurrer`.
@@ -329,24 +343,35 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     height, width = views[0].shape[1:3]
     check_tiling(tile_size, overlap)
+    rows, row_weights = _blend_weights(height, tile_size, overlap)
+    cols, col_weights = _blend_weights(width, tile_size, overlap)
     total = np.zeros((1, height, width, 3), np.float32)
-    weight = np.zeros((1, height, width, 1), np.float32)
-    rows, cols = _tile_starts(height, tile_size, overlap), _tile_starts(width, tile_size, overlap)
-    tiles = [(top, left) for top in rows for left in cols]
-    for done, (top, left) in enumerate(tiles, 1):
-        window = (slice(None), slice(top, top + tile_size), slice(left, left + tile_size))
+    tiles = [(row, col) for row in range(len(rows)) for col in range(len(cols))]
+    for done, (row, col) in enumerate(tiles, 1):
+        top, left = rows[row], cols[col]
+        wy, wx = row_weights[row], col_weights[col]
+        window = (slice(None), slice(top, top + len(wy)), slice(left, left + len(wx)))
         tile_views = tuple(v[window] for v in views)
         out = np.asarray(deblurrer.network(tile_views if len(views) == 3
                                            else tile_views[0]))
-        h, w = out.shape[1:3]
-        wy = _ramp(h, min(overlap, h // 2), top == 0, top + h >= height)
-        wx = _ramp(w, min(overlap, w // 2), left == 0, left + w >= width)
-        tile_weight = (wy[:, None] * wx[None, :])[None, :, :, None]
-        total[window] += out * tile_weight
-        weight[window] += tile_weight
+        total[window] += out * (wy[:, None, None] * wx[None, :, None])
         if on_tile is not None:
             on_tile(done, len(tiles))
-    return total / weight
+    return total
+
+
+def _blend_weights(size, tile_size, overlap):
+    """Along one side: the tiles' origins (`tile_layout`) and each tile's 1-D
+    blending weights (`_ramp`), divided by their sum over the tiles, so that every
+    pixel's weights, the product of a row's and a column's, add up to 1."""
+    origins, length = tile_layout(size, tile_size, overlap)
+    ramp = min(overlap, length // 2)
+    weights = [_ramp(length, ramp, origin == 0, origin + length >= size) for origin in origins]
+    total = np.zeros(size, np.float32)
+    for origin, weight in zip(origins, weights):
+        total[origin:origin + length] += weight
+    return origins, [weight / total[origin:origin + length]
+                     for origin, weight in zip(origins, weights)]
 
 
 def deblur(model, image, tile_size=None, overlap=64, precision="float32", on_tile=None):
@@ -405,7 +430,8 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32", on_til
     if color == 1:
         out = pixels.from_network(pixels.to_network(out).mean(axis=-1, keepdims=True),
                                   image.dtype)
-    out = np.concatenate([out, image[..., color:]], axis=-1)
+    if image.shape[-1] > color:  # alpha, passed through
+        out = np.concatenate([out, image[..., color:]], axis=-1)
     return out.reshape(original_shape)
 
 
@@ -415,13 +441,10 @@ def _deblur_batch(deblurrer, views, tile_size, overlap, on_tile=None):
     dtype = views[0].dtype
     single = views[0].ndim == 3
     views = [v[None] if single else v for v in views]
-    out = np.concatenate([
-        pixels.from_network(run_network(deblurrer, [pixels.to_network(v[i:i + 1])
-                                                    for v in views], tile_size, overlap,
-                                        on_tile),
-                            dtype)
-        for i in range(views[0].shape[0])], axis=0)
-    return out[0] if single else out
+    out = [np.asarray(pixels.from_network(run_network(
+        deblurrer, [pixels.to_network(v[i:i + 1]) for v in views], tile_size, overlap,
+        on_tile), dtype)) for i in range(views[0].shape[0])]
+    return out[0][0] if single else np.concatenate(out, axis=0)
 
 
 def run_network(deblurrer, views, tile_size=None, overlap=64, on_tile=None):
@@ -441,4 +464,4 @@ def run_network(deblurrer, views, tile_size=None, overlap=64, on_tile=None):
             raise NonFiniteOutput(
                 f"{deblurrer.name} from {deblurrer.source} gives NaN or inf for a finite "
                 "image: its weights are broken (a diverged training run?)")
-    return np.concatenate(outputs, axis=0)
+    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
