@@ -13,6 +13,9 @@ VERSION = re.search(r"^__version__ = [\"']([^\"']+)[\"']$",
 EXPORT = ["tf2onnx", "onnxruntime", "ai-edge-litert"]
 HELD_OUT = ["scikit-learn"]
 DEMO = ["gradio>=6"]  # gr.ImageSlider; tested with 6.31
+# The `tfds` command of tensorflow-datasets 4.9.10 imports these at start-up (our apps
+# build the datasets without it: experiments.prepare_data).
+TFDS_CLI = ["apache-beam", "mlcroissant"]
 
 setup(
     name="kpac-tf",
@@ -47,9 +50,7 @@ setup(
         "imageio",
         "tensorboard",  # tf.summary needs it; TensorFlow 2.21 no longer brings it
         "tensorflow-datasets>=4.9",
-        # The `tfds` command of tensorflow-datasets 4.9.10 imports these at start-up.
-        "apache-beam",
-        "mlcroissant",
+        # tensorflow-datasets 4.9.10 imports it to build a dataset, without requiring it.
         "importlib_resources",
         # Bundled sample photographs for the synthetic defocus dataset.
         "scikit-image",
@@ -63,11 +64,13 @@ setup(
         "held_out": HELD_OUT,
         # experiments.demo, the local web page.
         "demo": DEMO,
+        # `tfds build datasets/<name>` from a clone.
+        "tfds-cli": TFDS_CLI,
         # dill: tensorflow-datasets' DatasetBuilderTestCase imports it; pytest-xdist runs the
         # suite in two processes (README's test command); playwright drives Debian's
         # chromium through the demo page (tests/experiments/test_demo.py).
         "test": ["pytest>=7", "pytest-xdist>=3", "dill", "playwright"] + EXPORT + HELD_OUT
-                + DEMO,
+                + DEMO + TFDS_CLI,
     },
     classifiers=[
         "Programming Language :: Python :: 3",

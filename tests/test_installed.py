@@ -1,5 +1,6 @@
 """kpac-tf as `pip install .` gives it: a wheel installed into a folder of its own and
-run from another working directory, with no clone beside it."""
+run from another working directory, with no clone beside it, and without the
+`[tfds-cli]` extra's packages (Apache Beam, mlcroissant), which no app needs."""
 
 import os
 import shutil
@@ -34,12 +35,20 @@ def installed(tmp_path_factory):
     assert not any(name.startswith(("datasets/", "tests/")) for name in names)
     subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, cwd=root, timeout=600)
+    # Importing these fails as if they were not installed.
+    for name in TFDS_CLI_MODULES:
+        (root / "absent" / name).mkdir(parents=True)
+        (root / "absent" / name / "__init__.py").write_text(
+            f"raise ImportError('{name} is not installed (the [tfds-cli] extra)')")
     return site, work
+
+
+TFDS_CLI_MODULES = ("apache_beam", "mlcroissant")
 
 
 def run(installed, *args):
     site, work = installed
-    env = dict(os.environ, PYTHONPATH=str(site))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(site.parent / "absent")]))
     out = subprocess.run([sys.executable, *args], cwd=work, env=env, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
