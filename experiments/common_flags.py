@@ -166,6 +166,14 @@ def run_app(main, groups, required=(), defaults=None):
     def checked(argv):
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        # Every app sees every training setting's flag (flags are process-wide); one
+        # the app does not read is refused, not ignored.
+        listed = {getattr(entry, "name", entry) for entries in groups.values()
+                  for entry in entries}
+        for holder in SETTING_FLAGS.values():
+            if holder.name not in listed and not flags.FLAGS[holder.name].using_default_value:
+                raise app.UsageError(f"--{holder.name} is not a flag of this app "
+                                     "(--help lists its flags)")
         return main(argv)
 
     app.run(checked)

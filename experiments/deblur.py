@@ -26,7 +26,7 @@ from absl import flags, logging
 
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data import images
-from kpac_tf.deploy import deblurring, photo_files
+from kpac_tf.deploy import deblurring, photo_files, tiling
 from kpac_tf.models import forward
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
@@ -57,7 +57,7 @@ def _checked_settings():
     cannot work (checked once, before any photo)."""
     if _TILE_SIZE.value is not None:
         try:
-            deblurring.check_tiling(_TILE_SIZE.value, _OVERLAP.value)
+            tiling.check_tiling(_TILE_SIZE.value, _OVERLAP.value)
         except ValueError as e:
             raise SystemExit(f"deblur: --tile_size={_TILE_SIZE.value} --overlap="
                              f"{_OVERLAP.value}: {e}; leave --tile_size unset to deblur "

@@ -15,7 +15,7 @@ from absl import logging
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
 from kpac_tf.data import pixels
-from kpac_tf.deploy import bundled, export
+from kpac_tf.deploy import bundled, export, tiling
 from kpac_tf.models.networks import MODEL_NAMES, build_model
 from kpac_tf.models.forward import fast_predict_fn, model_size_multiple, predict_any_size
 from kpac_tf.training import run_folder
@@ -90,7 +90,10 @@ class Deblurrer:
             return tf.where(tf.math.is_finite(output), tf.clip_by_value(output, -1.0, 1.0),
                             np.float32(np.nan))
 
-        return cls(clipped, model.name, len(model.inputs), model.count_params(), model,
+        def network(inputs):  # the dual triple as a list too
+            return clipped(tuple(inputs) if isinstance(inputs, list) else inputs)
+
+        return cls(network, model.name, len(model.inputs), model.count_params(), model,
                    source)
 
     @classmethod
@@ -264,38 +267,6 @@ def load_deblurrer(source=None, name=None, precision="float32"):
                                 source or "the bundled model")
 
 
-# Tile sides are rounded up to this multiple (the largest network size multiple), so
-# no tile is padded inside the network.
-TILE_MULTIPLE = 8
-
-
-def tile_layout(size, tile_size, overlap):
-    """Tiles covering [0, size) along one side: (origins, length). As few tiles as
-    `tile_size` allows, all of one length (a multiple of `TILE_MULTIPLE` when that
-    fits in `tile_size`), spread evenly from edge to edge so that neighbours share
-    at least `overlap` pixels and no more than the layout needs."""
-    if size <= tile_size:
-        return [0], size
-    count = -(-(size - overlap) // (tile_size - overlap))
-    length = -(-(size + (count - 1) * overlap) // count)
-    rounded = -(-length // TILE_MULTIPLE) * TILE_MULTIPLE
-    length = rounded if rounded <= tile_size else length
-    return [index * (size - length) // (count - 1) for index in range(count)], length
-
-
-def _ramp(length, overlap, at_start, at_end):
-    """1-D blending weights of a tile: raised-cosine ramps over `overlap` pixels on
-    sides that meet another tile, flat (1) on image borders."""
-    weights = np.ones(length, np.float32)
-    if overlap > 0:
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap)
-        if not at_start:
-            weights[:overlap] = ramp
-        if not at_end:
-            weights[-overlap:] = ramp[::-1]
-    return weights
-
-
 # Peak memory of deblurring one photo, per pixel, beyond the model itself: measured
 # with the bundled single_3level in float32 on 1.5-24 MP photos (bfloat16 takes about
 # 370 bytes per pixel whole); benchmarks/tiled_memory.py measures it again.
@@ -312,22 +283,13 @@ def memory_needed(height, width, tile_size=None):
     return height * width * TILED_BYTES_PER_PIXEL + tile * WHOLE_BYTES_PER_PIXEL
 
 
-def check_tiling(tile_size, overlap):
-    """ValueError unless `tile_size` is a whole number of pixels above 2 x `overlap`
-    and `overlap` is at least 0 (neighbouring tiles share `overlap` pixels)."""
-    if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
-        raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size!r}")
-    if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < tile_size / 2:
-        raise ValueError(f"overlap must be in [0, tile_size / 2), got {overlap!r} for "
-                         f"tile_size {tile_size}")
-
-
 def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
 
-    Peak memory follows the tile, not the photo. Tiles are at most `tile_size` on a
-    side, as few as fit and all of one size (`tile_layout`), overlapping by at least
-    `overlap` pixels and blended with raised-cosine weights, so no seam shows.
+    Peak memory follows the tile, not the photo. The tiles and their weights are
+    `kpac_tf.deploy.tiling`'s (as the served graph's): at most `tile_size` on a side,
+    as few as fit and all of one size, overlapping by at least `overlap` pixels and
+    blended with raised-cosine weights, so no seam shows.
 
     Args:
         deblurrer: `Deblurrer`.
@@ -342,9 +304,9 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
     """
     views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
     height, width = views[0].shape[1:3]
-    check_tiling(tile_size, overlap)
-    rows, row_weights = _blend_weights(height, tile_size, overlap)
-    cols, col_weights = _blend_weights(width, tile_size, overlap)
+    tiling.check_tiling(tile_size, overlap)
+    rows, row_weights = (t.numpy() for t in tiling.blend_weights(height, tile_size, overlap))
+    cols, col_weights = (t.numpy() for t in tiling.blend_weights(width, tile_size, overlap))
     total = np.zeros((1, height, width, 3), np.float32)
     tiles = [(row, col) for row in range(len(rows)) for col in range(len(cols))]
     for done, (row, col) in enumerate(tiles, 1):
@@ -358,20 +320,6 @@ def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
         if on_tile is not None:
             on_tile(done, len(tiles))
     return total
-
-
-def _blend_weights(size, tile_size, overlap):
-    """Along one side: the tiles' origins (`tile_layout`) and each tile's 1-D
-    blending weights (`_ramp`), divided by their sum over the tiles, so that every
-    pixel's weights, the product of a row's and a column's, add up to 1."""
-    origins, length = tile_layout(size, tile_size, overlap)
-    ramp = min(overlap, length // 2)
-    weights = [_ramp(length, ramp, origin == 0, origin + length >= size) for origin in origins]
-    total = np.zeros(size, np.float32)
-    for origin, weight in zip(origins, weights):
-        total[origin:origin + length] += weight
-    return origins, [weight / total[origin:origin + length]
-                     for origin, weight in zip(origins, weights)]
 
 
 def deblur(model, image, tile_size=None, overlap=64, precision="float32", on_tile=None):

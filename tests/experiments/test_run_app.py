@@ -112,3 +112,12 @@ def test_unexpected_arguments_are_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "experiments.held_out", "stray"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "Unexpected arguments: ['stray']" in out.stderr
+
+
+def test_a_training_flag_another_app_does_not_read_is_refused():
+    """Every app sees every training setting's flag (absl flags are process-wide):
+    evaluate must not take --model_dir (and score the bundled model instead)."""
+    out = subprocess.run([sys.executable, "-m", "experiments.evaluate", "--model_dir=runs/p1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "--model_dir is not a flag of this app (--help lists its flags)" in out.stderr

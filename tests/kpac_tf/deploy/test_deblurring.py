@@ -14,7 +14,6 @@ import kpac_tf
 from kpac_tf import build_model, deblur
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data import pipelines
-from kpac_tf.deploy import deblurring
 from kpac_tf.deploy.deblurring import Deblurrer, NonFiniteOutput, predict_tiled
 from kpac_tf.deploy.export import export_saved_model
 from kpac_tf.training import loop, settings
@@ -252,28 +251,6 @@ def test_tiles_blend_exactly_for_an_identity_network(identity_model, rng):
     # Progress: 64-px rows at 0, 43, 86 and columns at 0, 41, 83, 124, 166 (spread
     # from edge to edge): 3 x 5 tiles, reported one by one.
     assert seen == [(done, 15) for done in range(1, 16)]
-
-
-@pytest.mark.parametrize("size,tile_size,overlap", [
-    (150, 64, 16), (230, 64, 16), (3000, 1024, 64), (4000, 1024, 64), (6000, 1024, 64),
-    (1025, 1024, 64), (100, 8, 2), (97, 13, 6), (1000, 1000, 64)])
-def test_tiles_are_as_few_as_fit_of_one_size_and_spread_evenly(size, tile_size, overlap):
-    """Catches the layout that made a 12 MP photo 20 tiles of 1024 px (21 MP of
-    network work, the last ones overlapping by up to 968 px): tiles of one length
-    within tile_size, a multiple of 8 where that fits, covering the side, each
-    neighbour sharing at least `overlap` pixels, no fewer tiles possible."""
-    origins, length = deblurring.tile_layout(size, tile_size, overlap)
-    assert length <= min(size, tile_size) and origins[0] == 0
-    assert origins[-1] + length == size
-    shared = [length - (b - a) for a, b in zip(origins, origins[1:])]
-    assert all(share >= overlap for share in shared)
-    assert max(shared, default=0) - min(shared, default=0) <= 1  # evenly spread
-    count = len(origins)
-    assert count == 1 or (count - 1) * (tile_size - overlap) + overlap < size
-    if count > 1 and tile_size >= 8:
-        assert length % 8 == 0 or -(-length // 8) * 8 > tile_size
-    if (size, tile_size) == (3000, 1024):
-        assert (count, length) == (4, 800)  # 3200 rows of work for 3000, not 4096
 
 
 def smooth_image(rng, size=(192, 256)):

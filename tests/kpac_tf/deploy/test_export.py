@@ -116,10 +116,14 @@ def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path)
         out = tf.io.decode_png(png, dtype=tf.as_dtype(dtype)).numpy()
         sent = tf.io.decode_image(file, dtype=tf.as_dtype(dtype)).numpy()
         assert np.abs(out.astype(int) - deblurrer(sent).astype(int)).max() <= 1
-    served, error = _serve_encoded(path, {"images_bytes": [files[0], b"not a photo"]},
-                                   tmp_path)
-    assert served is None
-    assert "images_bytes: not a PNG or JPEG file; its first bytes:] [not a ph" in error
+    for bad, first in ((b"not a photo", "110 111 116 32 97 32 112 104"),
+                       (b"BM\xf6\x00\xff\xfe", "66 77 246 0 255 254 0 0"),
+                       (b"\x89PNG\r\n\x1a\n", None)):  # a PNG's signature, then nothing
+        served, error = _serve_encoded(path, {"images_bytes": [files[0], bad]}, tmp_path)
+        assert served is None
+        if first:
+            assert ("images_bytes: not a PNG or JPEG file; its first bytes are] "
+                    f"[{first}]") in error
 
 
 def test_readme_rest_example_against_a_stand_in_for_tf_serving(tmp_path, rng):
@@ -175,6 +179,37 @@ def test_encoded_signature_of_the_dual_network_takes_three_files(tmp_path, rng):
     files["left_bytes"] = [tf.io.encode_png(views[1][:20]).numpy()]
     served, error = _serve_encoded(path, files, tmp_path)
     assert served is None and "left_bytes and center_bytes differ in size" in error
+
+
+def test_the_served_graph_tiles_big_images_as_the_python_path(tmp_path, rng):
+    """Exported with 64-px tiles: an image with a side above 64 runs in tiles in the
+    served graph (a fresh process), within 1e-5 of `predict_tiled`; a smaller one
+    runs whole."""
+    from kpac_tf.deploy.deblurring import predict_tiled
+
+    model = build_model("single_3level", channels=4)
+    path = export_saved_model(model, str(tmp_path / "serving"), tile_size=64, overlap=16)
+    big = rng.uniform(0, 1, (1, 150, 230, 3)).astype(np.float32)
+    small = rng.uniform(0, 1, (1, 56, 64, 3)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", big=big, small=small)
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        served = tf.saved_model.load({path!r}).signatures["float"]
+        inputs = np.load({str(tmp_path / 'in.npz')!r})
+        np.savez({str(tmp_path / 'out.npz')!r}, **{{
+            name: served(images=tf.constant(inputs[name]))["deblurred"].numpy()
+            for name in ("big", "small")}})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    deblurrer = Deblurrer.from_keras(model)
+    tiled = predict_tiled(deblurrer, big * 2 - 1, 64, 16)
+    np.testing.assert_allclose(out["big"] * 2 - 1, np.clip(tiled, -1, 1), atol=1e-5, rtol=0)
+    whole = np.asarray(deblurrer.network(small * 2 - 1))
+    np.testing.assert_allclose(out["small"] * 2 - 1, whole, atol=2e-5, rtol=0)
+    assert np.abs(np.clip(tiled, -1, 1) - np.asarray(deblurrer.network(big * 2 - 1))).max() > 1e-3
 
 
 def _keras_any_size(model, views):
