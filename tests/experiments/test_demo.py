@@ -134,6 +134,14 @@ def upload(page, path):
     with page.expect_file_chooser() as chooser:
         page.locator("#upload_photo button").first.click()
     chooser.value.set_files(str(path))
+    wait_for_photo(page, path.name)
+
+
+def wait_for_photo(page, name):
+    """Waits until the upload field holds `name`: a file or example reaches it through
+    the server, and a Deblur clicked before then sends no photo (it happened in CI:
+    'this network takes 1 photo (one photo); got 0')."""
+    page.locator(f"#upload_photo td.filename[aria-label='{name}']").wait_for(timeout=60_000)
 
 
 def downloads(page, folder):
@@ -186,6 +194,7 @@ def test_a_photo_deblurred_in_the_browser_is_load_deblurrers_byte_for_byte(page,
 @needs_chromium
 def test_an_example_and_a_file_that_is_not_an_image(page, tmp_path):
     page.get_by_text("chelsea_defocused.png").first.click()
+    wait_for_photo(page, "chelsea_defocused.png")
     page.click("#deblur")
     assert "deblurred_8bit.png" in downloads(page, tmp_path)
     page.locator("#blur_map img").wait_for(timeout=60_000)
