@@ -47,13 +47,19 @@ STEPS, BATCH_SIZE, CROP_SIZE, LEARNING_RATE, EVAL_IMAGES = (SETTING_FLAGS[name] 
     "steps", "batch_size", "crop_size", "learning_rate", "eval_images"))
 
 
+def is_given(holder):
+    """True if the command line (or a test's flagsaver) set the flag, even to its
+    default value."""
+    return not flags.FLAGS[holder.name].using_default_value
+
+
 def given_settings(names=SETTING_FLAGS):
     """{setting: value} of the setting flags among `names` given on the command line
     (or by a test's flagsaver); network overrides are gathered in `model_overrides`."""
     given = {}
     for name in names:
         holder = SETTING_FLAGS[name]
-        if flags.FLAGS[holder.name].using_default_value:
+        if not is_given(holder):
             continue
         if name in settings.NETWORK_OVERRIDES:
             given.setdefault("model_overrides", {})[name] = holder.value
@@ -171,7 +177,7 @@ def run_app(main, groups, required=(), defaults=None):
         listed = {getattr(entry, "name", entry) for entries in groups.values()
                   for entry in entries}
         for holder in SETTING_FLAGS.values():
-            if holder.name not in listed and not flags.FLAGS[holder.name].using_default_value:
+            if holder.name not in listed and is_given(holder):
                 raise app.UsageError(f"--{holder.name} is not a flag of this app "
                                      "(--help lists its flags)")
         return main(argv)

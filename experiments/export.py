@@ -22,7 +22,7 @@ from absl import app, flags, logging
 from kpac_tf.deploy import export
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
-                           OUTPUT as _OUTPUT, keras_model_from_flags, run_app)
+                           OUTPUT as _OUTPUT, is_given, keras_model_from_flags, run_app)
 
 _FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx"],
                             "saved_model (TF Serving folder), litert (.tflite file) or "
@@ -49,7 +49,7 @@ def _check_flags():
         raise app.UsageError(f"--serve_tile_size must be 0 (never tile) or above "
                              f"{2 * export.SERVE_OVERLAP} (twice the tiles' overlap), got "
                              f"{_SERVE_TILE_SIZE.value}")
-    if _FORMAT.value != "saved_model" and not flags.FLAGS[_SERVE_TILE_SIZE.name].using_default_value:
+    if _FORMAT.value != "saved_model" and is_given(_SERVE_TILE_SIZE):
         raise app.UsageError("--serve_tile_size applies to --format=saved_model only")
     for holder in unused:
         if holder.value is not None:

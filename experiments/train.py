@@ -28,7 +28,8 @@ from kpac_tf.training import cluster, loop, losses, run_folder, settings
 from kpac_tf.utils import devices
 
 from .common_flags import (LOGGING, PRESET as _PRESET, SETTING_FLAGS as _SETTING_FLAGS,
-                           given_settings, run_app, setting_defaults, setting_flag_groups)
+                           given_settings, is_given, run_app, setting_defaults,
+                           setting_flag_groups)
 
 # Every setting of kpac_tf.training.settings.TrainConfig has its flag, from its
 # declaration (common_flags.SETTING_FLAGS); these are the app's own.
@@ -47,7 +48,7 @@ def config_from_flags():
     recorded, then the preset's if one is named, then the flags given (a setting
     that defines the run is then refused if it differs; see `settings`)."""
     given = given_settings(_SETTING_FLAGS)
-    if not flags.FLAGS[_PERCEPTUAL_WEIGHT.name].using_default_value:
+    if is_given(_PERCEPTUAL_WEIGHT):
         given["perceptual_weight"] = _PERCEPTUAL_WEIGHT.value
     model_dir = given.pop("model_dir", None)
     if model_dir and run_folder.is_run(model_dir):

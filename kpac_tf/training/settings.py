@@ -209,9 +209,7 @@ def make_config(preset=None, **settings):
     """A `TrainConfig` from a preset name plus explicit settings (which win; None
     values are not settings). `perceptual_weight=w`, the objective's setting before
     `loss`, still reads as `loss={"mae": 1, "perceptual": w}` (MAE alone for 0)."""
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    values = dict(PRESETS.get(preset, {}))
+    values = _preset_values(preset)
     settings = {k: v for k, v in settings.items() if v is not None}
     if "perceptual_weight" in settings:
         if "loss" in settings:
@@ -224,6 +222,17 @@ def make_config(preset=None, **settings):
         raise ValueError("paper_phase2 fine-tunes a phase-1 model: pass --init_from "
                          "(the phase-1 model_dir, a .keras file or an authors' .npz)")
     return config
+
+
+def _preset_values(preset):
+    """A copy of the settings of the preset named `preset` ({} for None).
+
+    Raises:
+        ValueError: no preset has that name.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return dict(PRESETS.get(preset, {}))
 
 
 def resumed_config(model_dir, preset=None, **given):
@@ -240,9 +249,7 @@ def resumed_config(model_dir, preset=None, **given):
     recorded = recorded_settings(model_dir)
     if recorded is None:
         raise ValueError(f"{model_dir} holds no training run to resume")
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    merged = {**recorded, **PRESETS.get(preset, {}), "resume_from": None, **given,
+    merged = {**recorded, **_preset_values(preset), "resume_from": None, **given,
               "model_dir": model_dir}
     merged["model_overrides"] = {**recorded["model_overrides"],
                                  **given.get("model_overrides", {})}

@@ -20,7 +20,7 @@ import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
 from kpac_tf import build_model, deblur, load_deblurrer
-from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.deploy.deblurring import Deblurrer, predict_tiled
 from kpac_tf.deploy.export import export_litert, export_onnx, export_saved_model, input_names
 from kpac_tf.evaluation import metrics
 from tests.test_case import REPO, no_os_calls_on
@@ -53,9 +53,7 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
         np.savez({str(tmp_path / 'out.npz')!r}, u8=out8.numpy(), f=outf.numpy(), u16=out16.numpy())
         print(json.dumps(sorted(loaded.signatures)))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_in_fresh_process(script)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [
         "float", "serving_default", "serving_encoded", "serving_uint16"]
     served = np.load(tmp_path / "out.npz")
@@ -69,6 +67,15 @@ def test_export_serves_any_size_in_a_fresh_process(tmp_path, name, rng):
     assert served["u16"].dtype == np.uint16 and served["u16"].shape == (2, 101, 157, 3)
     expected16 = deblur(model, tuple(views16) if name == "dual" else views16[0])
     assert np.abs(served["u16"].astype(int) - expected16.astype(int)).max() <= 2
+
+
+def _run_in_fresh_process(script):
+    """Runs Python `script` in a new interpreter (a fresh TensorFlow, as a server
+    loading the export has); fails the test with its stderr unless it succeeds."""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def _serve_encoded(path, files, tmp_path):
@@ -90,9 +97,7 @@ def _serve_encoded(path, files, tmp_path):
         with open({str(tmp_path / 'served.pkl')!r}, "wb") as f:
             pickle.dump(result, f)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_in_fresh_process(script)
     with open(tmp_path / "served.pkl", "rb") as f:
         return pickle.load(f)
 
@@ -185,8 +190,6 @@ def test_the_served_graph_tiles_big_images_as_the_python_path(tmp_path, rng):
     """Exported with 64-px tiles: an image with a side above 64 runs in tiles in the
     served graph (a fresh process), within 1e-5 of `predict_tiled`; a smaller one
     runs whole."""
-    from kpac_tf.deploy.deblurring import predict_tiled
-
     model = build_model("single_3level", channels=4)
     path = export_saved_model(model, str(tmp_path / "serving"), tile_size=64, overlap=16)
     big = rng.uniform(0, 1, (1, 150, 230, 3)).astype(np.float32)
@@ -200,9 +203,7 @@ def test_the_served_graph_tiles_big_images_as_the_python_path(tmp_path, rng):
             name: served(images=tf.constant(inputs[name]))["deblurred"].numpy()
             for name in ("big", "small")}})
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_in_fresh_process(script)
     out = np.load(tmp_path / "out.npz")
     deblurrer = Deblurrer.from_keras(model)
     tiled = predict_tiled(deblurrer, big * 2 - 1, 64, 16)
