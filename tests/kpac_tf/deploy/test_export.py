@@ -374,8 +374,12 @@ def test_exports_to_cloud_storage_never_touch_the_local_disk(tmp_path, rng, monk
         export_onnx(model, "ram://exports/kpac.onnx")
     assert (first, second) == ("ram://serving/kpac/1", "ram://serving/kpac/2")
     served = tf.saved_model.load(second).signatures["serving_default"]
-    np.testing.assert_array_equal(served(images=tf.constant(photo))["deblurred"].numpy(),
-                                  deblur(model, photo))
+    # Up to rounding at an 8-bit boundary, as in the fresh-process test: the served
+    # graph and the Deblurrer's graph (one tf.function since issue 38) sum in their
+    # own orders.
+    difference = np.abs(served(images=tf.constant(photo))["deblurred"].numpy().astype(int)
+                        - deblur(model, photo).astype(int))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.99
     assert tf.io.gfile.stat("ram://exports/kpac.tflite").length > 1000
     assert tf.io.gfile.stat("ram://exports/kpac.onnx").length > 1000
     assert sorted(os.listdir(tmp_path)) == before
