@@ -24,6 +24,10 @@ setup(
                  "deblurring (ICCV 2021), reproduced in TensorFlow 2 / Keras 3"),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    # Our code and the bundled weights; third-party terms (the authors' code and
+    # weights, DPDD, the photographs) are in NOTICE.
+    license="Apache-2.0",
+    license_files=["LICENSE", "NOTICE"],
     python_requires=">=3.10",
     # The apps in experiments/ install as `kpac_tf_experiments` (a distinct name, so
     # nothing called `experiments` lands in site-packages); from a clone they also

@@ -4,13 +4,14 @@ python benchmarks/tiled_memory.py [--checkpoint=outputs/embedded_default/model.k
     --bundled] [--precision=bfloat16]
 
 Each case runs in a fresh process so its peak RSS is its own; the bytes per pixel
-beyond a 64x64 photo's peak are printed beside `deblurring.memory_needed`'s estimate,
-which the deblur app checks against the memory available. Also reports the PSNR
-between tiled and whole-image results on a 1280x720 photo (scikit-image's rocket,
-resized), which shows how closely tiling reproduces the untiled output. Last, what
-tiling costs in speed: a 12 MP photo tiled and whole, in turns in one process after
-each has run once (best of two), as pixel rates and their ratio, beside 1280x720
-whole.
+beyond a 64x64 photo's peak are printed beside `tiling.memory_needed`'s estimate,
+which the deblur app checks against the memory available. Also reports how closely
+tiles reproduce the whole-image output: PSNR and the largest 8-bit difference between
+tiled and whole results on five of scikit-image's photos resized to 3000x2000, in tiles
+of --tile_size and twice that at the default overlap. Last, what
+tiling costs in speed: a 12 MP photo in tiles of both sizes and whole, in turns in one
+process after each has run once (best of two), as pixel rates and their ratios, beside
+1280x720 whole.
 """
 
 import json
@@ -59,31 +60,44 @@ def child(height, width, tile_size, checkpoint, bundled, precision):
     print(json.dumps(dict(seconds=seconds, peak_rss_mb=peak_mb)))
 
 
-def tiled_vs_whole_psnr(checkpoint, bundled, tile_size):
-    """PSNR between tiled and whole results at 1280x720 (random-init weights when no
-    checkpoint: a harsh case, their residual is large everywhere)."""
+PHOTOS = ("rocket", "astronaut", "chelsea", "coffee", "immunohistochemistry")
+
+
+def tiled_vs_whole(checkpoint, bundled, tile_sizes, height=2000, width=3000):
+    """{tile size: [(photo, PSNR dB, largest difference in 8-bit levels)]}: tiled
+    against whole results (float32) on scikit-image's photos resized to width x height,
+    at the default overlap (random-init weights when no checkpoint: a harsh case,
+    their residual is large everywhere)."""
     import keras
     import numpy as np
     from skimage import data, transform
 
-    from kpac_tf import build_model, deblur, load_deblurrer
     from kpac_tf.data import pixels
+    from kpac_tf.deploy import tiling
     from kpac_tf.evaluation import metrics
 
     keras.utils.set_random_seed(0)
-    model = (load_deblurrer(checkpoint) if checkpoint or bundled
-             else build_model("single_2level"))
-    photo = pixels.from_unit(transform.resize(data.rocket(), (720, 1280), anti_aliasing=True),
-                             np.uint8)
-    whole = pixels.to_unit(deblur(model, photo), np.float64)
-    tiled = pixels.to_unit(deblur(model, photo, tile_size=tile_size // 2, overlap=64),
-                           np.float64)
-    return float(metrics.psnr(whole, tiled))
+    deblurrer = _deblurrer(checkpoint, bundled, "float32")
+    results = {tile: [] for tile in tile_sizes}
+    for name in PHOTOS:
+        photo = pixels.from_unit(transform.resize(getattr(data, name)()[..., :3],
+                                                  (height, width), anti_aliasing=True),
+                                 np.uint8)
+        x = pixels.to_network(photo[None])
+        whole = np.asarray(deblurrer.network(x))
+        for tile in tile_sizes:
+            tiled = tiling.predict_tiled(deblurrer, x, tile)
+            levels = np.abs(pixels.from_network(tiled, np.uint8).astype(int)
+                            - pixels.from_network(whole, np.uint8))
+            psnr = metrics.psnr(pixels.network_to_unit(whole), pixels.network_to_unit(tiled))
+            results[tile].append((name, float(psnr[0]), int(levels.max())))
+    return results
 
 
-def tiling_speed(checkpoint, bundled, precision, tile_size):
-    """{case: megapixels per second}: 12 MP tiled and whole, in turns (best of two,
-    each shape run once before), and 1280x720 whole (best of three); the ratios."""
+def tiling_speed(checkpoint, bundled, precision, tile_sizes):
+    """{case: megapixels per second}: 12 MP in tiles of each size and whole, in turns
+    (best of two, each shape run once before), and 1280x720 whole (best of three);
+    each tiled rate over the whole ones."""
     import numpy as np
 
     from kpac_tf import deblur
@@ -92,8 +106,8 @@ def tiling_speed(checkpoint, bundled, precision, tile_size):
     rng = np.random.RandomState(0)
     photos = {"12MP": rng.randint(0, 256, (3000, 4000, 3)).astype(np.uint8),
               "720p": rng.randint(0, 256, (720, 1280, 3)).astype(np.uint8)}
-    cases = [("12MP tiled", "12MP", tile_size), ("12MP whole", "12MP", None),
-             ("720p whole", "720p", None)]
+    cases = [(f"12MP tiled {tile}", "12MP", tile) for tile in tile_sizes] + [
+        ("12MP whole", "12MP", None), ("720p whole", "720p", None)]
     best = {}
     for repeat in range(3):  # the first round runs each shape once, untimed
         for label, photo, tile in cases:
@@ -106,8 +120,9 @@ def tiling_speed(checkpoint, bundled, precision, tile_size):
                 best[label] = min(best.get(label, seconds), seconds)
     rates = {label: photos[photo].shape[0] * photos[photo].shape[1] / 1e6 / best[label]
              for label, photo, _ in cases}
-    return dict(rates, tiled_over_whole=rates["12MP tiled"] / rates["12MP whole"],
-                tiled_over_720p=rates["12MP tiled"] / rates["720p whole"])
+    ratios = {f"{label} over {whole}": rates[label] / rates[whole]
+              for label, _, tile in cases if tile for whole in ("12MP whole", "720p whole")}
+    return dict(rates, **ratios)
 
 
 def main(argv):
@@ -118,9 +133,9 @@ def main(argv):
         return
     if len(argv) == 2 and argv[1] == "speed":
         print(json.dumps(tiling_speed(_CHECKPOINT.value, _BUNDLED.value, _PRECISION.value,
-                                      _TILE.value)))
+                                      _tile_sizes())))
         return
-    from kpac_tf.deploy.deblurring import memory_needed
+    from kpac_tf.deploy import tiling
 
     results = []
     for label, height, width, mode in CASES:
@@ -130,29 +145,35 @@ def main(argv):
         result = json.loads(out.stdout.strip().splitlines()[-1])
         beyond = (result["peak_rss_mb"] - results[0]["peak_rss_mb"]) * 2**20 if results else 0
         result.update(case=label, tile_size=tile, bytes_per_pixel=beyond / (height * width),
-                      estimated_bytes_per_pixel=memory_needed(height, width, tile)
+                      estimated_bytes_per_pixel=tiling.memory_needed(height, width, tile)
                       / (height * width))
         results.append(result)
         print(f"{label:<5} {width}x{height} tile {str(tile):<5} {result['seconds']:7.1f} s  "
               f"peak RSS {result['peak_rss_mb']:7.0f} MB, beyond 64x64: "
               f"{result['bytes_per_pixel']:4.0f} B/px (estimate "
               f"{result['estimated_bytes_per_pixel']:4.0f})")
-    psnr = {label: tiled_vs_whole_psnr(path, bundled, _TILE.value)
-            for label, path, bundled in (
-                ("checkpoint", _CHECKPOINT.value, False), ("bundled", None, True),
-                ("random_init", None, False))
-            if label == "random_init" or path or (bundled and _BUNDLED.value)}
-    for label, value in psnr.items():
-        print(f"tiled ({_TILE.value // 2} px tiles, overlap 64) vs whole at 1280x720, "
-              f"{label} weights: PSNR {value:.1f} dB")
+    tile_sizes = _tile_sizes()
+    fidelity = tiled_vs_whole(_CHECKPOINT.value, _BUNDLED.value, tile_sizes)
+    for tile, rows in fidelity.items():
+        print(f"tiled ({tile} px, overlap {tiling.OVERLAP}) vs whole at 3000x2000: "
+              + ", ".join(f"{name} {psnr:.1f} dB / {levels} levels"
+                          for name, psnr, levels in rows)
+              + f"; mean {sum(r[1] for r in rows) / len(rows):.1f} dB")
     out = subprocess.run(_child_command("speed"), capture_output=True, text=True, check=True)
     speed = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{_PRECISION.value}, {_TILE.value}-px tiles: 12 MP tiled "
-          f"{speed['12MP tiled']:.3f} MP/s, whole {speed['12MP whole']:.3f} MP/s: ratio "
-          f"{speed['tiled_over_whole']:.2f}; 1280x720 whole {speed['720p whole']:.3f} MP/s: "
-          f"ratio {speed['tiled_over_720p']:.2f}")
+    for tile in tile_sizes:
+        tiled = f"12MP tiled {tile}"
+        print(f"{_PRECISION.value}, {tile}-px tiles: 12 MP tiled {speed[tiled]:.3f} MP/s, "
+              f"whole {speed['12MP whole']:.3f} MP/s: ratio "
+              f"{speed[tiled + ' over 12MP whole']:.2f}; 1280x720 whole "
+              f"{speed['720p whole']:.3f} MP/s: ratio {speed[tiled + ' over 720p whole']:.2f}")
     print(json.dumps(dict(precision=_PRECISION.value, cases=results,
-                          tiled_vs_whole_psnr=psnr, speed=speed)))
+                          tiled_vs_whole=fidelity, speed=speed)))
+
+
+def _tile_sizes():
+    """--tile_size and twice it, the tile sizes of the fidelity and speed sections."""
+    return [_TILE.value, 2 * _TILE.value]
 
 
 def _child_command(*args):

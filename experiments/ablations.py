@@ -25,7 +25,8 @@ from .common_flags import (BATCH_SIZE as _BATCH_SIZE, CHANNELS as _CHANNELS,
                            EVAL_IMAGES as _EVAL_IMAGES, LEARNING_RATE as _LEARNING_RATE,
                            LOGGING, MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL,
                            OUTPUT as _OUTPUT, PRESET as _PRESET, SEED as _SEED,
-                           STEPS as _STEPS, given_settings, run_app, setting_defaults)
+                           STEPS as _STEPS, given_settings, run_app, setting_defaults,
+                           value_or)
 
 _TABLE = flags.DEFINE_enum("table", "2", ["1", "2", "3"], "Paper table to reproduce.")
 _DEFAULT_PRESET = "ablations_cpu"
@@ -33,10 +34,12 @@ _DEFAULT_PRESET = "ablations_cpu"
 _BUDGET = ("dataset", "dataset_config", "data_dir", "manual_dir", "steps", "batch_size",
            "crop_size", "learning_rate", "seed", "eval_images")
 
+_DEFAULT_OUTPUT = "outputs/ablations"
+
 
 def main(argv):
     del argv  # run_app refuses extra arguments
-    table, output = int(_TABLE.value), _OUTPUT.value or "outputs/ablations"
+    table, output = int(_TABLE.value), value_or(_OUTPUT, _DEFAULT_OUTPUT)
     preset, given = _PRESET.value or _DEFAULT_PRESET, given_settings(_BUDGET)
     try:
         shared = settings.make_config(preset, model_dir=output, **given)
@@ -58,6 +61,7 @@ FLAG_GROUPS = {
         _PRESET, _STEPS, _BATCH_SIZE, _CROP_SIZE, _LEARNING_RATE, _SEED, _EVAL_IMAGES],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {**setting_defaults(_DEFAULT_PRESET), _OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, defaults=setting_defaults(_DEFAULT_PRESET))
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

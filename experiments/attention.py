@@ -22,7 +22,7 @@ from kpac_tf.utils.files import write_json
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, DATA_DIR as _DATA_DIR,
                            DATASET_CONFIG as _DATASET_CONFIG, LOGGING, MODEL as _MODEL,
-                           OUTPUT as _OUTPUT, keras_model_from_flags, run_app)
+                           OUTPUT as _OUTPUT, keras_model_from_flags, run_app, value_or)
 
 _IMAGE = flags.DEFINE_string("image", None, "Photo to analyse (default: a synthetic "
                              "test image).")
@@ -32,10 +32,12 @@ _MODULATIONS = flags.DEFINE_string("modulations", "1,0,0,0,0;1,0,1,0,0;1,0,0,0,1
 _CORRELATION_IMAGES = flags.DEFINE_integer(
     "correlation_images", 0, "Synthetic test images for the correlation (0: all).")
 
+_DEFAULT_OUTPUT = "outputs/attention"
+
 
 def main(argv):
     del argv  # run_app refuses extra arguments
-    output = _OUTPUT.value or "outputs/attention"
+    output = value_or(_OUTPUT, _DEFAULT_OUTPUT)
     os.makedirs(output, exist_ok=True)
     try:
         model = keras_model_from_flags()
@@ -65,6 +67,8 @@ FLAG_GROUPS = {
     "Analysis and output": [_MODULATIONS, _OUTPUT],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
+REQUIRED_FLAGS = ["checkpoint"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=["checkpoint"])
+    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS, defaults=FLAG_DEFAULTS)

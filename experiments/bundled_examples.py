@@ -15,7 +15,7 @@ import os
 from absl import flags
 
 from kpac_tf.data import images
-from kpac_tf.deploy import bundled, deblurring, examples
+from kpac_tf.deploy import bundled, examples, loading
 from kpac_tf.utils.files import write_json
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
@@ -23,15 +23,17 @@ from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
 
 _MAX_RADIUS = flags.DEFINE_float("max_radius", 4.0, "Blur radius at the bottom (pixels).")
 
+_DEFAULT_OUTPUT = "outputs/bundled_examples"
+
 
 def main(argv):
     del argv  # run_app refuses extra arguments
     try:
-        deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"bundled_examples: {e}") from None
     label = _CHECKPOINT.value or bundled.label(deblurrer.name)
-    output_dir = value_or(_OUTPUT, "docs/images")
+    output_dir = value_or(_OUTPUT, _DEFAULT_OUTPUT)
     os.makedirs(output_dir, exist_ok=True)
     results = {"model": label}
     for photo, max_radius, score, panel in examples.before_and_after(deblurrer,
@@ -51,6 +53,7 @@ FLAG_GROUPS = {
     "Examples and output": [_MAX_RADIUS, _OUTPUT],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

@@ -1,19 +1,26 @@
 """Flags shared by several apps, defined once (absl flags are process-global), and
 the apps' common entry point with grouped `--help`.
 
-Each app lists the flags it reads in `FLAG_GROUPS` ({title: [flag holder or name]})
-and starts with `run_app(main, FLAG_GROUPS)`; `--help` prints the app's docstring
-and those groups with defaults (`--helpfull` lists every flag of the process).
+Each app lists the flags it reads in `FLAG_GROUPS` ({title: [flag holder or name]}),
+in `FLAG_DEFAULTS` ({name: value}) what a flag left unset stands for where that is
+not the flag's own default (e.g. `--output`: `outputs/<app>`), in `REQUIRED_FLAGS`
+the flags it cannot run without, and starts with `run_app(main, FLAG_GROUPS,
+REQUIRED_FLAGS, FLAG_DEFAULTS)` (either may be left out); `--help` prints the app's
+docstring and those groups with defaults (`--helpfull` lists every flag of the
+process).
 """
 
 import dataclasses
+import inspect
+import re
 import sys
 import textwrap
 
 from absl import app, flags
 
-from kpac_tf.deploy import deblurring
+from kpac_tf.deploy import loading
 from kpac_tf.evaluation import metrics, protocols
+from kpac_tf.models.networks import build_model
 from kpac_tf.training import losses, settings
 
 def _define_setting_flag(name):
@@ -83,12 +90,15 @@ def setting_defaults(preset):
     """{flag name: the default `--help` shows}: what an unset setting flag stands
     for under `preset` (the preset's value, else the setting's default)."""
     declared, preset_values = settings.defaults(), settings.PRESETS[preset]
-    shown = {}
+    network = inspect.signature(build_model).parameters
+    shown = {PRESET.name: preset}
     for name, holder in SETTING_FLAGS.items():
         if name in preset_values:
             shown[holder.name] = f"{_as_flag_value(preset_values[name])} ({preset}'s)"
         elif declared.get(name) not in (None, dataclasses.MISSING):
             shown[holder.name] = _as_flag_value(declared[name])
+        elif name in settings.NETWORK_OVERRIDES:
+            shown[holder.name] = f"{_as_flag_value(network[name].default)} (build_model's)"
     return shown
 
 
@@ -102,13 +112,12 @@ def _as_flag_value(value):
 CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Model: a .keras file, a training run folder (--model_dir of "
     "experiments.train), an authors' .npz (with --model), or for deblur and evaluate an "
-    "exported SavedModel. Unset: the bundled model (trained on synthetic defocus, not "
-    "DPDD).")
+    "exported SavedModel.")
 OUTPUT = flags.DEFINE_string("output", None, "Output file or folder.")
 PRESET = flags.DEFINE_enum(
     "preset", None, sorted(settings.PRESETS),
     "Training recipe (kpac_tf.training.settings.PRESETS); flags given explicitly override "
-    "it. Unset: train uses embedded_default, ablations ablations_cpu.")
+    "it.")
 MAX_MEGAPIXELS = flags.DEFINE_float(
     "max_megapixels", None, "Largest photo read, in megapixels, checked from the file's "
     "header before decoding.")
@@ -126,6 +135,14 @@ _OWN_HELP = {"verbosity": (
     "log lines and libraries' deprecation warnings (hidden otherwise); -1: warnings "
     "only.", "0"), "max_megapixels": (flags.FLAGS["max_megapixels"].help, ", ".join(
         f"{value:g} for {app_name}" for app_name, value in MAX_MEGAPIXELS_DEFAULTS.items()))}
+# What shared flags left unset stand for in every app that reads them (an app's
+# FLAG_DEFAULTS may say otherwise: train's --model is its preset's).
+_UNSET_MEANS = {
+    CHECKPOINT.name: "the bundled model (trained on synthetic defocus, not DPDD)",
+    MODEL.name: "the network the checkpoint records; an authors' .npz needs --model",
+    "input_dir": "the --dataset split", "dataset": "synthetic"}
+# A help text that says itself what the flag left unset stands for.
+_SAYS_UNSET = re.compile(r"\(default[: ]|\bDefault:|\bUnset:")
 
 
 def keras_model_from_flags():
@@ -134,38 +151,43 @@ def keras_model_from_flags():
     Raises:
         ValueError: --checkpoint is an exported SavedModel, which has no Keras model.
     """
-    model = deblurring.load_deblurrer(CHECKPOINT.value, MODEL.value).keras_model
+    model = loading.load_deblurrer(CHECKPOINT.value, MODEL.value).keras_model
     if model is None:
         raise ValueError(f"--checkpoint {CHECKPOINT.value} is an exported SavedModel; "
                          "give the .keras file, training run or .npz it came from")
     return model
 
 
-def help_text(doc, groups, defaults=None):
+def help_text(doc, groups, defaults=None, required=()):
     """An app's `--help`: its docstring, then every flag it reads, by group, with
     its default (`defaults`: {flag name: the default to show}, for flags whose
-    unset value means one)."""
+    unset value means one; none shown when the help text says it) or "required"
+    (`required`: flag names)."""
     lines = [(doc or "").strip(), ""]
     for title, entries in groups.items():
         lines.append(f"{title}:")
         for entry in entries:
             flag = flags.FLAGS[getattr(entry, "name", entry)]
             text, default = _OWN_HELP.get(flag.name, (flag.help, flag.default_as_str))
-            default = (defaults or {}).get(flag.name, default)
+            default = (defaults or {}).get(flag.name, default or _UNSET_MEANS.get(flag.name))
             name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
             lines += textwrap.wrap(f"{name}: {text}", 88, initial_indent="  ",
                                    subsequent_indent="    ")
-            lines.append(f"    (default: {default or 'unset'})")
+            if flag.name in required:
+                lines.append("    (required)")
+            elif default or not _SAYS_UNSET.search(text):
+                lines.append(f"    (default: {default or 'unset'})")
         lines.append("")
     lines.append("--helpfull lists every flag, TensorFlow's and absl's too.")
     return "\n".join(lines)
 
 
 def run_app(main, groups, required=(), defaults=None):
-    """Runs an absl app: `--help` (also -h, -?, --helpshort) prints `help_text`;
+    """Runs an absl app: `--help` (also -h, -?, --helpshort) prints `help_text`
+    (`defaults`: the app's FLAG_DEFAULTS, what each flag left unset stands for);
     arguments other than flags are refused (absl's usage error)."""
     if any(arg in ("-h", "-?", "--help", "--helpshort") for arg in sys.argv[1:]):
-        print(help_text(sys.modules[main.__module__].__doc__, groups, defaults))
+        print(help_text(sys.modules[main.__module__].__doc__, groups, defaults, required))
         sys.exit(0)
     flags.mark_flags_as_required(list(required))
 
@@ -188,8 +210,9 @@ def run_app(main, groups, required=(), defaults=None):
 # Scoring (evaluate, compare).
 SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
-                                 "Where results go (unset: outputs/<app>).")
-INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of blurry/sharp pairs.")
+                                 "Where results go, local or gs:// and the like.")
+INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder of blurry/sharp pairs, "
+                                "scored instead of a dataset split.")
 LIMIT = flags.DEFINE_integer("limit", 0, "Evaluate only the first N images (0: all).")
 SKIP_BAD = flags.DEFINE_boolean("skip_bad", False,
                                 "Skip and list unreadable images instead of aborting.")

@@ -17,7 +17,7 @@ import os
 
 from absl import flags
 
-from kpac_tf.deploy import deblurring
+from kpac_tf.deploy import loading
 from kpac_tf.evaluation import comparison, items, lpips, protocols, scoring
 from kpac_tf.models.networks import MODEL_NAMES
 from kpac_tf.utils.files import write_json
@@ -29,7 +29,7 @@ from .common_flags import (BIT_DEPTH as _BIT_DEPTH, CHECKPOINT as _CHECKPOINT,
                            LPIPS_LINEAR as _LPIPS_LINEAR, MANUAL_DIR as _MANUAL_DIR,
                            MODEL as _MODEL, OUTPUT_DIR as _OUTPUT_DIR,
                            SKIP_BAD as _SKIP_BAD, SPLIT as _SPLIT, SSIM as _SSIM,
-                           TO_8BIT as _TO_8BIT, run_app)
+                           TO_8BIT as _TO_8BIT, run_app, value_or)
 
 _BASELINE = flags.DEFINE_string(
     "baseline", None, "The model compared against, as --checkpoint takes it. Unset: the "
@@ -38,10 +38,12 @@ _BASELINE_MODEL = flags.DEFINE_enum("baseline_model", None, MODEL_NAMES,
                                     "--baseline's network, as --model for --checkpoint.")
 _RESAMPLES = flags.DEFINE_integer("resamples", 10_000, "Bootstrap resamples of the images.")
 
+_DEFAULT_OUTPUT = "outputs/compare"
+
 
 def main(argv):
     del argv  # run_app refuses extra arguments
-    output_dir = _OUTPUT_DIR.value or "outputs/compare"
+    output_dir = value_or(_OUTPUT_DIR, _DEFAULT_OUTPUT)
     sources = {"a": (_CHECKPOINT.value, _MODEL.value),
                "b": (_BASELINE.value, _BASELINE_MODEL.value)}
     try:
@@ -52,7 +54,7 @@ def main(argv):
         chosen = protocols.requested(_BIT_DEPTH.value, _TO_8BIT.value, _SSIM.value)
         scores, names = {}, {}
         for key, (checkpoint, network) in sources.items():
-            model = deblurring.load_deblurrer(checkpoint, network)
+            model = loading.load_deblurrer(checkpoint, network)
             names[key] = f"{key}: {checkpoint or 'bundled model'}"
             folder = os.path.join(output_dir, key)
             images = items.select(_INPUT_DIR.value, _SPLIT.value, model.num_inputs == 3,
@@ -86,6 +88,8 @@ FLAG_GROUPS = {
     "Output": [_OUTPUT_DIR],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_TO_8BIT.name: protocols.PAPER.to_8bit,
+                 _OUTPUT_DIR.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, defaults={_TO_8BIT.name: protocols.PAPER.to_8bit})
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

@@ -18,12 +18,16 @@ from kpac_tf.utils.files import write_json
 from .common_flags import LOGGING, OUTPUT as _OUTPUT, run_app, value_or
 
 _RUNS = flags.DEFINE_integer("runs", 3, "Timed runs per network (median).")
+
+_DEFAULT_OUTPUT = "outputs/complexity"
+
+
 def main(argv):
     del argv  # run_app refuses extra arguments
     height, width = complexity.TABLE5_SIZE
     results = {name: complexity.measure(name, _RUNS.value, height, width)
                for name in ("single_2level", "single_3level", "dual")}
-    output = value_or(_OUTPUT, "outputs/complexity")
+    output = value_or(_OUTPUT, _DEFAULT_OUTPUT)
     os.makedirs(output, exist_ok=True)
     write_json(os.path.join(output, "results.json"),
                dict(results, paper=complexity.PAPER_TABLE5, size=f"{width}x{height}",
@@ -39,6 +43,7 @@ def main(argv):
 
 
 FLAG_GROUPS = {"Measurement and output": [_RUNS, _OUTPUT], "Logging": LOGGING}
+FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

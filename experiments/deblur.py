@@ -26,7 +26,7 @@ from absl import flags, logging
 
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data import images
-from kpac_tf.deploy import deblurring, photo_files, tiling
+from kpac_tf.deploy import loading, photo_files, tiling
 from kpac_tf.models import forward
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
@@ -37,8 +37,8 @@ _INPUT = flags.DEFINE_string("input", None, "Photo (PNG/JPEG) or folder of photo
 _TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tiles of "
                                   "this side in pixels (bounds memory for large photos; "
                                   "1024 is a good start). Unset: whole photos.")
-_OVERLAP = flags.DEFINE_integer("overlap", 64, "Tile overlap in pixels (below half the "
-                                "tile side).")
+_OVERLAP = flags.DEFINE_integer("overlap", tiling.OVERLAP, "Tile overlap in pixels "
+                                "(below half the tile side).")
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Redo outputs an earlier run of this app wrote (files it did not "
     "write are never replaced).")
@@ -121,7 +121,7 @@ def main(argv):
     try:
         report = photo_files.plan(_INPUT.value, _OUTPUT.value, _SAVE_ATTENTION.value,
                                   _OVERWRITE.value)
-        deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
+        deblurrer = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
                                              _PRECISION.value)
     except (ValueError, CheckpointError) as e:  # PlanError
         raise SystemExit(f"deblur: {e}") from None
@@ -142,11 +142,12 @@ FLAG_GROUPS = {
                _SAVE_ATTENTION],
     "Logging": LOGGING,
 }
+REQUIRED_FLAGS = ["input", "output"]
 
 
 def run():
     """Console-script entry point (`kpac-deblur`)."""
-    run_app(main, FLAG_GROUPS, required=["input", "output"])
+    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 from absl import flags
 
 from kpac_tf.data import images, pixels
-from kpac_tf.deploy import blur_map, deblurring, examples
+from kpac_tf.deploy import blur_map, deblurring, examples, loading
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
                            _MAX_MEGAPIXELS, MAX_MEGAPIXELS_DEFAULTS, MODEL as _MODEL,
@@ -150,7 +150,7 @@ def main(argv):
         raise SystemExit('demo: Gradio is not installed: pip install -e ".[demo]" (from a '
                          'clone) or pip install "kpac-tf[demo]"')
     try:
-        deblurrer = deblurring.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"demo: {e}") from None
     work_dir = tempfile.mkdtemp(prefix="kpac_demo_")

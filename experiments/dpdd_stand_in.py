@@ -31,12 +31,12 @@ _HEIGHT = flags.DEFINE_integer("height", dpdd_stand_in.HEIGHT,
                                "Image height (DPDD: 1120); at least 32.")
 _WIDTH = flags.DEFINE_integer("width", dpdd_stand_in.WIDTH,
                               "Image width (DPDD: 1680); at least 32.")
-DEFAULT_OUTPUT = "outputs/dpdd_stand_in"
+_DEFAULT_OUTPUT = "outputs/dpdd_stand_in"
 
 
 def main(argv):
     del argv  # run_app refuses extra arguments
-    output = value_or(_OUTPUT, DEFAULT_OUTPUT)
+    output = value_or(_OUTPUT, _DEFAULT_OUTPUT)
     counts = {"train": _TRAIN.value, "val": _VAL.value, "test": _TEST.value}
 
     def progress(done, total, split, source):
@@ -61,6 +61,7 @@ FLAG_GROUPS = {
     "Output": [_OUTPUT],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_SEED.name: "0", _OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, defaults={_SEED.name: "0"})
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

@@ -84,11 +84,13 @@ FLAG_GROUPS = {
     "Export": [_FORMAT, _EXPORT_DIR, _VERSION, _SERVE_TILE_SIZE, _OUTPUT, _LITERT_WEIGHTS],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_EXPORT_DIR.name: "unset; --format=saved_model needs it",
+                 _OUTPUT.name: "unset; --format=litert and onnx need it"}
 
 
 def run():
     """Console-script entry point (`kpac-export`)."""
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
 
 
 if __name__ == "__main__":

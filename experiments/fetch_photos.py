@@ -28,6 +28,7 @@ def main(argv):
 
 
 FLAG_GROUPS = {"Output": [_OUTPUT], "Logging": LOGGING}
+REQUIRED_FLAGS = ["output"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=["output"])
+    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)

@@ -38,6 +38,7 @@ FLAG_GROUPS = {
     "Output": [_OUTPUT],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_OUTPUT.name: "unset: the report is printed, no JSON written"}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

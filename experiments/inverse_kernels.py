@@ -33,9 +33,12 @@ _LANCZOS = flags.DEFINE_integer("lanczos_a", 5, "Lobes of the Lanczos resampling
 _IMAGES = flags.DEFINE_list("images", ["camera", "astronaut", "coffee"],
                             "skimage.data photos to average over.")
 
+_DEFAULT_OUTPUT = "outputs/inverse_kernels"
+
+
 def main(argv):
     del argv  # run_app refuses extra arguments
-    output = value_or(_OUTPUT, "outputs/inverse_kernels")
+    output = value_or(_OUTPUT, _DEFAULT_OUTPUT)
     os.makedirs(output, exist_ok=True)
     per_image = {}
     for name in _IMAGES.value:
@@ -66,6 +69,7 @@ FLAG_GROUPS = {
     "Images and output": [_IMAGES, _OUTPUT],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

@@ -5,7 +5,7 @@ python -m experiments.prepare_data --dataset=dpdd --dataset_config=single \
 
 The synthetic dataset needs no --manual_dir, except its `photos` config (the folder of
 experiments.fetch_photos); DPDD needs the extracted official archive (see
-datasets/dpdd/README.md).
+kpac_tf/datasets/dpdd/README.md).
 """
 
 from absl import logging

@@ -72,6 +72,7 @@ FLAG_GROUPS = {
     "Data and output": [_DATA_DIR, _EVAL_DIR],
     "Logging": LOGGING,
 }
+REQUIRED_FLAGS = ["run"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=["run"])
+    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)

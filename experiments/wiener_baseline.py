@@ -22,13 +22,15 @@ from .common_flags import (DATA_DIR as _DATA_DIR, DATASET_CONFIG as _DATASET_CON
 _SNRS = flags.DEFINE_list("snrs", [f"{snr:g}" for snr in wiener.SNRS],
                           "Wiener SNRs to try.")
 
+_DEFAULT_OUTPUT = "outputs/wiener_baseline"
+
 
 def main(argv):
     del argv  # run_app refuses extra arguments
     builder = pipelines.prepare("synthetic", _DATA_DIR.value, _DATASET_CONFIG.value)
     results = wiener.wiener_scores(builder, [float(s) for s in _SNRS.value])
     best = wiener.best_snr(results)
-    output = value_or(_OUTPUT, "outputs/wiener_baseline")
+    output = value_or(_OUTPUT, _DEFAULT_OUTPUT)
     os.makedirs(output, exist_ok=True)
     write_json(os.path.join(output, "results.json"),
                {"best_snr": best, "by_snr": {str(k): v for k, v in results.items()}},
@@ -44,6 +46,7 @@ FLAG_GROUPS = {
     "Wiener and output": [_SNRS, _OUTPUT],
     "Logging": LOGGING,
 }
+FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)

@@ -25,13 +25,14 @@ if keras.backend.backend() != "tensorflow":
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.checkpoints.tf1_npz import (load_tf1_npz, read_tf1_npz, save_tf1_npz,
                                          tf1_variables, write_tf1_npz)
-from kpac_tf.deploy.deblurring import Deblurrer, deblur, load_deblurrer
+from kpac_tf.deploy.deblurring import Deblurrer, deblur
+from kpac_tf.deploy.loading import load_deblurrer
 from kpac_tf.evaluation import lpips
 from kpac_tf.models.forward import fast_predict_fn
 from kpac_tf.models.layers import KPACBlock, ResidualBlock, SizeCheck
 from kpac_tf.models.networks import MODEL_NAMES, build_model, size_multiple
 
-__version__ = "0.1.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "CheckpointError", "Deblurrer", "KPACBlock", "MODEL_NAMES", "ResidualBlock", "SizeCheck",

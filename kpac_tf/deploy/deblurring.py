@@ -1,26 +1,15 @@
-"""Loading a model from any source and running it on photos of any size.
-
-`load_deblurrer` is the one loader; the `Deblurrer` it returns pads to the network's
-multiple, tiles large photos and converts uint8/uint16 photos to and from the
-network range, float32 (batch, h, w, 3) in [-1, 1].
+"""Running a network on photos and tensors of any size: the `Deblurrer` (made by
+`kpac_tf.deploy.loading.load_deblurrer`) pads to the network's multiple, tiles large
+photos (`kpac_tf.deploy.tiling`) and converts uint8/uint16 photos, grey and alpha
+included, to and from the network range, float32 (batch, h, w, 3) in [-1, 1].
 """
 
-import os
-
-import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from kpac_tf.checkpoints.errors import CheckpointError
-from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
 from kpac_tf.data import pixels
-from kpac_tf.deploy import bundled, export, tiling
-from kpac_tf.models.networks import MODEL_NAMES, build_model
+from kpac_tf.deploy import tiling
 from kpac_tf.models.forward import fast_predict_fn, model_size_multiple, predict_any_size
-from kpac_tf.training import run_folder
-from kpac_tf.training.warm_start import initialize_weights
-from kpac_tf.utils.files import is_remote
 
 
 class NonFiniteOutput(ValueError):
@@ -96,30 +85,6 @@ class Deblurrer:
         return cls(network, model.name, len(model.inputs), model.count_params(), model,
                    source)
 
-    @classmethod
-    def from_saved_model(cls, path):
-        """Loads an export of `kpac_tf.deploy.export` (its `float` signature)."""
-        loaded = tf.saved_model.load(path)
-        if export.FLOAT_SIGNATURE not in loaded.signatures:
-            raise ValueError(f"{path}: SavedModel has no {export.FLOAT_SIGNATURE!r} "
-                             "signature; export it with experiments.export")
-        signature = loaded.signatures[export.FLOAT_SIGNATURE]
-        names = set(signature.structured_input_signature[1])
-        keys = export.DUAL_INPUTS if names == set(export.DUAL_INPUTS) else export.SINGLE_INPUTS
-        num_inputs = len(keys)
-
-        def predict(inputs):
-            views = inputs if num_inputs == 3 else (inputs,)
-            unit = {k: (tf.convert_to_tensor(v, tf.float32) + 1.0) / 2.0
-                    for k, v in zip(keys, views)}
-            return signature(**unit)[export.OUTPUT] * 2.0 - 1.0
-
-        predict.loaded = loaded  # keeps the SavedModel alive
-        parts = path.rstrip("/").split("/") if is_remote(path) else \
-            os.path.normpath(os.path.abspath(path)).split(os.sep)
-        name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
-        return cls(predict, name, num_inputs, source=path)
-
     def network(self, inputs):
         """The network on float32 (batch, h, w, 3) in [-1, 1] (or the dual triple),
         any h and w, unchecked: float32 tensor (batch, h, w, 3) clipped to [-1, 1],
@@ -127,7 +92,7 @@ class Deblurrer:
         network's NaN or inf comes back as NaN, for `NonFiniteOutput`)."""
         return self._predict(inputs)
 
-    def __call__(self, inputs, tile_size=None, overlap=64):
+    def __call__(self, inputs, tile_size=None, overlap=tiling.OVERLAP):
         views = _views(self, inputs)
         if views[0].dtype in (np.uint8, np.uint16):
             return deblur(self, inputs, tile_size, overlap)
@@ -185,144 +150,8 @@ def _check_network_range(view):
             "pixels.unit_to_network), or pass the uint8 / uint16 photo itself")
 
 
-def _saved_model_folder(path):
-    """`path` if it is a SavedModel, its newest numeric version folder if it is an
-    export base folder (TF Serving's layout), else None; on a local disk or any
-    filesystem TensorFlow reads (gs://, ...)."""
-    def join(*parts):
-        return "/".join(part.rstrip("/") for part in parts)
-
-    if tf.io.gfile.exists(join(path, "saved_model.pb")):
-        return path
-    if not tf.io.gfile.isdir(path):
-        return None
-    versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(path)
-                if n.rstrip("/").isdigit()
-                and tf.io.gfile.exists(join(path, n, "saved_model.pb"))]
-    return join(path, str(max(versions))) if versions else None
-
-
-def _keras_model(source, name):
-    """A keras.Model from a checkpoint source (see `load_deblurrer`)."""
-    if source is None:
-        network = bundled.bundled_info()["network"]
-        if name not in (None, network):
-            raise CheckpointError(
-                f"{bundled.INFO_PATH}: the bundled model is {network!r}, not {name!r}; "
-                "drop the network name or give a checkpoint")
-        logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
-        return load_tf1_npz(build_model(network), bundled.weights_path())
-    if not tf.io.gfile.exists(source):
-        raise CheckpointError(
-            f"{source}: no such file or folder; expected a .keras file, a training run "
-            "folder, an authors' .npz (with the network name) or an exported SavedModel")
-    if source.endswith(".keras"):
-        return keras.models.load_model(source)
-    overrides = {}
-    if tf.io.gfile.isdir(source) and run_folder.is_run(source):
-        run = run_folder.read_config(source)
-        if name not in (None, run["model"]):
-            raise CheckpointError(
-                f"{source}: this run trained {run['model']!r}, not {name!r}; drop the "
-                "network name or give another checkpoint")
-        name, overrides = run["model"], run.get("model_overrides", {})
-    if name is None:
-        raise CheckpointError(
-            f"{source}: name the network (one of {', '.join(MODEL_NAMES)}; --model in "
-            "the apps) to load this checkpoint")
-    return initialize_weights(build_model(name, **overrides), source)
-
-
-def load_deblurrer(source=None, name=None, precision="float32"):
-    """The one way to load a model for deblurring, from any source.
-
-    Args:
-        source: str, PathLike or None. None: the bundled model (`kpac_tf.deploy.bundled`, a
-            network trained on synthetic defocus, not DPDD; a warning says so).
-            Otherwise a `.keras` file; a training run folder (`experiments.train`'s
-            model_dir: its config.json names the network); an authors' `.npz`
-            (`single_2level.npz`, ...; needs `name`); or a SavedModel exported by
-            `experiments.export` (a version folder, or the export folder: its newest
-            version).
-        name: str or None, network name (`MODEL_NAMES`) for sources that do not
-            record it.
-        precision: "float32" or "bfloat16" (Keras sources; a SavedModel runs as
-            exported).
-
-    Returns:
-        `Deblurrer`: call it on a uint8/uint16 photo to get the deblurred photo.
-
-    Raises:
-        CheckpointError: missing, unreadable or mismatched source, or a missing name.
-
-    Example:
-    >>> deblurrer = kpac_tf.load_deblurrer("single_2level.npz", "single_2level")
-    >>> sharp = deblurrer(photo)    # uint8 (h, w, 3) -> uint8 (h, w, 3)
-    """
-    source = None if source is None else os.fspath(source)
-    saved_model = None if source is None else _saved_model_folder(source)
-    if saved_model is not None:
-        return Deblurrer.from_saved_model(saved_model)
-    return Deblurrer.from_keras(_keras_model(source, name), precision,
-                                source or "the bundled model")
-
-
-# Peak memory of deblurring one photo, per pixel, beyond the model itself: measured
-# with the bundled single_3level in float32 on 1.5-24 MP photos (bfloat16 takes about
-# 370 bytes per pixel whole); benchmarks/tiled_memory.py measures it again.
-WHOLE_BYTES_PER_PIXEL = 700   # the network on the whole photo
-TILED_BYTES_PER_PIXEL = 65    # the photo's float buffers while tiles run
-
-
-def memory_needed(height, width, tile_size=None):
-    """Bytes deblurring a height x width photo takes at its peak, whole (`tile_size`
-    None) or in tiles (the photo's buffers plus one tile run whole)."""
-    if tile_size is None:
-        return height * width * WHOLE_BYTES_PER_PIXEL
-    tile = min(tile_size, height) * min(tile_size, width)
-    return height * width * TILED_BYTES_PER_PIXEL + tile * WHOLE_BYTES_PER_PIXEL
-
-
-def predict_tiled(deblurrer, inputs, tile_size, overlap=64, on_tile=None):
-    """Runs `deblurrer` tile by tile and blends overlapping tiles smoothly.
-
-    Peak memory follows the tile, not the photo. The tiles and their weights are
-    `kpac_tf.deploy.tiling`'s (as the served graph's): at most `tile_size` on a side,
-    as few as fit and all of one size, overlapping by at least `overlap` pixels and
-    blended with raised-cosine weights, so no seam shows.
-
-    Args:
-        deblurrer: `Deblurrer`.
-        inputs: numpy float32 (1, h, w, 3) in [-1, 1], or the dual triple.
-        tile_size: int, tile side in pixels.
-        overlap: int, pixels shared by neighbouring tiles (< tile_size / 2).
-        on_tile: callable or None, called as `on_tile(done, total)` after each tile
-            (progress for a page or a bar).
-
-    Returns:
-        numpy float32 (1, h, w, 3).
-    """
-    views = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    height, width = views[0].shape[1:3]
-    tiling.check_tiling(tile_size, overlap)
-    rows, row_weights = (t.numpy() for t in tiling.blend_weights(height, tile_size, overlap))
-    cols, col_weights = (t.numpy() for t in tiling.blend_weights(width, tile_size, overlap))
-    total = np.zeros((1, height, width, 3), np.float32)
-    tiles = [(row, col) for row in range(len(rows)) for col in range(len(cols))]
-    for done, (row, col) in enumerate(tiles, 1):
-        top, left = rows[row], cols[col]
-        wy, wx = row_weights[row], col_weights[col]
-        window = (slice(None), slice(top, top + len(wy)), slice(left, left + len(wx)))
-        tile_views = tuple(v[window] for v in views)
-        out = np.asarray(deblurrer.network(tile_views if len(views) == 3
-                                           else tile_views[0]))
-        total[window] += out * (wy[:, None, None] * wx[None, :, None])
-        if on_tile is not None:
-            on_tile(done, len(tiles))
-    return total
-
-
-def deblur(model, image, tile_size=None, overlap=64, precision="float32", on_tile=None):
+def deblur(model, image, tile_size=None, overlap=tiling.OVERLAP, precision="float32",
+           on_tile=None):
     """Deblurs a photo (or a batch) of any size; returns the same dtype and shape.
 
     Args:
@@ -338,7 +167,7 @@ def deblur(model, image, tile_size=None, overlap=64, precision="float32", on_til
         precision: "float32", or "bfloat16" (faster on CPUs with AVX512-BF16 / AMX;
             see `fast_predict_fn`). Ignored for a `Deblurrer`.
         on_tile: callable or None, `on_tile(done, total)` after each tile (with
-            `tile_size`; see `predict_tiled`).
+            `tile_size`; see `tiling.predict_tiled`).
 
     Returns:
         numpy array of `image`'s dtype and shape.
@@ -395,10 +224,10 @@ def _deblur_batch(deblurrer, views, tile_size, overlap, on_tile=None):
     return out[0][0] if single else np.concatenate(out, axis=0)
 
 
-def run_network(deblurrer, views, tile_size=None, overlap=64, on_tile=None):
+def run_network(deblurrer, views, tile_size=None, overlap=tiling.OVERLAP, on_tile=None):
     """`deblurrer`'s network on float32 views (n, h, w, 3) in [-1, 1] (one, or the
     dual triple), an image at a time; with `tile_size`, in blended tiles
-    (`predict_tiled`, which calls `on_tile`). Returns float32 numpy (n, h, w, 3).
+    (`tiling.predict_tiled`, which calls `on_tile`). Returns float32 numpy (n, h, w, 3).
 
     Raises:
         NonFiniteOutput: an output holds NaN or inf."""
@@ -406,8 +235,9 @@ def run_network(deblurrer, views, tile_size=None, overlap=64, on_tile=None):
     for index in range(views[0].shape[0]):
         item = tuple(v[index:index + 1] for v in views)
         item = item if len(item) == 3 else item[0]
-        outputs.append(predict_tiled(deblurrer, item, tile_size, overlap, on_tile) if tile_size
-                       else np.asarray(deblurrer.network(item)))
+        outputs.append(
+            tiling.predict_tiled(deblurrer, item, tile_size, overlap, on_tile) if tile_size
+            else np.asarray(deblurrer.network(item)))
         if not np.isfinite(outputs[-1]).all():
             raise NonFiniteOutput(
                 f"{deblurrer.name} from {deblurrer.source} gives NaN or inf for a finite "

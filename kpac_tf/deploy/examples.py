@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from kpac_tf.data import images, pixels
 from kpac_tf.data.pixels import to_8bit_network
-from kpac_tf.deploy import bundled, deblurring
+from kpac_tf.deploy import bundled, deblurring, loading
 from kpac_tf.evaluation import held_out, items, scoring
 from kpac_tf.rendering import defocus
 from kpac_tf.training import run_folder
@@ -94,7 +94,7 @@ def beside_the_bundled_model(run_dir, data_dir, dataset_config, output_dir):
         `picture_of` (that image's name).
     """
     run_scores = scoring.read_per_image(run_folder.path(run_dir, run_folder.TEST_PER_IMAGE))
-    model = deblurring.load_deblurrer()
+    model = loading.load_deblurrer()
     test = items.dataset_items("synthetic", dataset_config, data_dir, None, "test",
                                model.name)
     summary = scoring.evaluate(model, test, os.path.join(output_dir, "bundled"))
@@ -103,7 +103,7 @@ def beside_the_bundled_model(run_dir, data_dir, dataset_config, output_dir):
     shown = max(bundled_scores, key=lambda s: s.psnr - s.input_psnr).name
     blurry, sharp = next(load() for name, load in test if name == shown)
     blurry, sharp = np.asarray(blurry[0]), np.asarray(sharp[0])
-    run_model = deblurring.load_deblurrer(run_folder.path(run_dir, run_folder.FINAL_MODEL))
+    run_model = loading.load_deblurrer(run_folder.path(run_dir, run_folder.FINAL_MODEL))
     gap = np.full((sharp.shape[0], 4, 3), 255, np.uint8)
     row = [blurry, gap, run_model(blurry), gap, model(blurry), gap, sharp]
     picture = os.path.join(output_dir, "before_after.png")

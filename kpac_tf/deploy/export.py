@@ -47,8 +47,8 @@ LITERT_WEIGHTS = ("float32", "float16", "int8")
 ONNX_OPSET = 17
 # The served graph's tiles: an image with a side above SERVE_TILE_SIZE is deblurred in
 # tiles of at most that side (a 24 MP photo served in 2.4 GB of peak RSS, measured;
-# whole, `deblurring.memory_needed` estimates 17 GB).
-SERVE_TILE_SIZE, SERVE_OVERLAP = 1024, 64
+# whole, `tiling.memory_needed` estimates 17 GB).
+SERVE_TILE_SIZE, SERVE_OVERLAP = 1024, tiling.OVERLAP
 
 
 def input_names(model):

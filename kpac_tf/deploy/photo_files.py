@@ -34,8 +34,9 @@ import numpy as np
 import tensorflow as tf
 
 from kpac_tf.data import images, pixels
+from kpac_tf.deploy import tiling
 from kpac_tf.deploy.blur_map import blur_map, draw_blur_map
-from kpac_tf.deploy.deblurring import NonFiniteOutput, deblur, memory_needed
+from kpac_tf.deploy.deblurring import NonFiniteOutput, deblur
 from kpac_tf.models.forward import block_attention
 from kpac_tf.utils import memory
 from kpac_tf.utils.files import error_reason, is_remote, write_json
@@ -382,7 +383,7 @@ def _deblur_one(deblurrer, job, tile_size, overlap, max_pixels):
     image = images.read_image(job.source, max_pixels)
     size = f"{image.shape[1]}x{image.shape[0]}"
     how = f" in tiles of {tile_size} px" if tile_size else " whole"
-    needed = memory_needed(image.shape[0], image.shape[1], tile_size)
+    needed = tiling.memory_needed(image.shape[0], image.shape[1], tile_size)
     available = memory.available_bytes()
     if available is not None and needed > available:
         raise OutOfMemory(f"{job.source}: deblurring this {size} photo{how} needs about "
@@ -425,7 +426,7 @@ def _open_folder(folder):
                         f"{error_reason(e)}") from None
 
 
-def run(deblurrer, report, tile_size=None, overlap=64, max_pixels=None):
+def run(deblurrer, report, tile_size=None, overlap=tiling.OVERLAP, max_pixels=None):
     """Deblurs a `plan`'s jobs in order; fills in `report` and returns it.
 
     A photo that cannot be read, is over `max_pixels` (checked before decoding) or

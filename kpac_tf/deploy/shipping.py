@@ -22,7 +22,7 @@ import os
 from kpac_tf.checkpoints.tf1_npz import save_tf1_npz
 from kpac_tf.data import pipelines
 from kpac_tf.deploy import bundled
-from kpac_tf.deploy.deblurring import load_deblurrer
+from kpac_tf.deploy.loading import load_deblurrer
 from kpac_tf.evaluation import held_out, items, scoring, wiener
 from kpac_tf.training import run_folder
 from kpac_tf.utils.files import atomic_output, write_json

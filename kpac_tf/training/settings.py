@@ -46,10 +46,10 @@ def setting(default, help, group, *, identity, path=False, choices=None, flag=No
 # build_model's keyword arguments a run may override (`TrainConfig.model_overrides`,
 # the ablations of Tables 1-3), with their flags' type (or choices) and help.
 NETWORK_OVERRIDES = dict(
-    channels=(int, "Base width c (48)."),
-    num_blocks=(int, "KPAC (or residual) blocks (2)."),
-    kernel_size=(int, "Shared atrous kernel size (5)."),
-    num_dilations=(int, "Atrous rates 1..n (5)."),
+    channels=(int, "Base width c."),
+    num_blocks=(int, "KPAC (or residual) blocks."),
+    kernel_size=(int, "Shared atrous kernel size."),
+    num_dilations=(int, "Atrous rates 1..n."),
     share_weights=(bool, "One kernel for all rates."),
     scale_attention=(bool, "Scale attention."),
     shape_attention=(bool, "Shape attention."),

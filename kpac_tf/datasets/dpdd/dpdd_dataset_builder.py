@@ -99,7 +99,7 @@ def _find_root(manual_dir):
     raise FileNotFoundError(
         f"DPDD not found in --manual_dir={manual_dir}: expected train_c/, val_c/, "
         "test_c/ (and _l/, _r/) there or in its dd_dp_dataset_canon/ folder. "
-        "See MANUAL_DOWNLOAD_INSTRUCTIONS in datasets/dpdd/README.md")
+        "See MANUAL_DOWNLOAD_INSTRUCTIONS in kpac_tf/datasets/dpdd/README.md")
 
 
 def _list_scenes(root, folder, views):

@@ -16,7 +16,8 @@ from kpac_tf.checkpoints import tf1_npz
 from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data.images import write_png
 from kpac_tf.deploy import bundled
-from kpac_tf.deploy.deblurring import deblur, load_deblurrer
+from kpac_tf.deploy.deblurring import deblur
+from kpac_tf.deploy.loading import load_deblurrer
 from kpac_tf.evaluation import metrics
 from kpac_tf.rendering import synthetic
 

@@ -20,7 +20,8 @@ import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
 from kpac_tf import build_model, deblur, load_deblurrer
-from kpac_tf.deploy.deblurring import Deblurrer, predict_tiled
+from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.deploy.tiling import predict_tiled
 from kpac_tf.deploy.export import export_litert, export_onnx, export_saved_model, input_names
 from kpac_tf.evaluation import metrics
 from tests.test_case import REPO, no_os_calls_on

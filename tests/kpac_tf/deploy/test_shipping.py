@@ -9,7 +9,7 @@ import pytest
 from absl.testing import flagsaver
 
 from kpac_tf.deploy import bundled
-from kpac_tf.deploy.deblurring import load_deblurrer
+from kpac_tf.deploy.loading import load_deblurrer
 
 
 PARAMS = {"single_2level": 1_578_277, "single_3level": 2_057_893}

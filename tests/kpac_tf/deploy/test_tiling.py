@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from kpac_tf import build_model
 from kpac_tf.deploy import tiling
-from kpac_tf.deploy.deblurring import Deblurrer, predict_tiled
+from kpac_tf.deploy.deblurring import Deblurrer
+from kpac_tf.deploy.tiling import predict_tiled
 
 
 @pytest.mark.parametrize("size,tile_size,overlap", [
