@@ -1,6 +1,6 @@
 r"""Trains a KPAC network; with no flags, the embedded default on synthetic data.
 
-python -m experiments.train          # ~4 minutes on 2 CPU cores, no download
+python -m experiments.train          # ~6 minutes on 2 CPU cores, no download
 
 The paper's recipe on DPDD (Sec. 5), phase 1 then phase 2:
 python -m experiments.train --preset=paper_phase1 --model=single_2level \
