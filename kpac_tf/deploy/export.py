@@ -86,12 +86,23 @@ def _network_fn(model, tile_size=None, overlap=None):
     return run
 
 
-def serving_function(model, dtype, tile_size=None, overlap=None):
+def _shared_network_fn(model, tile_size=None, overlap=None):
+    """`_network_fn` as one `tf.function` for float32 views of any size: every
+    signature of a SavedModel calls it, so the network is traced once, not once per
+    signature."""
+    run = _network_fn(model, tile_size, overlap)
+    specs = [tf.TensorSpec((None, None, None, 3), tf.float32) for _ in model.inputs]
+    traced = tf.function(lambda *views: run(list(views)), input_signature=specs)
+    return lambda views: traced(*views)
+
+
+def serving_function(model, dtype, tile_size=None, overlap=None, network=None):
     """The exported computation for input `dtype` as a `tf.function` with its
     signature: uint8 / uint16 images -> `deblurred` of the same dtype; float32 in
     [0, 1] -> float32 in [0, 1], clipped. Keyword inputs named by `input_names`;
-    `tile_size` and `overlap` as `_network_fn`'s."""
-    run = _network_fn(model, tile_size, overlap)
+    `tile_size` and `overlap` as `_network_fn`'s, or `network`, a
+    `_shared_network_fn` made with them."""
+    run = network or _network_fn(model, tile_size, overlap)
     names = input_names(model)
     specs = [tf.TensorSpec((None, None, None, 3), dtype, name=n) for n in names]
     if dtype == tf.float32:
@@ -126,14 +137,14 @@ def _decoded(data, name):
     return photo[None], sixteen
 
 
-def encoded_serving_function(model, tile_size=None, overlap=None):
+def encoded_serving_function(model, tile_size=None, overlap=None, network=None):
     """The `serving_encoded` computation as a `tf.function`: string (batch,) files
     per input name (`images_bytes`, or the dual network's three) -> {`deblurred_bytes`:
     string (batch,) PNG files}, 16-bit for a 16-bit PNG, else 8-bit. Images are
     deblurred one at a time (each may have its own size); the dual network's three
-    files of an item must agree in size and bit depth. `tile_size` and `overlap` as
-    `_network_fn`'s."""
-    run = _network_fn(model, tile_size, overlap)
+    files of an item must agree in size and bit depth. `tile_size`, `overlap` and
+    `network` as `serving_function`'s."""
+    run = network or _network_fn(model, tile_size, overlap)
     names = [name + BYTES_SUFFIX for name in input_names(model)]
 
     def one(files):
@@ -202,12 +213,13 @@ def export_saved_model(model, export_dir, version=None, tile_size=SERVE_TILE_SIZ
     tf.io.gfile.makedirs(export_dir)
     archive = keras.export.ExportArchive()
     archive.track(model)
+    network = _shared_network_fn(model, tile_size, overlap)
     for endpoint, dtype in (("serving_default", tf.uint8), ("serving_uint16", tf.uint16),
                             (FLOAT_SIGNATURE, tf.float32)):
-        function = serving_function(model, dtype, tile_size, overlap)
+        function = serving_function(model, dtype, network=network)
         archive.add_endpoint(endpoint, function.python_function,
                              input_signature=function.input_signature)
-    encoded = encoded_serving_function(model, tile_size, overlap)
+    encoded = encoded_serving_function(model, network=network)
     archive.add_endpoint(ENCODED_SIGNATURE, encoded.python_function,
                          input_signature=encoded.input_signature)
     # Staged beside the target on a local disk (a rename), or in the local temporary

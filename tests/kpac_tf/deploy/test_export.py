@@ -132,10 +132,10 @@ def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path)
                     f"[{first}]") in error
 
 
-def test_readme_rest_example_against_a_stand_in_for_tf_serving(tmp_path, rng):
-    """README's curl command, run as written against a stand-in that answers as TF
-    Serving's REST API documents (`_bytes` values base64 in {"b64": ...} both ways),
-    with the exported `serving_encoded` signature behind it."""
+def test_serving_page_rest_example_against_a_stand_in_for_tf_serving(tmp_path, rng):
+    """docs/serving.md's curl command, run as written against a stand-in that answers
+    as TF Serving's REST API documents (`_bytes` values base64 in {"b64": ...} both
+    ways), with the exported `serving_encoded` signature behind it."""
     import base64
     import http.server
     import threading
@@ -159,7 +159,7 @@ def test_readme_rest_example_against_a_stand_in_for_tf_serving(tmp_path, rng):
 
     server = http.server.HTTPServer(("127.0.0.1", 0), StandIn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    section = (REPO / "README.md").read_text().split("## Serving with TF Serving", 1)[1]
+    section = (REPO / "docs" / "serving.md").read_text().split("## TF Serving", 1)[1]
     command = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], re.S)[1]
     photo = rng.randint(0, 256, (45, 70, 3)).astype(np.uint8)
     (tmp_path / "photo.png").write_bytes(tf.io.encode_png(photo).numpy())
@@ -335,11 +335,11 @@ def test_exports_get_the_umask_permissions(tmp_path, umask):
     assert stat.S_IMODE(os.stat(onnx).st_mode) == 0o666 & ~old
 
 
-def test_readme_runtime_examples_run_as_written(tmp_path, monkeypatch, rng):
+def test_serving_page_runtime_examples_run_as_written(tmp_path, monkeypatch, rng):
     import imageio.v3 as iio
 
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Phones and other runtimes", 1)[1].split("\n## ", 1)[0]
+    page = (REPO / "docs" / "serving.md").read_text()
+    section = page.split("## Phones and other runtimes", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
@@ -349,7 +349,7 @@ def test_readme_runtime_examples_run_as_written(tmp_path, monkeypatch, rng):
     photo = rng.randint(0, 256, (60, 90, 3)).astype(np.uint8)
     iio.imwrite("photo.jpg", photo)
     for code in blocks:
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(code, "docs/serving.md", "exec"), {})
     expected = np.round(keras_float(model, {"images": iio.imread("photo.jpg")[None].astype(
         np.float32) / 255})[0] * 255)
     for name in ("sharp_litert.png", "sharp_onnx.png"):

@@ -51,7 +51,7 @@ def test_a_training_run_folder_names_its_own_network(tmp_path, photo):
 
 
 def test_no_source_is_the_bundled_model_and_says_so(caplog):
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         deblurrer = kpac_tf.load_deblurrer()
     network = kpac_tf.deploy.bundled.bundled_info()["network"]
     assert deblurrer.params == kpac_tf.build_model(network).count_params()

@@ -384,7 +384,7 @@ def test_named_losses_train_and_are_logged_and_recorded_by_name(tmp_path, data_d
 
     losses.register_loss("squared_error", squared_error)
     try:
-        with caplog.at_level("INFO"):
+        with caplog.at_level("INFO", logger="absl"):
             final = loop.train(tiny_config(
                 tmp_path, data_dir, steps=2, log_every=1, vgg19_weights=vgg_weights,
                 loss="mae:1,perceptual:0.0007,squared_error:0.5"))
