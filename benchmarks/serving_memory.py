@@ -3,8 +3,8 @@ r"""Peak memory and time of a served SavedModel on a large photo, as TF Serving 
 python benchmarks/serving_memory.py [--checkpoint=RUN] [--height=4000 --width=6000]
     [--serve_tile_size=1024]
 
-Exports the model (default: the bundled one) as `experiments.export` does, then, in a
-fresh process (so its peak RSS is its own), loads the SavedModel and calls its
+Exports the model (default: the bundled one) as `experiments.export` does, timed,
+then, in a fresh process (so its peak RSS is its own), loads the SavedModel and calls its
 `serving_default` signature once on a random uint8 photo of --height x --width:
 prints the seconds and the peak RSS of that process, beside a 64x64 photo's in
 another fresh process (the loaded model's own share).
@@ -56,8 +56,10 @@ def main(argv):
     tile_size = (export.SERVE_TILE_SIZE if _SERVE_TILE_SIZE.value is None
                  else _SERVE_TILE_SIZE.value)
     with tempfile.TemporaryDirectory() as work:
+        start = time.perf_counter()
         folder = export.export_saved_model(model, os.path.join(work, "serving"),
                                            tile_size=tile_size)
+        export_seconds = time.perf_counter() - start
         results = {}
         for label, height, width in (("64x64", 64, 64),
                                      ("photo", _HEIGHT.value, _WIDTH.value)):
@@ -65,11 +67,13 @@ def main(argv):
                                   str(width)], capture_output=True, text=True, check=True)
             results[label] = json.loads(out.stdout.strip().splitlines()[-1])
     photo = results["photo"]
-    print(f"served {_WIDTH.value}x{_HEIGHT.value} (serve_tile_size {tile_size}, overlap "
+    print(f"exported in {export_seconds:.1f} s; served {_WIDTH.value}x{_HEIGHT.value} "
+          f"(serve_tile_size {tile_size}, overlap "
           f"{export.SERVE_OVERLAP}): {photo['seconds']:.1f} s, peak RSS "
           f"{photo['peak_rss_mb']:.0f} MB ({results['64x64']['peak_rss_mb']:.0f} MB for "
           "64x64)")
-    print(json.dumps(dict(tile_size=tile_size, overlap=export.SERVE_OVERLAP, **results)))
+    print(json.dumps(dict(tile_size=tile_size, overlap=export.SERVE_OVERLAP,
+                          export_seconds=export_seconds, **results)))
 
 
 if __name__ == "__main__":

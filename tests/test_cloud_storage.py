@@ -109,8 +109,15 @@ def test_a_lease_refuses_a_live_trainer_and_takes_over_a_stale_one(monkeypatch, 
     tf.io.gfile.makedirs(folder)
 
     def record():
-        with tf.io.gfile.GFile(lock_file) as f:
-            return json.load(f)
+        # ram:// (unlike gs://) cannot replace a file: a renewal removes the record,
+        # then writes it (files.before_overwrite), so a read may fall in between.
+        for _ in range(100):
+            try:
+                with tf.io.gfile.GFile(lock_file) as f:
+                    return json.load(f)
+            except tf.errors.NotFoundError:
+                time.sleep(0.005)
+        raise AssertionError(f"{lock_file} stayed missing")
 
     with run_folder.lock(folder) as held:
         first = record()
