@@ -71,4 +71,4 @@ FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
 REQUIRED_FLAGS = ["checkpoint"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS, defaults=FLAG_DEFAULTS)
+    run_app(main)

@@ -56,4 +56,4 @@ FLAG_GROUPS = {
 FLAG_DEFAULTS = {_OUTPUT.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
+    run_app(main)

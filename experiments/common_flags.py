@@ -4,10 +4,9 @@ the apps' common entry point with grouped `--help`.
 Each app lists the flags it reads in `FLAG_GROUPS` ({title: [flag holder or name]}),
 in `FLAG_DEFAULTS` ({name: value}) what a flag left unset stands for where that is
 not the flag's own default (e.g. `--output`: `outputs/<app>`), in `REQUIRED_FLAGS`
-the flags it cannot run without, and starts with `run_app(main, FLAG_GROUPS,
-REQUIRED_FLAGS, FLAG_DEFAULTS)` (either may be left out); `--help` prints the app's
-docstring and those groups with defaults (`--helpfull` lists every flag of the
-process).
+the flags it cannot run without (either may be left out), and starts with
+`run_app(main)`; `--help` prints the app's docstring and those groups with defaults
+(`app_help`; `--helpfull` lists every flag of the process).
 """
 
 import dataclasses
@@ -182,14 +181,24 @@ def help_text(doc, groups, defaults=None, required=()):
     return "\n".join(lines)
 
 
-def run_app(main, groups, required=(), defaults=None):
-    """Runs an absl app: `--help` (also -h, -?, --helpshort) prints `help_text`
-    (`defaults`: the app's FLAG_DEFAULTS, what each flag left unset stands for);
-    arguments other than flags are refused (absl's usage error)."""
+def app_help(module):
+    """The `--help` of the app `module`, from its docstring, FLAG_GROUPS, and its
+    FLAG_DEFAULTS and REQUIRED_FLAGS if it has them (`help_text`)."""
+    return help_text(module.__doc__, module.FLAG_GROUPS,
+                     getattr(module, "FLAG_DEFAULTS", None),
+                     getattr(module, "REQUIRED_FLAGS", ()))
+
+
+def run_app(main):
+    """Runs the absl app whose module defines `main`: `--help` (also -h, -?,
+    --helpshort) prints `app_help`; its REQUIRED_FLAGS are required; arguments other
+    than flags are refused (absl's usage error)."""
+    module = sys.modules[main.__module__]
     if any(arg in ("-h", "-?", "--help", "--helpshort") for arg in sys.argv[1:]):
-        print(help_text(sys.modules[main.__module__].__doc__, groups, defaults, required))
+        print(app_help(module))
         sys.exit(0)
-    flags.mark_flags_as_required(list(required))
+    flags.mark_flags_as_required(list(getattr(module, "REQUIRED_FLAGS", ())))
+    groups = module.FLAG_GROUPS
 
     def checked(argv):
         if len(argv) > 1:

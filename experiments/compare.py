@@ -92,4 +92,4 @@ FLAG_DEFAULTS = {_TO_8BIT.name: protocols.PAPER.to_8bit,
                  _OUTPUT_DIR.name: _DEFAULT_OUTPUT}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
+    run_app(main)

@@ -36,4 +36,4 @@ FLAG_GROUPS = {"Conversion": [_NPZ, _MODEL, _OUTPUT], "Logging": LOGGING}
 REQUIRED_FLAGS = ["npz", "model", "output"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)
+    run_app(main)

@@ -147,7 +147,7 @@ REQUIRED_FLAGS = ["input", "output"]
 
 def run():
     """Console-script entry point (`kpac-deblur`)."""
-    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)
+    run_app(main)
 
 
 if __name__ == "__main__":

@@ -169,4 +169,4 @@ FLAG_GROUPS = {
 }
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main)

@@ -96,7 +96,7 @@ FLAG_DEFAULTS = {_TO_8BIT.name: protocols.PAPER.to_8bit,
 
 def run():
     """Console-script entry point (`kpac-evaluate`)."""
-    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
+    run_app(main)
 
 
 if __name__ == "__main__":

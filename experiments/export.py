@@ -90,7 +90,7 @@ FLAG_DEFAULTS = {_EXPORT_DIR.name: "unset; --format=saved_model needs it",
 
 def run():
     """Console-script entry point (`kpac-export`)."""
-    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
+    run_app(main)
 
 
 if __name__ == "__main__":

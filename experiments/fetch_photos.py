@@ -31,4 +31,4 @@ FLAG_GROUPS = {"Output": [_OUTPUT], "Logging": LOGGING}
 REQUIRED_FLAGS = ["output"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)
+    run_app(main)

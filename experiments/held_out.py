@@ -41,4 +41,4 @@ FLAG_GROUPS = {
 FLAG_DEFAULTS = {_OUTPUT.name: "unset: the report is printed, no JSON written"}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
+    run_app(main)

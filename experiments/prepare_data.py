@@ -31,4 +31,4 @@ def main(argv):
 FLAG_GROUPS = {"Data": [_DATASET, _CONFIG, _DATA_DIR, _MANUAL_DIR], "Logging": LOGGING}
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS)
+    run_app(main)

@@ -75,4 +75,4 @@ FLAG_GROUPS = {
 REQUIRED_FLAGS = ["run"]
 
 if __name__ == "__main__":
-    run_app(main, FLAG_GROUPS, required=REQUIRED_FLAGS)
+    run_app(main)

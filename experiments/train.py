@@ -147,7 +147,7 @@ FLAG_DEFAULTS = setting_defaults(_DEFAULT_PRESET)
 
 def run():
     """Console-script entry point (`kpac-train`)."""
-    run_app(main, FLAG_GROUPS, defaults=FLAG_DEFAULTS)
+    run_app(main)
 
 
 if __name__ == "__main__":

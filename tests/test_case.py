@@ -19,6 +19,9 @@ import tensorflow as tf
 from kpac_tf.training import run_folder, settings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# The apps of experiments/, by module name.
+APPS = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
+              if p.stem not in ("__init__", "common_flags"))
 # The DPDD builder's dummy archive (its layout and naming, a few small scenes).
 DPDD_DUMMY = REPO / "kpac_tf" / "datasets" / "dpdd" / "dummy_data"
 LEVEL_NAMES = {"2": "single_2level", "3": "single_3level"}

@@ -15,13 +15,11 @@ import pytest
 from absl import flags
 
 from experiments import common_flags
-from tests.test_case import REPO
+from tests.test_case import APPS, REPO
 
 README = REPO / "README.md"
 PAGES = [README, REPO / "WORKSPACE.md", REPO / "CHANGELOG.md", REPO / "NOTICE",
          REPO / "tests" / "data" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-APPS = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
-              if p.stem not in ("__init__", "common_flags"))
 # absl's own flags, which every app takes.
 ABSL_FLAGS = {"help", "helpfull", "helpshort", "verbosity"}
 
@@ -102,9 +100,7 @@ def help_texts():
     texts = {}
     for name in APPS:
         module = importlib.import_module(f"experiments.{name}")
-        texts[f"{name} --help"] = common_flags.help_text(
-            module.__doc__, module.FLAG_GROUPS, getattr(module, "FLAG_DEFAULTS", None),
-            getattr(module, "REQUIRED_FLAGS", ()))
+        texts[f"{name} --help"] = common_flags.app_help(module)
     return texts
 
 

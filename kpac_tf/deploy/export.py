@@ -96,13 +96,12 @@ def _shared_network_fn(model, tile_size=None, overlap=None):
     return lambda views: traced(*views)
 
 
-def serving_function(model, dtype, tile_size=None, overlap=None, network=None):
+def serving_function(model, dtype, network=None):
     """The exported computation for input `dtype` as a `tf.function` with its
     signature: uint8 / uint16 images -> `deblurred` of the same dtype; float32 in
     [0, 1] -> float32 in [0, 1], clipped. Keyword inputs named by `input_names`;
-    `tile_size` and `overlap` as `_network_fn`'s, or `network`, a
-    `_shared_network_fn` made with them."""
-    run = network or _network_fn(model, tile_size, overlap)
+    `network`: a `_shared_network_fn` (None: `_network_fn(model)`, whole images)."""
+    run = network or _network_fn(model)
     names = input_names(model)
     specs = [tf.TensorSpec((None, None, None, 3), dtype, name=n) for n in names]
     if dtype == tf.float32:
@@ -137,14 +136,13 @@ def _decoded(data, name):
     return photo[None], sixteen
 
 
-def encoded_serving_function(model, tile_size=None, overlap=None, network=None):
+def encoded_serving_function(model, network):
     """The `serving_encoded` computation as a `tf.function`: string (batch,) files
     per input name (`images_bytes`, or the dual network's three) -> {`deblurred_bytes`:
     string (batch,) PNG files}, 16-bit for a 16-bit PNG, else 8-bit. Images are
     deblurred one at a time (each may have its own size); the dual network's three
-    files of an item must agree in size and bit depth. `tile_size`, `overlap` and
-    `network` as `serving_function`'s."""
-    run = network or _network_fn(model, tile_size, overlap)
+    files of an item must agree in size and bit depth. `network`: a
+    `_shared_network_fn`."""
     names = [name + BYTES_SUFFIX for name in input_names(model)]
 
     def one(files):
@@ -158,7 +156,7 @@ def encoded_serving_function(model, tile_size=None, overlap=None, network=None):
             f"{name} and {names[0]} differ in bit depth"])
             for (_, depth), name in zip(decoded[1:], names[1:])]
         with tf.control_dependencies(checks):
-            out = run(views)[0]
+            out = network(views)[0]
         return tf.cond(sixteen, lambda: tf.io.encode_png(pixels.from_network(out, tf.uint16)),
                        lambda: tf.io.encode_png(pixels.from_network(out, tf.uint8)))
 

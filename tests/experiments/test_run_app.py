@@ -12,11 +12,7 @@ from absl import flags
 from experiments import common_flags
 from kpac_tf import build_model
 from kpac_tf.data.images import write_png
-from tests.test_case import REPO
-
-
-APPS = sorted(p.stem for p in (REPO / "experiments").glob("*.py")
-              if p.stem not in ("__init__", "common_flags"))
+from tests.test_case import APPS, REPO
 
 
 @pytest.mark.parametrize("name", APPS)
