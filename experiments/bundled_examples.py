@@ -15,11 +15,11 @@ import os
 from absl import flags
 
 from kpac_tf.data import images
-from kpac_tf.deploy import bundled, examples, loading
+from kpac_tf.deploy import bundled, examples
 from kpac_tf.utils.files import write_json
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
-                           OUTPUT as _OUTPUT, run_app, value_or)
+                           OUTPUT as _OUTPUT, deblurrer_from_flags, run_app, value_or)
 
 _MAX_RADIUS = flags.DEFINE_float("max_radius", 4.0, "Blur radius at the bottom (pixels).")
 
@@ -29,7 +29,7 @@ _DEFAULT_OUTPUT = "outputs/bundled_examples"
 def main(argv):
     del argv  # run_app refuses extra arguments
     try:
-        deblurrer = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = deblurrer_from_flags()
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"bundled_examples: {e}") from None
     label = _CHECKPOINT.value or bundled.label(deblurrer.name)

@@ -17,6 +17,7 @@ import textwrap
 
 from absl import app, flags
 
+from kpac_tf.checkpoints.errors import CheckpointError, NetworkNameError
 from kpac_tf.deploy import loading
 from kpac_tf.evaluation import metrics, protocols
 from kpac_tf.models.networks import build_model
@@ -144,13 +145,26 @@ _UNSET_MEANS = {
 _SAYS_UNSET = re.compile(r"\(default[: ]|\bDefault:|\bUnset:")
 
 
+def deblurrer_from_flags(precision="float32"):
+    """The `Deblurrer` that --checkpoint / --model name (the bundled model if unset).
+
+    Raises:
+        CheckpointError: `load_deblurrer`'s, its sentence ending with the flag to change.
+    """
+    try:
+        return loading.load_deblurrer(CHECKPOINT.value, MODEL.value, precision)
+    except CheckpointError as e:
+        flag = MODEL if isinstance(e, NetworkNameError) else CHECKPOINT
+        raise type(e)(f"{e} (--{flag.name})") from None
+
+
 def keras_model_from_flags():
     """The keras.Model that --checkpoint / --model name (the bundled model if unset).
 
     Raises:
         ValueError: --checkpoint is an exported SavedModel, which has no Keras model.
     """
-    model = loading.load_deblurrer(CHECKPOINT.value, MODEL.value).keras_model
+    model = deblurrer_from_flags().keras_model
     if model is None:
         raise ValueError(f"--checkpoint {CHECKPOINT.value} is an exported SavedModel; "
                          "give the .keras file, training run or .npz it came from")

@@ -24,14 +24,13 @@ failed.
 
 from absl import flags, logging
 
-from kpac_tf.checkpoints.errors import CheckpointError
 from kpac_tf.data import images
-from kpac_tf.deploy import loading, photo_files, tiling
+from kpac_tf.deploy import photo_files, tiling
 from kpac_tf.models import forward
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
                            _MAX_MEGAPIXELS, MAX_MEGAPIXELS_DEFAULTS, MODEL as _MODEL,
-                           OUTPUT as _OUTPUT, run_app, value_or)
+                           OUTPUT as _OUTPUT, deblurrer_from_flags, run_app, value_or)
 
 _INPUT = flags.DEFINE_string("input", None, "Photo (PNG/JPEG) or folder of photos.")
 _TILE_SIZE = flags.DEFINE_integer("tile_size", None, "Deblur in overlapping tiles of "
@@ -121,9 +120,8 @@ def main(argv):
     try:
         report = photo_files.plan(_INPUT.value, _OUTPUT.value, _SAVE_ATTENTION.value,
                                   _OVERWRITE.value)
-        deblurrer = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value,
-                                             _PRECISION.value)
-    except (ValueError, CheckpointError) as e:  # PlanError
+        deblurrer = deblurrer_from_flags(_PRECISION.value)
+    except ValueError as e:  # PlanError, CheckpointError
         raise SystemExit(f"deblur: {e}") from None
     if _SAVE_ATTENTION.value and deblurrer.keras_model is None:
         raise SystemExit(f"deblur: --save_attention needs a Keras model; --checkpoint "

@@ -22,11 +22,11 @@ import tempfile
 from absl import flags
 
 from kpac_tf.data import images, pixels
-from kpac_tf.deploy import blur_map, deblurring, examples, loading
+from kpac_tf.deploy import blur_map, deblurring, examples
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MAX_MEGAPIXELS as
                            _MAX_MEGAPIXELS, MAX_MEGAPIXELS_DEFAULTS, MODEL as _MODEL,
-                           run_app, value_or)
+                           deblurrer_from_flags, run_app, value_or)
 
 _PORT = flags.DEFINE_integer("port", 7860, "Port on 127.0.0.1.")
 _SHARE = flags.DEFINE_boolean("share", False, "Ask Gradio for a public share link.")
@@ -150,7 +150,7 @@ def main(argv):
         raise SystemExit('demo: Gradio is not installed: pip install -e ".[demo]" (from a '
                          'clone) or pip install "kpac-tf[demo]"')
     try:
-        deblurrer = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = deblurrer_from_flags()
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"demo: {e}") from None
     work_dir = tempfile.mkdtemp(prefix="kpac_demo_")

@@ -23,7 +23,6 @@ printed as warnings naming the images.
 
 import os
 
-from kpac_tf.deploy import loading
 from kpac_tf.evaluation import items, lpips, protocols, report, scoring
 from kpac_tf.paper import table4
 
@@ -34,7 +33,8 @@ from .common_flags import (ALL_PROTOCOLS as _ALL_PROTOCOLS, BIT_DEPTH as _BIT_DE
                            LPIPS_ALEXNET as _LPIPS_ALEXNET, LPIPS_LINEAR as _LPIPS_LINEAR,
                            MANUAL_DIR as _MANUAL_DIR, MODEL as _MODEL,
                            OUTPUT_DIR as _OUTPUT_DIR, SKIP_BAD as _SKIP_BAD, SPLIT as _SPLIT,
-                           SSIM as _SSIM, TO_8BIT as _TO_8BIT, run_app, value_or)
+                           SSIM as _SSIM, TO_8BIT as _TO_8BIT, deblurrer_from_flags,
+                           run_app, value_or)
 
 _DEFAULT_OUTPUT = "outputs/evaluate"
 
@@ -43,7 +43,7 @@ def main(argv):
     del argv  # run_app refuses extra arguments
     output_dir = value_or(_OUTPUT_DIR, _DEFAULT_OUTPUT)
     try:
-        model = loading.load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        model = deblurrer_from_flags()
         name = _MODEL.value or model.name
         images = items.select(_INPUT_DIR.value, _SPLIT.value, model.num_inputs == 3,
                               _LIMIT.value, _DATASET.value, _DATASET_CONFIG.value,

@@ -73,7 +73,9 @@ def main(argv):
             path = export.export_litert(model, _OUTPUT.value, _LITERT_WEIGHTS.value)
         else:
             path = export.export_onnx(model, _OUTPUT.value)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
+    except FileExistsError as e:  # the version folder, never overwritten
+        raise SystemExit(f"export: {e} (--version)") from None
+    except (ValueError, FileNotFoundError, ImportError) as e:
         raise SystemExit(f"export: {e}") from None
     logging.info("Exported %s to %s", model.name, path)
     print(path)

@@ -10,18 +10,17 @@ unchanged (PSNR of output to input), and on soft ones (reported); see
 photographs).
 """
 
-from kpac_tf import load_deblurrer
 from kpac_tf.evaluation import held_out
 from kpac_tf.utils.files import write_json
 
 from .common_flags import (CHECKPOINT as _CHECKPOINT, LOGGING, MODEL as _MODEL,
-                           OUTPUT as _OUTPUT, run_app)
+                           OUTPUT as _OUTPUT, deblurrer_from_flags, run_app)
 
 
 def main(argv):
     del argv  # run_app refuses extra arguments
     try:
-        deblurrer = load_deblurrer(_CHECKPOINT.value, _MODEL.value)
+        deblurrer = deblurrer_from_flags()
         if deblurrer.num_inputs != 1:
             raise ValueError(f"{deblurrer.name} takes dual-pixel views; the held-out "
                              "photographs are single images")

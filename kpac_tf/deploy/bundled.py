@@ -52,6 +52,6 @@ def _check_present():
     for path in (WEIGHTS_PATH, INFO_PATH):
         if not os.path.isfile(path):
             raise CheckpointError(
-                f"{path}: no bundled weights in this installation; give a checkpoint "
-                "(--checkpoint): a training run of experiments.train, a .keras file, or "
-                "an authors' .npz with --model")
+                f"{path}: no bundled weights in this installation; load a checkpoint "
+                "instead: a training run of experiments.train, a .keras file, or an "
+                "authors' .npz with its network name")

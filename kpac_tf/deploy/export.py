@@ -207,7 +207,7 @@ def export_saved_model(model, export_dir, version=None, tile_size=SERVE_TILE_SIZ
     target = f"{export_dir.rstrip('/')}/{version}" if is_remote(export_dir) \
         else os.path.join(export_dir, str(version))
     if tf.io.gfile.exists(target):
-        raise FileExistsError(f"{target} already exists; choose another --version")
+        raise FileExistsError(f"{target} already exists; choose another version")
     tf.io.gfile.makedirs(export_dir)
     archive = keras.export.ExportArchive()
     archive.track(model)

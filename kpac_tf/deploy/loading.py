@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from kpac_tf.checkpoints.errors import CheckpointError
+from kpac_tf.checkpoints.errors import CheckpointError, NetworkNameError
 from kpac_tf.checkpoints.tf1_npz import load_tf1_npz
 from kpac_tf.deploy import bundled, export
 from kpac_tf.deploy.deblurring import Deblurrer
@@ -41,7 +41,7 @@ def _keras_model(source, name):
     if source is None:
         network = bundled.bundled_info()["network"]
         if name not in (None, network):
-            raise CheckpointError(
+            raise NetworkNameError(
                 f"{bundled.INFO_PATH}: the bundled model is {network!r}, not {name!r}; "
                 "drop the network name or give a checkpoint")
         logging.warning("No checkpoint given: using the bundled %s", bundled.label(network))
@@ -56,14 +56,14 @@ def _keras_model(source, name):
     if tf.io.gfile.isdir(source) and run_folder.is_run(source):
         run = run_folder.read_config(source)
         if name not in (None, run["model"]):
-            raise CheckpointError(
+            raise NetworkNameError(
                 f"{source}: this run trained {run['model']!r}, not {name!r}; drop the "
                 "network name or give another checkpoint")
         name, overrides = run["model"], run.get("model_overrides", {})
     if name is None:
-        raise CheckpointError(
-            f"{source}: name the network (one of {', '.join(MODEL_NAMES)}; --model in "
-            "the apps) to load this checkpoint")
+        raise NetworkNameError(
+            f"{source}: name the network (one of {', '.join(MODEL_NAMES)}) to load this "
+            "checkpoint")
     return initialize_weights(build_model(name, **overrides), source)
 
 
@@ -87,7 +87,8 @@ def load_deblurrer(source=None, name=None, precision="float32"):
         `Deblurrer`: call it on a uint8/uint16 photo to get the deblurred photo.
 
     Raises:
-        CheckpointError: missing, unreadable or mismatched source, or a missing name.
+        CheckpointError: missing, unreadable or mismatched source; its subclass
+            NetworkNameError for a missing name or one the source contradicts.
 
     Example:
     >>> deblurrer = kpac_tf.load_deblurrer("single_2level.npz", "single_2level")

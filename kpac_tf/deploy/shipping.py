@@ -99,7 +99,7 @@ def assess(run_dir, data_dir=None, eval_dir="outputs/ship_model"):
     config = run_folder.read_config(run_dir)
     if config is None:
         raise FileNotFoundError(f"{run_folder.path(run_dir, run_folder.CONFIG)}: no such "
-                                "file; --run is a folder of experiments.train")
+                                "file; give a run folder of experiments.train")
     network = config["model"]
     if (network not in bundled.NETWORKS or config["dataset"] != "synthetic"
             or config.get("model_overrides")):

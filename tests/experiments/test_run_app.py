@@ -117,3 +117,17 @@ def test_a_training_flag_another_app_does_not_read_is_refused():
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "--model_dir is not a flag of this app (--help lists its flags)" in out.stderr
+
+
+def test_model_errors_end_with_the_flag_to_change(tmp_path, rng):
+    """The library names the file; the apps add which of their flags to change."""
+    photo = tmp_path / "photo.png"
+    write_png(photo, rng.randint(0, 256, (16, 16, 3)).astype(np.uint8))
+    weights = REPO / "tests" / "data" / "tf1_2level_weights.npz"
+    for args, ending in [([f"--checkpoint={weights}"], "to load this checkpoint (--model)"),
+                         ([f"--checkpoint={tmp_path / 'none.keras'}"], "SavedModel (--checkpoint)")]:
+        out = subprocess.run([sys.executable, "-m", "experiments.deblur", *args,
+                              f"--input={photo}", f"--output={tmp_path / 'out.png'}"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert out.returncode != 0 and out.stderr.strip().endswith(ending), out.stderr
+        assert "Traceback" not in out.stderr and not (tmp_path / "out.png").exists()

@@ -43,7 +43,7 @@ def stand_in_weights(request, tmp_path, monkeypatch):
 
 def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled, "WEIGHTS_PATH", str(tmp_path / "none.npz"))
-    with pytest.raises(CheckpointError, match="none.npz: no bundled weights.*--checkpoint"):
+    with pytest.raises(CheckpointError, match="none.npz: no bundled weights.*load a checkpoint"):
         load_deblurrer()
 
 
@@ -75,7 +75,7 @@ def test_a_network_name_other_than_the_bundled_one_is_refused(stand_in_weights):
 @pytest.mark.parametrize("provenance,match", [
     ({"network": "dual"}, "synthetic.json: network 'dual' is not one of"),
     (["single_2level"], "synthetic.json: network None is not one of"),
-    (None, "synthetic.json: no bundled weights.*--checkpoint")])
+    (None, "synthetic.json: no bundled weights.*load a checkpoint")])
 def test_bad_or_missing_provenance_is_refused(stand_in_weights, provenance, match):
     if provenance is None:
         os.remove(bundled.INFO_PATH)
