@@ -79,30 +79,37 @@ def blend_weights(size, tile_size, overlap):
 
 def tiled_in_graph(network, views, tile_size, overlap):
     """`network` on float32 views (n, h, w, 3) (one, or the dual triple) in blended
-    tiles, inside a graph (a `tf.while_loop`, one tile at a time): peak memory
-    follows the tile, plus the photo's float buffers. Returns float32 (n, h, w, 3)."""
-    height, width = tf.shape(views[0])[1], tf.shape(views[0])[2]
+    tiles, inside a graph (`tf.while_loop`s, one tile at a time): peak memory follows
+    the tile, plus the photo's float buffers. Each row of tiles is summed into a strip
+    as tall as a tile and the strips into the photo, so a tile costs its strip's
+    pixels, not the photo's. Returns float32 (n, h, w, 3)."""
+    batch, height, width = (tf.shape(views[0])[i] for i in range(3))
     rows, row_weights = blend_weights(height, tile_size, overlap)
     cols, col_weights = blend_weights(width, tile_size, overlap)
     tile_height, tile_width = tf.shape(row_weights)[1], tf.shape(col_weights)[1]
-    count = tf.size(rows) * tf.size(cols)
+    any_image = [tf.TensorShape([]), tf.TensorShape([None, None, None, 3])]
 
-    def one_tile(index, total):
-        row, col = index // tf.size(cols), index % tf.size(cols)
-        top, left = rows[row], cols[col]
-        tiles = [tf.slice(view, [0, top, left, 0], [-1, tile_height, tile_width, -1])
-                 for view in views]
-        weight = row_weights[row][:, None, None] * col_weights[col][None, :, None]
-        blended = network(tiles) * weight
-        return index + 1, total + tf.pad(blended, [
-            [0, 0], [top, height - top - tile_height], [left, width - left - tile_width],
-            [0, 0]])
+    def one_row(row, total):
+        top = rows[row]
 
-    _, total = tf.while_loop(lambda index, _: index < count, one_tile,
+        def one_tile(col, strip):
+            left = cols[col]
+            tiles = [tf.slice(view, [0, top, left, 0], [-1, tile_height, tile_width, -1])
+                     for view in views]
+            weight = row_weights[row][:, None, None] * col_weights[col][None, :, None]
+            blended = network(tiles) * weight
+            return col + 1, strip + tf.pad(
+                blended, [[0, 0], [0, 0], [left, width - left - tile_width], [0, 0]])
+
+        _, strip = tf.while_loop(lambda col, _: col < tf.size(cols), one_tile,
+                                 [tf.constant(0), tf.zeros([batch, tile_height, width, 3])],
+                                 shape_invariants=any_image, parallel_iterations=1)
+        return row + 1, total + tf.pad(
+            strip, [[0, 0], [top, height - top - tile_height], [0, 0], [0, 0]])
+
+    _, total = tf.while_loop(lambda row, _: row < tf.size(rows), one_row,
                              [tf.constant(0), tf.zeros_like(views[0])],
-                             shape_invariants=[tf.TensorShape([]),
-                                               tf.TensorShape([None, None, None, 3])],
-                             parallel_iterations=1)
+                             shape_invariants=any_image, parallel_iterations=1)
     return total
 
 
