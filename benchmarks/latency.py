@@ -5,7 +5,7 @@ python benchmarks/latency.py [--runs=9] [--json=benchmarks/latency.json]
 Reports median seconds per image through `kpac_tf.fast_predict_fn` (the path
 `kpac_tf.deblur` uses), achieved GFLOP/s (TF-profiler FLOPs / best time) and that
 rate divided by a 4096x4096 float32 matmul's best rate (the stable figure on a noisy
-machine);
+machine), and the bfloat16 path's rate over a bfloat16 matmul's;
 the same for the authors' graph as we re-express it in TF2 (`kpac_tf.checkpoints.tf1_graph`: their
 ops at a fixed input size, as their code builds it; their TF1 code itself is not run). Our paths, the authors' graph and the matmul are timed in turns,
 run after run, so all see the same machine. Then the bfloat16 option's PSNR to the
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-from timing import timings  # noqa: E402  (benchmarks/ is the script's folder)
+from timing import MATMUL_FLOP, matmul_fn, timings  # noqa: E402  (benchmarks/ is the script's folder)
 
 from kpac_tf import build_model, fast_predict_fn, load_deblurrer
 from kpac_tf.checkpoints import tf1_npz
@@ -36,14 +36,6 @@ _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "single_2level weights for the "
                                   "bfloat16 PSNR (default: random).")
 _HEIGHT, _WIDTH = 720, 1280
-
-
-def matmul_fn(size=4096):
-    """A timed-callable float32 matmul; its rate is 2 * size**3 / seconds."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    matmul = tf.function(lambda: tf.linalg.matmul(a, b))
-    return lambda: matmul().numpy()
 
 
 def random_views(model):
@@ -65,7 +57,7 @@ def authors_graph_fn(name, model):
 
 def network_latency(name, runs):
     """Seconds at 1280x720 of our float32 and bfloat16 paths, the authors' graph and
-    a 4096^2 matmul, timed in turns."""
+    a 4096^2 matmul at each precision, timed in turns."""
     model = build_model(name)
     inputs = random_views(model)
     ours, bf16 = fast_predict_fn(model), fast_predict_fn(model, "bfloat16")
@@ -76,6 +68,7 @@ def network_latency(name, runs):
         "bfloat16": lambda: bf16(inputs).numpy(),
         "authors_graph": lambda: theirs(*args).numpy(),
         "matmul": matmul_fn(),
+        "bfloat16_matmul": matmul_fn("bfloat16"),
     }, runs)
 
 
@@ -97,8 +90,9 @@ def training_steps_per_second(runs, batch=4, crop=256):
     trainer = loop._Trainer(config, tf.distribute.get_strategy())
     x = tf.random.uniform((batch, crop, crop, 3), -1, 1)
     data = iter(tf.data.Dataset.from_tensors((x, x)).repeat())
-    step = trainer.make_train_step()
-    median, _ = timings({"step": lambda: [float(v) for v in step(data)]}, runs * 2)["step"]
+    train_loop, one = trainer.make_train_loop(), tf.constant(1, tf.int64)
+    median, _ = timings({"step": lambda: float(train_loop(data, one)["loss"])},
+                        runs * 2)["step"]
     return 1 / median
 
 
@@ -110,7 +104,7 @@ def main(argv):
         flops = count_flops(build_model(name), _HEIGHT, _WIDTH)
         # Rates from each callable's best run: the least-disturbed one on a shared
         # machine (the medians move with other load by 10-20% here).
-        best_rate = {k: (2 * 4096 ** 3 if k == "matmul" else flops) / best
+        best_rate = {k: (MATMUL_FLOP if k.endswith("matmul") else flops) / best
                      for k, (_, best) in seconds.items()}
         median = {k: m for k, (m, _) in seconds.items()}
         results[name] = dict(
@@ -122,7 +116,9 @@ def main(argv):
             authors_graph_fraction_of_matmul=best_rate["authors_graph"] / best_rate["matmul"],
             speedup_over_authors_graph=median["authors_graph"] / median["float32"],
             bfloat16_seconds=median["bfloat16"],
-            bfloat16_speedup=median["float32"] / median["bfloat16"])
+            bfloat16_speedup=median["float32"] / median["bfloat16"],
+            bfloat16_matmul_gflops=best_rate["bfloat16_matmul"] / 1e9,
+            bfloat16_fraction_of_matmul=best_rate["bfloat16"] / best_rate["bfloat16_matmul"])
         r = results[name]
         print(f"{name:<14} 1280x720, {flops / 1e9:.0f} GFLOP, matmul "
               f"{r['matmul_gflops']:.0f} GFLOP/s: float32 {r['seconds']:.3f} s "
@@ -130,7 +126,9 @@ def main(argv):
               f"authors' graph (our re-expression) {r['authors_graph_seconds']:.3f} s "
               f"({r['authors_graph_fraction_of_matmul']:.0%}; ours "
               f"{r['speedup_over_authors_graph']:.2f}x faster); bfloat16 "
-              f"{r['bfloat16_seconds']:.3f} s ({r['bfloat16_speedup']:.1f}x float32)")
+              f"{r['bfloat16_seconds']:.3f} s ({r['bfloat16_speedup']:.1f}x float32; "
+              f"{r['bfloat16_fraction_of_matmul']:.0%} of the bfloat16 matmul's "
+              f"{r['bfloat16_matmul_gflops']:.0f} GFLOP/s)")
     model = (load_deblurrer(_CHECKPOINT.value, "single_2level").keras_model
              if _CHECKPOINT.value else build_model("single_2level"))
     results["bfloat16_psnr_to_float32"] = bfloat16_psnr(model)

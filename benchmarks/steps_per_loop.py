@@ -45,7 +45,7 @@ def main(argv):
     def run(steps_per_loop):
         def steps():
             for _ in range(_STEPS.value // steps_per_loop):
-                float(train_loop(iterator, tf.constant(steps_per_loop, tf.int64))[0])
+                float(train_loop(iterator, tf.constant(steps_per_loop, tf.int64))["loss"])
         return steps
 
     loops = [int(n) for n in _LOOPS.value]

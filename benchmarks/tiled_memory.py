@@ -11,7 +11,9 @@ tiled and whole results on five of scikit-image's photos resized to 3000x2000, i
 of --tile_size and twice that at the default overlap. Last, what
 tiling costs in speed: a 12 MP photo in tiles of both sizes and whole, in turns in one
 process after each has run once (best of two), as pixel rates and their ratios, beside
-1280x720 whole.
+1280x720 whole; and a 24 MP photo in the larger tiles beside the least time its network
+work can take at this machine's matmul rate in the same precision, timed in the same
+turns.
 """
 
 import json
@@ -94,35 +96,77 @@ def tiled_vs_whole(checkpoint, bundled, tile_sizes, height=2000, width=3000):
     return results
 
 
+def network_megapixels(size, tile_size):
+    """Megapixels the network runs on for a (height, width) photo in `tile_size` tiles
+    at the default overlap: the overlaps count once per tile."""
+    from kpac_tf.deploy import tiling
+
+    pixels = 1
+    for side in size:
+        origins, length = tiling.tile_layout(side, tile_size, tiling.OVERLAP)
+        pixels *= int(origins.shape[0]) * int(length)
+    return pixels / 1e6
+
+
 def tiling_speed(checkpoint, bundled, precision, tile_sizes):
-    """{case: megapixels per second}: 12 MP in tiles of each size and whole, in turns
-    (best of two, each shape run once before), and 1280x720 whole (best of three);
-    each tiled rate over the whole ones."""
+    """What tiling costs in speed, and how far the network is from this machine's
+    arithmetic rate at `precision`.
+
+    Returns {case: megapixels per second} for 12 MP in tiles of each size and whole,
+    1280x720 whole and 24 MP in tiles of the larger size, timed in turns (best of two,
+    each shape run once before; 1280x720 best of three); each 12 MP tiled rate over
+    the whole ones; each tiled case's network rate (the pixels its tiles add up to,
+    per second) over 1280x720's; and for the 24 MP photo its seconds, its network
+    pixels, and the least time that network work can take at the best rate of a
+    matmul at `precision` timed in the same turns (the network's FLOPs per pixel by
+    TF's profiler).
+    """
     import numpy as np
+    from timing import MATMUL_FLOP, matmul_fn
 
     from kpac_tf import deblur
+    from kpac_tf.paper.complexity import count_flops
 
     deblurrer = _deblurrer(checkpoint, bundled, precision)
     rng = np.random.RandomState(0)
-    photos = {"12MP": rng.randint(0, 256, (3000, 4000, 3)).astype(np.uint8),
+    photos = {"24MP": rng.randint(0, 256, (4000, 6000, 3)).astype(np.uint8),
+              "12MP": rng.randint(0, 256, (3000, 4000, 3)).astype(np.uint8),
               "720p": rng.randint(0, 256, (720, 1280, 3)).astype(np.uint8)}
+    big_tile = max(tile_sizes)
     cases = [(f"12MP tiled {tile}", "12MP", tile) for tile in tile_sizes] + [
-        ("12MP whole", "12MP", None), ("720p whole", "720p", None)]
+        ("12MP whole", "12MP", None), ("720p whole", "720p", None),
+        (f"24MP tiled {big_tile}", "24MP", big_tile)]
+    matmul = matmul_fn(precision)
     best = {}
     for repeat in range(3):  # the first round runs each shape once, untimed
-        for label, photo, tile in cases:
-            if repeat == 2 and label != "720p whole":
+        for label, photo, tile in cases + [("matmul", None, None)]:
+            if repeat == 2 and label not in ("720p whole", "matmul"):
                 continue
             start = time.perf_counter()
-            deblur(deblurrer, photos[photo], tile_size=tile)
+            matmul() if photo is None else deblur(deblurrer, photos[photo], tile_size=tile)
             seconds = time.perf_counter() - start
             if repeat:
                 best[label] = min(best.get(label, seconds), seconds)
     rates = {label: photos[photo].shape[0] * photos[photo].shape[1] / 1e6 / best[label]
              for label, photo, _ in cases}
     ratios = {f"{label} over {whole}": rates[label] / rates[whole]
-              for label, _, tile in cases if tile for whole in ("12MP whole", "720p whole")}
-    return dict(rates, **ratios)
+              for label, photo, tile in cases if photo == "12MP" and tile
+              for whole in ("12MP whole", "720p whole")}
+    # The network's own rate in tiles: the pixels all tiles add up to, per second.
+    ratios.update({f"{label} network rate over 720p whole": network_megapixels(
+        photos[photo].shape[:2], tile) / best[label] / rates["720p whole"]
+        for label, photo, tile in cases if tile})
+    work = network_megapixels(photos["24MP"].shape[:2], big_tile) * 1e6
+    model = deblurrer.keras_model
+    flop_per_pixel = count_flops(model, 720, 1280) / (720 * 1280)
+    matmul_rate = MATMUL_FLOP / best["matmul"]
+    return dict(rates, **ratios, **{
+        "24MP seconds": best[f"24MP tiled {big_tile}"], "24MP network megapixels": work / 1e6,
+        "network GFLOP per megapixel": flop_per_pixel / 1e3,
+        "matmul GFLOP/s": matmul_rate / 1e9,
+        "720p whole fraction of matmul": rates["720p whole"] * 1e6 * flop_per_pixel
+        / matmul_rate,
+        "24MP least seconds at the matmul rate": work * flop_per_pixel / matmul_rate})
 
 
 def main(argv):
@@ -166,7 +210,15 @@ def main(argv):
         print(f"{_PRECISION.value}, {tile}-px tiles: 12 MP tiled {speed[tiled]:.3f} MP/s, "
               f"whole {speed['12MP whole']:.3f} MP/s: ratio "
               f"{speed[tiled + ' over 12MP whole']:.2f}; 1280x720 whole "
-              f"{speed['720p whole']:.3f} MP/s: ratio {speed[tiled + ' over 720p whole']:.2f}")
+              f"{speed['720p whole']:.3f} MP/s: ratio {speed[tiled + ' over 720p whole']:.2f}; "
+              f"the network in those tiles (overlaps counted once per tile) at "
+              f"{speed[tiled + ' network rate over 720p whole']:.2f} of 1280x720's rate")
+    print(f"{_PRECISION.value}, 24 MP (6000x4000) in {max(tile_sizes)}-px tiles: "
+          f"{speed['24MP seconds']:.1f} s, {speed['24MP network megapixels']:.1f} MP through "
+          f"the network at {speed['network GFLOP per megapixel']:.0f} GFLOP/MP; a "
+          f"{_PRECISION.value} matmul runs at {speed['matmul GFLOP/s']:.0f} GFLOP/s (1280x720 "
+          f"whole reaches {speed['720p whole fraction of matmul']:.0%} of it), at which that "
+          f"work takes at least {speed['24MP least seconds at the matmul rate']:.1f} s")
     print(json.dumps(dict(precision=_PRECISION.value, cases=results,
                           tiled_vs_whole=fidelity, speed=speed)))
 

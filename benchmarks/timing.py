@@ -4,6 +4,20 @@ import time
 
 import numpy as np
 
+MATMUL_SIZE = 4096
+MATMUL_FLOP = 2 * MATMUL_SIZE ** 3
+
+
+def matmul_fn(dtype="float32"):
+    """A zero-argument callable: one MATMUL_SIZE^2 matmul in `dtype` ("float32" or
+    "bfloat16"), so that its rate, MATMUL_FLOP / seconds, is the arithmetic rate this
+    machine attains at that precision now (a yardstick for the networks' rates)."""
+    import tensorflow as tf
+
+    a, b = (tf.cast(tf.random.normal((MATMUL_SIZE, MATMUL_SIZE)), dtype) for _ in range(2))
+    matmul = tf.function(lambda: tf.linalg.matmul(a, b))
+    return lambda: matmul().numpy()
+
 
 def timings(fns, runs):
     """{name: (median, best) seconds} of zero-argument callables, timed in turns so
