@@ -32,7 +32,7 @@ from kpac_tf.models.forward import fast_predict_fn
 from kpac_tf.models.layers import KPACBlock, ResidualBlock, SizeCheck
 from kpac_tf.models.networks import MODEL_NAMES, build_model, size_multiple
 
-__version__ = "0.6.0"
+__version__ = "0.6.1"
 
 __all__ = [
     "CheckpointError", "Deblurrer", "KPACBlock", "MODEL_NAMES", "ResidualBlock", "SizeCheck",

@@ -115,10 +115,9 @@ def serving_function(model, dtype, network=None):
     return tf.function(serve, input_signature=specs)
 
 
-def _decoded(data, name):
-    """One PNG or JPEG file (tf.string scalar) -> (float32 (1, h, w, 3) in [-1, 1],
-    bool: a 16-bit PNG). Anything else stops the call with InvalidArgument naming
-    the input."""
+def _is_sixteen_bit(data, name):
+    """bool scalar: one PNG or JPEG file (tf.string scalar) is a 16-bit PNG. Anything
+    else stops the call with InvalidArgument naming the input."""
     # The first 25 bytes, zero-padded: a file of any length has them.
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 25), b"\0" * 25]),
                              0, 25)
@@ -128,37 +127,56 @@ def _decoded(data, name):
         tf.strings.substr(head, 0, 8), tf.uint8)), separator=" ")  # as numbers: any bytes
     with tf.control_dependencies([tf.debugging.Assert(
             is_png | is_jpeg, [f"{name}: not a PNG or JPEG file; its first bytes are", first])]):
-        sixteen = is_png & tf.equal(tf.strings.substr(head, 24, 1), b"\x10")  # IHDR depth
-    photo = tf.cond(
-        sixteen, lambda: pixels.to_network(tf.io.decode_png(data, 3, tf.uint16)),
-        lambda: pixels.to_network(tf.io.decode_image(data, 3, tf.uint8,
-                                                     expand_animations=False)))
-    return photo[None], sixteen
+        return is_png & tf.equal(tf.strings.substr(head, 24, 1), b"\x10")  # IHDR depth
+
+
+def _photo_layout(photo):
+    """A decoded photo (h, w, c), c in 1-4 (grey, grey + alpha, RGB, RGBA), as `deblur`
+    takes it apart: (float32 (1, h, w, 3) network view, grey as RGB; a function from
+    the network's (1, h, w, 3) output to a photo of `photo`'s dtype and layout, grey
+    averaged back and alpha passed through)."""
+    dtype = photo.dtype
+    grey = tf.shape(photo)[-1] <= 2
+    rgb = tf.gather(photo, tf.where(grey, [0, 0, 0], [0, 1, 2]), axis=-1)
+
+    def back(output):
+        color = pixels.from_network(output[0], dtype)
+        color = tf.cond(grey, lambda: pixels.from_network(tf.reduce_mean(
+            pixels.to_network(color), axis=-1, keepdims=True), dtype), lambda: color)
+        return tf.concat([color, photo[..., tf.where(grey, 1, 3):]], axis=-1)
+
+    return pixels.to_network(rgb)[None], back
 
 
 def encoded_serving_function(model, network):
     """The `serving_encoded` computation as a `tf.function`: string (batch,) files
     per input name (`images_bytes`, or the dual network's three) -> {`deblurred_bytes`:
-    string (batch,) PNG files}, 16-bit for a 16-bit PNG, else 8-bit. Images are
-    deblurred one at a time (each may have its own size); the dual network's three
-    files of an item must agree in size and bit depth. `network`: a
-    `_shared_network_fn`."""
+    string (batch,) PNG files} at the input's bit depth (16-bit for a 16-bit PNG) and
+    layout (grey, grey + alpha, RGB or RGBA, as the first input's), as `deblur`
+    returns them. Images are deblurred one at a time (each may have its own size);
+    the dual network's three files of an item must agree in size and bit depth.
+    `network`: a `_shared_network_fn`."""
     names = [name + BYTES_SUFFIX for name in input_names(model)]
 
     def one(files):
-        decoded = [_decoded(data, name) for data, name in zip(files, names)]
-        views = [view for view, _ in decoded]
-        sixteen = decoded[0][1]
-        checks = [tf.debugging.assert_equal(
-            tf.shape(view), tf.shape(views[0]), message=f"{name} and {names[0]} differ in size")
-            for view, name in zip(views[1:], names[1:])]
-        checks += [tf.debugging.Assert(tf.equal(depth, sixteen), [
+        depths = [_is_sixteen_bit(data, name) for data, name in zip(files, names)]
+        checks = [tf.debugging.Assert(tf.equal(depth, depths[0]), [
             f"{name} and {names[0]} differ in bit depth"])
-            for (_, depth), name in zip(decoded[1:], names[1:])]
-        with tf.control_dependencies(checks):
-            out = network(views)[0]
-        return tf.cond(sixteen, lambda: tf.io.encode_png(pixels.from_network(out, tf.uint16)),
-                       lambda: tf.io.encode_png(pixels.from_network(out, tf.uint8)))
+            for depth, name in zip(depths[1:], names[1:])]
+
+        def deblurred(decode):
+            layouts = [_photo_layout(decode(data)) for data in files]
+            views = [view for view, _ in layouts]
+            with tf.control_dependencies(checks + [tf.debugging.assert_equal(
+                    tf.shape(view), tf.shape(views[0]),
+                    message=f"{name} and {names[0]} differ in size")
+                    for view, name in zip(views[1:], names[1:])]):
+                return tf.io.encode_png(layouts[0][1](network(views)))
+
+        return tf.cond(depths[0],
+                       lambda: deblurred(lambda data: tf.io.decode_png(data, 0, tf.uint16)),
+                       lambda: deblurred(lambda data: tf.io.decode_image(
+                           data, 0, tf.uint8, expand_animations=False)))
 
     def serve(*files):
         # One image at a time: memory follows the largest image, not the batch.

@@ -103,25 +103,37 @@ def _serve_encoded(path, files, tmp_path):
         return pickle.load(f)
 
 
-def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path):
-    """PNG (8 and 16-bit) and JPEG bytes in, a PNG at the input's bit depth out, equal
-    to `load_deblurrer()` on the same photo within one level; text is refused with
-    InvalidArgument naming the input, and the server process goes on."""
+def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path, rng):
+    """PNG (8 and 16-bit; grey, grey + alpha, RGB, RGBA) and JPEG (colour, grey) bytes
+    in, a PNG at the input's bit depth and layout out, equal to `load_deblurrer()` on
+    the same photo within one level; text is refused with InvalidArgument naming the
+    input, and the server process goes on."""
     from skimage import data
 
     deblurrer = load_deblurrer()
     path = export_saved_model(deblurrer.keras_model, str(tmp_path / "serving"))
     photo = data.astronaut()[100:161, 180:277]  # 61 x 97, not a multiple of 8
     photo16 = photo.astype(np.uint16) * 257 + 100
-    files = [tf.io.encode_png(photo).numpy(), tf.io.encode_png(photo16).numpy(),
-             tf.io.encode_jpeg(photo, quality=90).numpy()]
+    grey = photo[..., 1:2]
+    alpha = rng.randint(0, 256, grey.shape).astype(np.uint8)
+    sent = [photo, photo16, photo, grey, np.concatenate([grey, alpha], -1),
+            grey.astype(np.uint16) * 257,
+            np.concatenate([photo16, alpha.astype(np.uint16) * 257 + 1], -1)]
+    files = [tf.io.encode_png(p).numpy() for p in sent]
+    files[2:4] = [tf.io.encode_jpeg(photo, quality=90).numpy(),
+                  tf.io.encode_jpeg(grey, quality=90).numpy()]
     served, error = _serve_encoded(path, {"images_bytes": files}, tmp_path)
-    assert error == ""
-    for file, png, dtype in zip(files, served, (np.uint8, np.uint16, np.uint8)):
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[24] == 8 * np.dtype(dtype).itemsize
-        out = tf.io.decode_png(png, dtype=tf.as_dtype(dtype)).numpy()
-        sent = tf.io.decode_image(file, dtype=tf.as_dtype(dtype)).numpy()
-        assert np.abs(out.astype(int) - deblurrer(sent).astype(int)).max() <= 1
+    assert error == "" and len(served) == len(files)
+    for file, png, original in zip(files, served, sent):
+        dtype = tf.as_dtype(original.dtype)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[24] == 8 * dtype.size
+        out = tf.io.decode_png(png, 0, dtype).numpy()
+        decoded = tf.io.decode_image(file, 0, dtype).numpy()
+        expected = deblurrer(decoded)
+        assert out.shape == expected.shape == original.shape
+        assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+        if original.shape[-1] in (2, 4):  # alpha passed through, bit for bit
+            np.testing.assert_array_equal(out[..., -1], original[..., -1])
     for bad, first in ((b"not a photo", "110 111 116 32 97 32 112 104"),
                        (b"BM\xf6\x00\xff\xfe", "66 77 246 0 255 254 0 0"),
                        (b"\x89PNG\r\n\x1a\n", None)):  # a PNG's signature, then nothing
