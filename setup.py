@@ -72,9 +72,10 @@ setup(
         "tfds-cli": TFDS_CLI,
         # dill: tensorflow-datasets' DatasetBuilderTestCase imports it; pytest-xdist runs the
         # suite in two processes (README's test command); playwright drives Debian's
-        # chromium through the demo page (tests/experiments/test_demo.py).
-        "test": ["pytest>=7", "pytest-xdist>=3", "dill", "playwright"] + EXPORT + HELD_OUT
-                + DEMO + TFDS_CLI,
+        # chromium through the demo page (tests/experiments/test_demo.py);
+        # tensorflow-serving-api runs docs/serving.md's gRPC client against a stand-in.
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill", "playwright",
+                 "tensorflow-serving-api"] + EXPORT + HELD_OUT + DEMO + TFDS_CLI,
     },
     classifiers=[
         "Programming Language :: Python :: 3",

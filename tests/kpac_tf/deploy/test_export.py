@@ -185,6 +185,47 @@ def test_serving_page_rest_example_against_a_stand_in_for_tf_serving(tmp_path, r
     assert np.abs(sharp.astype(int) - deblur(model, photo).astype(int)).max() <= 1
 
 
+def test_serving_page_grpc_example_against_a_stand_in_for_tf_serving(tmp_path, rng):
+    """docs/serving.md's gRPC snippet, run as written in its own process against a
+    stand-in PredictionService (tensorflow-serving-api's own stubs) that calls the
+    exported `serving_encoded` signature as TF Serving would."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    model = build_model("single_2level", channels=4)
+    served = tf.saved_model.load(export_saved_model(model, str(tmp_path / "serving")))
+
+    class StandIn(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            assert request.model_spec.name == "kpac"
+            signature = served.signatures[request.model_spec.signature_name]
+            out = signature(**{name: tf.constant(tf.make_ndarray(proto))
+                               for name, proto in request.inputs.items()})
+            reply = predict_pb2.PredictResponse()
+            for name, value in out.items():
+                reply.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return reply
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(StandIn(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    section = (REPO / "docs" / "serving.md").read_text().split("## TF Serving", 1)[1]
+    snippet, = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    photo = rng.randint(0, 256, (45, 70, 3)).astype(np.uint8)
+    (tmp_path / "photo.png").write_bytes(tf.io.encode_png(photo).numpy())
+    try:
+        subprocess.run([sys.executable, "-c", snippet.replace("localhost:8500",
+                                                              f"127.0.0.1:{port}")],
+                       cwd=tmp_path, check=True, timeout=300)
+    finally:
+        server.stop(None)
+    sharp = tf.io.decode_png((tmp_path / "sharp.png").read_bytes()).numpy()
+    assert np.abs(sharp.astype(int) - deblur(model, photo).astype(int)).max() <= 1
+
+
 def test_encoded_signature_of_the_dual_network_takes_three_files(tmp_path, rng):
     model = build_model("dual", channels=4)
     path = export_saved_model(model, str(tmp_path / "serving"))
