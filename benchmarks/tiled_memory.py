@@ -128,6 +128,9 @@ def tiling_speed(checkpoint, bundled, precision, tile_sizes):
     from kpac_tf.paper.complexity import count_flops
 
     deblurrer = _deblurrer(checkpoint, bundled, precision)
+    if deblurrer.keras_model is None:
+        raise SystemExit(f"--checkpoint={checkpoint} is an exported SavedModel: the speed "
+                         "part counts the network's FLOPs on the Keras model it came from")
     rng = np.random.RandomState(0)
     photos = {"24MP": rng.randint(0, 256, (4000, 6000, 3)).astype(np.uint8),
               "12MP": rng.randint(0, 256, (3000, 4000, 3)).astype(np.uint8),
@@ -203,7 +206,9 @@ def main(argv):
               + ", ".join(f"{name} {psnr:.1f} dB / {levels} levels"
                           for name, psnr, levels in rows)
               + f"; mean {sum(r[1] for r in rows) / len(rows):.1f} dB")
-    out = subprocess.run(_child_command("speed"), capture_output=True, text=True, check=True)
+    out = subprocess.run(_child_command("speed"), stdout=subprocess.PIPE, text=True)
+    if out.returncode:
+        raise SystemExit(out.returncode)  # its reason is on stderr
     speed = json.loads(out.stdout.strip().splitlines()[-1])
     for tile in tile_sizes:
         tiled = f"12MP tiled {tile}"

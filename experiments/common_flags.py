@@ -145,16 +145,17 @@ _UNSET_MEANS = {
 _SAYS_UNSET = re.compile(r"\(default[: ]|\bDefault:|\bUnset:")
 
 
-def deblurrer_from_flags(precision="float32"):
-    """The `Deblurrer` that --checkpoint / --model name (the bundled model if unset).
+def deblurrer_from_flags(precision="float32", checkpoint=CHECKPOINT, model=MODEL):
+    """The `Deblurrer` that the `checkpoint` and `model` flags name (the bundled model
+    if unset).
 
     Raises:
         CheckpointError: `load_deblurrer`'s, its sentence ending with the flag to change.
     """
     try:
-        return loading.load_deblurrer(CHECKPOINT.value, MODEL.value, precision)
+        return loading.load_deblurrer(checkpoint.value, model.value, precision)
     except CheckpointError as e:
-        flag = MODEL if isinstance(e, NetworkNameError) else CHECKPOINT
+        flag = model if isinstance(e, NetworkNameError) else checkpoint
         raise type(e)(f"{e} (--{flag.name})") from None
 
 

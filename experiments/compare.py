@@ -17,7 +17,6 @@ import os
 
 from absl import flags
 
-from kpac_tf.deploy import loading
 from kpac_tf.evaluation import comparison, items, lpips, protocols, scoring
 from kpac_tf.models.networks import MODEL_NAMES
 from kpac_tf.utils.files import write_json
@@ -29,7 +28,7 @@ from .common_flags import (BIT_DEPTH as _BIT_DEPTH, CHECKPOINT as _CHECKPOINT,
                            LPIPS_LINEAR as _LPIPS_LINEAR, MANUAL_DIR as _MANUAL_DIR,
                            MODEL as _MODEL, OUTPUT_DIR as _OUTPUT_DIR,
                            SKIP_BAD as _SKIP_BAD, SPLIT as _SPLIT, SSIM as _SSIM,
-                           TO_8BIT as _TO_8BIT, run_app, value_or)
+                           TO_8BIT as _TO_8BIT, deblurrer_from_flags, run_app, value_or)
 
 _BASELINE = flags.DEFINE_string(
     "baseline", None, "The model compared against, as --checkpoint takes it. Unset: the "
@@ -44,8 +43,7 @@ _DEFAULT_OUTPUT = "outputs/compare"
 def main(argv):
     del argv  # run_app refuses extra arguments
     output_dir = value_or(_OUTPUT_DIR, _DEFAULT_OUTPUT)
-    sources = {"a": (_CHECKPOINT.value, _MODEL.value),
-               "b": (_BASELINE.value, _BASELINE_MODEL.value)}
+    sources = {"a": (_CHECKPOINT, _MODEL), "b": (_BASELINE, _BASELINE_MODEL)}
     try:
         if _RESAMPLES.value < 100:
             raise ValueError(f"--resamples={_RESAMPLES.value}: give at least 100")
@@ -54,12 +52,12 @@ def main(argv):
         chosen = protocols.requested(_BIT_DEPTH.value, _TO_8BIT.value, _SSIM.value)
         scores, names = {}, {}
         for key, (checkpoint, network) in sources.items():
-            model = loading.load_deblurrer(checkpoint, network)
-            names[key] = f"{key}: {checkpoint or 'bundled model'}"
+            model = deblurrer_from_flags(checkpoint=checkpoint, model=network)
+            names[key] = f"{key}: {checkpoint.value or 'bundled model'}"
             folder = os.path.join(output_dir, key)
             images = items.select(_INPUT_DIR.value, _SPLIT.value, model.num_inputs == 3,
                                   _LIMIT.value, _DATASET.value, _DATASET_CONFIG.value,
-                                  _DATA_DIR.value, _MANUAL_DIR.value, network or model.name)
+                                  _DATA_DIR.value, _MANUAL_DIR.value, network.value or model.name)
             summary = scoring.evaluate(model, images, folder, _SKIP_BAD.value, chosen,
                                        lpips=metric, lpips_unavailable=unavailable)
             for warning in summary["warnings"]:

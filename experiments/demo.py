@@ -56,7 +56,7 @@ def read_views(paths, count, max_pixels):
     for path in paths:
         name = os.path.basename(path)  # the upload's name, not the server's copy
         try:
-            photos.append(images.as_rgb(images.read_image(path, max_pixels)))
+            photos.append(pixels.photo_to_rgb(images.read_image(path, max_pixels)))
         except images.PhotoTooLarge as e:  # refused from the header, before decoding
             raise ValueError(f"{name} is {e.header.describe()}, above the limit of "
                              f"{max_pixels / 1e6:g} MP (--max_megapixels)") from None

@@ -73,10 +73,10 @@ def main(argv):
             path = export.export_litert(model, _OUTPUT.value, _LITERT_WEIGHTS.value)
         else:
             path = export.export_onnx(model, _OUTPUT.value)
-    except FileExistsError as e:  # the version folder, never overwritten
-        raise SystemExit(f"export: {e} (--version)") from None
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        raise SystemExit(f"export: {e}") from None
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
+        # An existing SavedModel version is never overwritten: the flag picks another.
+        version = _FORMAT.value == "saved_model" and isinstance(e, FileExistsError)
+        raise SystemExit(f"export: {e}" + (" (--version)" if version else "")) from None
     logging.info("Exported %s to %s", model.name, path)
     print(path)
 

@@ -8,5 +8,6 @@ class CheckpointError(ValueError):
 
 
 class NetworkNameError(CheckpointError):
-    """The network name given with a checkpoint is missing or not the one it holds
-    (an app words it as its --model flag, the others as --checkpoint)."""
+    """The network name given with a checkpoint is missing, or not the one it holds
+    (its tensors do not fit that network): an app words it as its --model flag, the
+    other checkpoint errors as --checkpoint."""

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kpac_tf.checkpoints.errors import CheckpointError
+from kpac_tf.checkpoints.errors import CheckpointError, NetworkNameError
 from kpac_tf.checkpoints.safe_pickle import (RestrictedUnpickler, _Refused, read_zip_member,
                                              restricted_load)
 from kpac_tf.models.layers import KPACBlock, ResidualBlock
@@ -189,12 +189,12 @@ def assign_tf1_tensors(model, tensors, source="checkpoint"):
     pairs = tf1_variables(model)
     for i, ((name, variable), tensor) in enumerate(zip(pairs, tensors)):
         if tuple(variable.shape) != tensor.shape:
-            raise CheckpointError(
+            raise NetworkNameError(
                 f"{source}: tensor {i} ({name}, Keras {variable.path}) expected shape "
                 f"{tuple(variable.shape)}, found {tensor.shape}; is this checkpoint for "
                 f"a different network than {model.name!r}?")
     if len(tensors) != len(pairs):
-        raise CheckpointError(
+        raise NetworkNameError(
             f"{source}: holds {len(tensors)} tensors, model {model.name!r} expects "
             f"{len(pairs)}; is this checkpoint for a different network?")
     for (_, variable), tensor in zip(pairs, tensors):

@@ -349,14 +349,6 @@ def read_image(path, max_pixels=None):
     return _orient(image.numpy(), _exif_orientation(data))
 
 
-def as_rgb(image):
-    """A photo (h, w) or (h, w, c) with c in 1-4 -> (h, w, 3): grey repeated, alpha
-    dropped (numpy, same dtype)."""
-    image = np.asarray(image)
-    image = image[..., None] if image.ndim == 2 else image
-    return image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-
-
 def write_png(path, image, compression=-1, text=None, replace=True):
     """Writes uint8/uint16 (h, w, c) as PNG, atomically and flushed to the disk;
     `compression` is the zlib level, 0-9 (-1: zlib's default, 6); `text`, {keyword:

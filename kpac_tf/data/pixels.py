@@ -91,6 +91,26 @@ def from_unit(image, dtype):
 
 
 @_same_kind
+def photo_to_rgb(photo):
+    """A photo (..., c) with c in 1-4 (grey, grey + alpha, RGB, RGBA) -> (..., 3) of
+    its dtype: grey repeated, alpha left out (`rgb_to_photo` puts both back)."""
+    grey = tf.shape(photo)[-1] <= 2
+    return tf.gather(photo, tf.where(grey, [0, 0, 0], [0, 1, 2]), axis=-1)
+
+
+@_same_kind
+def rgb_to_photo(rgb, photo):
+    """Undoes `photo_to_rgb` for `rgb` (..., 3), a deblurred `photo_to_rgb(photo)` of
+    `photo`'s integer dtype: grey comes back as the mean of the three channels (in the
+    network range, then rounded), alpha as it was in `photo`."""
+    photo = tf.convert_to_tensor(photo)
+    grey = tf.shape(photo)[-1] <= 2
+    color = tf.cond(grey, lambda: from_network(tf.reduce_mean(
+        to_network(rgb), axis=-1, keepdims=True), photo.dtype), lambda: rgb)
+    return tf.concat([color, photo[..., tf.where(grey, 1, 3):]], axis=-1)
+
+
+@_same_kind
 def grey_to_rgb(image):
     """(h, w) grey image -> (h, w, 3), the grey repeated; an image with channels is
     returned as it is."""

@@ -201,15 +201,8 @@ def deblur(model, image, tile_size=None, overlap=tiling.OVERLAP, precision="floa
         raise ValueError(f"a photo must be (h, w), (h, w, c) or (n, h, w, c) with c in "
                          f"1-4 (grey, grey + alpha, RGB, RGBA); got {image.dtype} "
                          f"{original_shape}")
-    color = 1 if image.shape[-1] <= 2 else 3      # 2 and 4 channels carry alpha
-    rgb = np.repeat(image[..., :1], 3, axis=-1) if color == 1 else image[..., :3]
-    out = _deblur_batch(deblurrer, [rgb], tile_size, overlap, on_tile)
-    if color == 1:
-        out = pixels.from_network(pixels.to_network(out).mean(axis=-1, keepdims=True),
-                                  image.dtype)
-    if image.shape[-1] > color:  # alpha, passed through
-        out = np.concatenate([out, image[..., color:]], axis=-1)
-    return out.reshape(original_shape)
+    out = _deblur_batch(deblurrer, [pixels.photo_to_rgb(image)], tile_size, overlap, on_tile)
+    return pixels.rgb_to_photo(out, image).reshape(original_shape)
 
 
 def _deblur_batch(deblurrer, views, tile_size, overlap, on_tile=None):

@@ -4,14 +4,14 @@ Every export takes images of any batch, height and width: padding to the network
 multiple and cropping back happen inside the graph.
 
 - `export_saved_model(model, export_dir)` writes `export_dir/<version>/` (the layout
-  TF Serving watches) with three signatures:
+  TF Serving watches) with four signatures:
   - `serving_default`: `images` uint8 (batch, h, w, 3) -> `deblurred` uint8;
   - `serving_uint16`: uint16 in -> uint16 out (16-bit photos);
   - `float`: float32 in [0, 1] -> float32 in [0, 1];
   - `serving_encoded`: `images_bytes` string (batch,) of PNG (8 or 16-bit) or JPEG
     files -> `deblurred_bytes` string (batch,) of PNG files at each input's bit depth
-    (what image services send: b64 JSON over TF Serving's REST API, whose `_bytes`
-    names mark binary values).
+    and in its layout (grey, grey + alpha, RGB, RGBA) (what image services send: b64
+    JSON over TF Serving's REST API, whose `_bytes` names mark binary values).
 - `export_litert(model, path)` and `export_onnx(model, path)` write one file with the
   `float` contract: input `images` float32 (batch, h, w, 3) in [0, 1], output
   `deblurred` float32 of the same shape, clipped to [0, 1].
@@ -130,32 +130,14 @@ def _is_sixteen_bit(data, name):
         return is_png & tf.equal(tf.strings.substr(head, 24, 1), b"\x10")  # IHDR depth
 
 
-def _photo_layout(photo):
-    """A decoded photo (h, w, c), c in 1-4 (grey, grey + alpha, RGB, RGBA), as `deblur`
-    takes it apart: (float32 (1, h, w, 3) network view, grey as RGB; a function from
-    the network's (1, h, w, 3) output to a photo of `photo`'s dtype and layout, grey
-    averaged back and alpha passed through)."""
-    dtype = photo.dtype
-    grey = tf.shape(photo)[-1] <= 2
-    rgb = tf.gather(photo, tf.where(grey, [0, 0, 0], [0, 1, 2]), axis=-1)
-
-    def back(output):
-        color = pixels.from_network(output[0], dtype)
-        color = tf.cond(grey, lambda: pixels.from_network(tf.reduce_mean(
-            pixels.to_network(color), axis=-1, keepdims=True), dtype), lambda: color)
-        return tf.concat([color, photo[..., tf.where(grey, 1, 3):]], axis=-1)
-
-    return pixels.to_network(rgb)[None], back
-
-
 def encoded_serving_function(model, network):
     """The `serving_encoded` computation as a `tf.function`: string (batch,) files
     per input name (`images_bytes`, or the dual network's three) -> {`deblurred_bytes`:
     string (batch,) PNG files} at the input's bit depth (16-bit for a 16-bit PNG) and
-    layout (grey, grey + alpha, RGB or RGBA, as the first input's), as `deblur`
-    returns them. Images are deblurred one at a time (each may have its own size);
-    the dual network's three files of an item must agree in size and bit depth.
-    `network`: a `_shared_network_fn`."""
+    in its layout (grey, grey + alpha, RGB or RGBA: `pixels.photo_to_rgb` and back),
+    as `deblur` returns them. Images are deblurred one at a time (each may have its
+    own size); the dual network's three files of an item must be RGB and agree in
+    size and bit depth, as `deblur` asks. `network`: a `_shared_network_fn`."""
     names = [name + BYTES_SUFFIX for name in input_names(model)]
 
     def one(files):
@@ -164,19 +146,34 @@ def encoded_serving_function(model, network):
             f"{name} and {names[0]} differ in bit depth"])
             for depth, name in zip(depths[1:], names[1:])]
 
-        def deblurred(decode):
-            layouts = [_photo_layout(decode(data)) for data in files]
-            views = [view for view, _ in layouts]
-            with tf.control_dependencies(checks + [tf.debugging.assert_equal(
-                    tf.shape(view), tf.shape(views[0]),
-                    message=f"{name} and {names[0]} differ in size")
-                    for view, name in zip(views[1:], names[1:])]):
-                return tf.io.encode_png(layouts[0][1](network(views)))
+        def decoded(decode):
+            """(the first photo as uint16 values (h, w, c), unscaled; each photo's
+            channel count; the network views)"""
+            photos = [decode(data) for data in files]
+            return (tf.cast(photos[0], tf.uint16), [tf.shape(p)[-1] for p in photos],
+                    [pixels.to_network(pixels.photo_to_rgb(p))[None] for p in photos])
 
-        return tf.cond(depths[0],
-                       lambda: deblurred(lambda data: tf.io.decode_png(data, 0, tf.uint16)),
-                       lambda: deblurred(lambda data: tf.io.decode_image(
-                           data, 0, tf.uint8, expand_animations=False)))
+        # The bit depth picks the decoder and the encoder; the network runs once.
+        # Every file is checked (a PNG or JPEG, of one bit depth) before any is decoded.
+        with tf.control_dependencies(depths + checks):
+            photo, channels, views = tf.cond(
+                depths[0], lambda: decoded(lambda data: tf.io.decode_png(data, 0, tf.uint16)),
+                lambda: decoded(lambda data: tf.io.decode_image(data, 0, tf.uint8,
+                                                                expand_animations=False)))
+        dual = [tf.debugging.assert_equal(
+            count, 3, message=f"{name}: the dual network takes RGB files")
+            for count, name in zip(channels, names) if len(views) == 3]
+        sizes = [tf.debugging.assert_equal(
+            tf.shape(view), tf.shape(views[0]), message=f"{name} and {names[0]} differ in size")
+            for view, name in zip(views[1:], names[1:])]
+        with tf.control_dependencies(dual + sizes):
+            out = network(views)[0]
+
+        def encoded(dtype):
+            return tf.io.encode_png(pixels.rgb_to_photo(pixels.from_network(out, dtype),
+                                                        tf.cast(photo, dtype)))
+
+        return tf.cond(depths[0], lambda: encoded(tf.uint16), lambda: encoded(tf.uint8))
 
     def serve(*files):
         # One image at a time: memory follows the largest image, not the batch.

@@ -106,7 +106,7 @@ def _saved_model_deblurrer(path):
     """A `Deblurrer` over an export of `kpac_tf.deploy.export` (its `float` signature)."""
     loaded = tf.saved_model.load(path)
     if export.FLOAT_SIGNATURE not in loaded.signatures:
-        raise ValueError(f"{path}: SavedModel has no {export.FLOAT_SIGNATURE!r} "
+        raise CheckpointError(f"{path}: SavedModel has no {export.FLOAT_SIGNATURE!r} "
                          "signature; export it with experiments.export")
     signature = loaded.signatures[export.FLOAT_SIGNATURE]
     names = set(signature.structured_input_signature[1])

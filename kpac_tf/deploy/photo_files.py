@@ -393,7 +393,7 @@ def _deblur_one(deblurrer, job, tile_size, overlap, max_pixels):
         sharp = deblur(deblurrer, image, tile_size, overlap)  # NaN refused here, first
         outputs = {}
         if job.extras and deblurrer.keras_model is not None:
-            rgb = images.as_rgb(image)
+            rgb = pixels.photo_to_rgb(image)
             maps = attention_image(deblurrer.keras_model, rgb)
             if maps is not None:
                 outputs[job.extras["attention"]] = maps

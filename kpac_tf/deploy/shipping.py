@@ -110,7 +110,8 @@ def assess(run_dir, data_dir=None, eval_dir="outputs/ship_model"):
     best = run_folder.read_json(best_dir, run_folder.BEST_RECORD)
     if best is None:
         raise FileNotFoundError(f"{best_dir}/{run_folder.BEST_RECORD}: the run has no "
-                                "checkpoint chosen on validation (train with --eval_every)")
+                                "checkpoint chosen on validation (train with "
+                                "experiments.train --eval_every)")
     deblurrer = load_deblurrer(best_dir)
     phases = training_phases(run_dir, best["step"])
     builder = pipelines.prepare("synthetic", data_dir, config.get("dataset_config"),

@@ -214,13 +214,3 @@ def test_by_position_needs_equal_counts_and_says_where(tmp_path):
         images.pair_views(folders, label="DPDD", by="position")
     with pytest.raises(ValueError, match='by must be "name" or "position"'):
         images.pair_views(folders, by="order")
-
-
-def test_any_photo_as_rgb():
-    grey = np.arange(12, dtype=np.uint16).reshape(3, 4)
-    for photo in (grey, grey[..., None], np.stack([grey, grey * 0], -1)):
-        rgb = images.as_rgb(photo)
-        assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint16
-        np.testing.assert_array_equal(rgb, np.repeat(grey[..., None], 3, -1))
-    rgba = np.random.default_rng(0).integers(0, 256, (3, 4, 4)).astype(np.uint8)
-    np.testing.assert_array_equal(images.as_rgb(rgba), rgba[..., :3])

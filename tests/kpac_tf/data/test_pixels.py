@@ -94,3 +94,24 @@ def test_tensors_stay_tensors_and_numpy_stays_numpy():
     traced = tf.function(lambda x: pixels.from_network(pixels.to_network(
         pixels.to_uint8(x, "high_byte")), tf.uint8))
     np.testing.assert_array_equal(traced(tf.constant(image)), [[0, 18, 255]])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_every_photo_layout_to_rgb_and_back(dtype):
+    """Grey repeated and alpha left out, then put back: grey as the mean of the
+    deblurred channels (in the network range, rounded), alpha bit for bit."""
+    rng = np.random.default_rng(0)
+    top = np.iinfo(dtype).max
+    rgba = rng.integers(0, top + 1, (2, 5, 7, 4)).astype(dtype)
+    for photo in (rgba[..., :1], rgba[..., 1:3], rgba[..., :3], rgba):
+        for kind in (np.asarray, tf.constant):
+            rgb = pixels.photo_to_rgb(kind(photo))
+            assert tf.is_tensor(rgb) == (kind is tf.constant) and rgb.dtype == dtype
+            expected = photo[..., :3] if photo.shape[-1] >= 3 else np.repeat(photo[..., :1], 3, -1)
+            np.testing.assert_array_equal(np.asarray(rgb), expected)
+            np.testing.assert_array_equal(np.asarray(pixels.rgb_to_photo(rgb, photo)), photo)
+    deblurred = rgba[..., :3]  # three different channels, as a network gives for grey
+    grey = pixels.rgb_to_photo(deblurred, rgba[..., 1:3])
+    mean = deblurred.astype(np.float64).mean(-1)
+    assert grey.shape == (2, 5, 7, 2) and np.abs(grey[..., 0] - mean).max() <= 0.5 + 1e-6
+    np.testing.assert_array_equal(grey[..., 1], rgba[..., 2])

@@ -79,24 +79,29 @@ def _run_in_fresh_process(script):
     return result
 
 
-def _serve_encoded(path, files, tmp_path):
-    """Calls `serving_encoded` of the SavedModel at `path` in a fresh process with
-    {input name: [file bytes]}; returns ([PNG bytes] or None, the error's text)."""
-    np.savez(tmp_path / "files.npz", **{k: np.array(v, dtype=object) for k, v in files.items()})
+def _serve_encoded(path, requests, tmp_path):
+    """Calls `serving_encoded` of the SavedModel at `path` in one fresh process, once
+    per request ({input name: [file bytes]}), in order; returns a list of ([PNG bytes]
+    or None, the error's text). A refused request leaves the process serving."""
+    with open(tmp_path / "requests.pkl", "wb") as f:
+        pickle.dump(requests, f)
     script = textwrap.dedent(f"""
         import os, pickle
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import numpy as np, tensorflow as tf
+        import tensorflow as tf
         loaded = tf.saved_model.load({path!r})
-        files = dict(np.load({str(tmp_path / 'files.npz')!r}, allow_pickle=True))
-        try:
-            out = loaded.signatures["serving_encoded"](
-                **{{k: tf.constant(list(v)) for k, v in files.items()}})
-            result = (list(out["deblurred_bytes"].numpy()), "")
-        except tf.errors.InvalidArgumentError as e:
-            result = (None, str(e))
+        with open({str(tmp_path / 'requests.pkl')!r}, "rb") as f:
+            requests = pickle.load(f)
+        results = []
+        for files in requests:
+            try:
+                out = loaded.signatures["serving_encoded"](
+                    **{{k: tf.constant(v) for k, v in files.items()}})
+                results.append((list(out["deblurred_bytes"].numpy()), ""))
+            except tf.errors.InvalidArgumentError as e:
+                results.append((None, str(e)))
         with open({str(tmp_path / 'served.pkl')!r}, "wb") as f:
-            pickle.dump(result, f)
+            pickle.dump(results, f)
     """)
     _run_in_fresh_process(script)
     with open(tmp_path / "served.pkl", "rb") as f:
@@ -114,16 +119,22 @@ def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path,
     path = export_saved_model(deblurrer.keras_model, str(tmp_path / "serving"))
     photo = data.astronaut()[100:161, 180:277]  # 61 x 97, not a multiple of 8
     photo16 = photo.astype(np.uint16) * 257 + 100
-    grey = photo[..., 1:2]
-    alpha = rng.randint(0, 256, grey.shape).astype(np.uint8)
-    sent = [photo, photo16, photo, grey, np.concatenate([grey, alpha], -1),
-            grey.astype(np.uint16) * 257,
-            np.concatenate([photo16, alpha.astype(np.uint16) * 257 + 1], -1)]
-    files = [tf.io.encode_png(p).numpy() for p in sent]
-    files[2:4] = [tf.io.encode_jpeg(photo, quality=90).numpy(),
-                  tf.io.encode_jpeg(grey, quality=90).numpy()]
-    served, error = _serve_encoded(path, {"images_bytes": files}, tmp_path)
-    assert error == "" and len(served) == len(files)
+    alpha = rng.randint(0, 256, photo.shape[:2] + (1,)).astype(np.uint8)
+    rgba = np.concatenate([photo, alpha], -1)
+    rgba16 = np.concatenate([photo16, alpha.astype(np.uint16) * 257 + 1], -1)
+    # grey, grey + alpha, RGB, RGBA at 8 then 16 bits; JPEG in colour and grey
+    sent = [rgba[..., 1:2], rgba[..., 2:], photo, rgba, rgba16[..., 1:2], rgba16[..., 2:],
+            photo16, rgba16, photo, photo[..., :1]]
+    files = [tf.io.encode_png(p).numpy() for p in sent[:8]] + [
+        tf.io.encode_jpeg(p, quality=90).numpy() for p in sent[8:]]
+    bad_files = ((b"not a photo", "110 111 116 32 97 32 112 104"),
+                 (b"BM\xf6\x00\xff\xfe", "66 77 246 0 255 254 0 0"),
+                 (b"\x89PNG\r\n\x1a\n", None))  # a PNG's signature, then nothing
+    requests = [{"images_bytes": files}] + [{"images_bytes": [files[0], bad]}
+                                            for bad, _ in bad_files]
+    results = _serve_encoded(path, requests + requests[:1], tmp_path)
+    (served, error), again = results[0], results[-1]
+    assert error == "" and len(served) == len(files) and again == results[0]
     for file, png, original in zip(files, served, sent):
         dtype = tf.as_dtype(original.dtype)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[24] == 8 * dtype.size
@@ -134,10 +145,7 @@ def test_encoded_signature_serves_png_and_jpeg_files_as_load_deblurrer(tmp_path,
         assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
         if original.shape[-1] in (2, 4):  # alpha passed through, bit for bit
             np.testing.assert_array_equal(out[..., -1], original[..., -1])
-    for bad, first in ((b"not a photo", "110 111 116 32 97 32 112 104"),
-                       (b"BM\xf6\x00\xff\xfe", "66 77 246 0 255 254 0 0"),
-                       (b"\x89PNG\r\n\x1a\n", None)):  # a PNG's signature, then nothing
-        served, error = _serve_encoded(path, {"images_bytes": [files[0], bad]}, tmp_path)
+    for (bad, first), (served, error) in zip(bad_files, results[1:-1]):
         assert served is None
         if first:
             assert ("images_bytes: not a PNG or JPEG file; its first bytes are] "
@@ -232,12 +240,18 @@ def test_encoded_signature_of_the_dual_network_takes_three_files(tmp_path, rng):
     views = [rng.randint(0, 256, (29, 35, 3)).astype(np.uint8) for _ in range(3)]
     files = {f"{name}_bytes": [tf.io.encode_png(view).numpy()]
              for name, view in zip(("center", "left", "right"), views)}
-    served, error = _serve_encoded(path, files, tmp_path)
+    smaller = dict(files, left_bytes=[tf.io.encode_png(views[1][:20]).numpy()])
+    grey = dict(files, left_bytes=[tf.io.encode_png(views[1][..., :1]).numpy()])
+    text = dict(files, right_bytes=[b"not a photo"])
+    deeper = dict(files, right_bytes=[tf.io.encode_png(views[2].astype(np.uint16)).numpy()])
+    (served, _), smaller, grey, text, deeper = _serve_encoded(
+        path, [files, smaller, grey, text, deeper], tmp_path)
     out = tf.io.decode_png(served[0]).numpy()
     assert np.abs(out.astype(int) - deblur(model, tuple(views)).astype(int)).max() <= 1
-    files["left_bytes"] = [tf.io.encode_png(views[1][:20]).numpy()]
-    served, error = _serve_encoded(path, files, tmp_path)
-    assert served is None and "left_bytes and center_bytes differ in size" in error
+    assert smaller[0] is None and "left_bytes and center_bytes differ in size" in smaller[1]
+    assert grey[0] is None and "left_bytes: the dual network takes RGB files" in grey[1]
+    assert text[0] is None and "right_bytes: not a PNG or JPEG file" in text[1]
+    assert deeper[0] is None and "right_bytes and center_bytes differ in bit depth" in deeper[1]
 
 
 def test_the_served_graph_tiles_big_images_as_the_python_path(tmp_path, rng):
