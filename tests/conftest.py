@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: quiet TensorFlow, the reference vectors in tests/data/."""
+"""Shared pytest fixtures: quiet TensorFlow, the reference vectors in tests/data/; the
+order files run in under README's `-n 2 --dist loadfile`."""
 
 import os
 
@@ -12,6 +13,26 @@ from absl import flags  # noqa: E402
 from tests.test_case import REPO  # noqa: E402
 
 REFERENCE_DIR = REPO / "tests" / "data"
+
+# The slowest files, slowest first (`pytest --durations=0`): handed out first, so that
+# the two workers of README's test command finish together instead of one running the
+# last long file alone (xdist would otherwise queue files by their number of tests,
+# which puts these few-test, many-process files last).
+SLOWEST_FILES = ["tests/kpac_tf/training/test_loop.py", "tests/kpac_tf/training/test_cluster.py",
+                 "tests/kpac_tf/deploy/test_export.py", "tests/test_installed.py",
+                 "tests/experiments/test_train.py", "tests/test_cloud_storage.py",
+                 "tests/test_dpdd_full_size.py", "tests/kpac_tf/deploy/test_shipping.py",
+                 "tests/experiments/test_export.py", "tests/experiments/test_deblur.py"]
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist's, when installed
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @pytest.fixture(scope="session")

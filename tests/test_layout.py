@@ -79,3 +79,10 @@ def test_tests_mirror_the_code():
             if not (REPO / tested).exists():
                 orphans.append(f"{path.relative_to(REPO)} (no {tested})")
     assert not orphans, orphans
+
+
+def test_the_slowest_files_conftest_runs_first_exist():
+    from tests.conftest import SLOWEST_FILES
+
+    assert len(set(SLOWEST_FILES)) == len(SLOWEST_FILES)
+    assert [path for path in SLOWEST_FILES if not (REPO / path).is_file()] == []
