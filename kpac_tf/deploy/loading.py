@@ -107,7 +107,7 @@ def _saved_model_deblurrer(path):
     loaded = tf.saved_model.load(path)
     if export.FLOAT_SIGNATURE not in loaded.signatures:
         raise CheckpointError(f"{path}: SavedModel has no {export.FLOAT_SIGNATURE!r} "
-                         "signature; export it with experiments.export")
+                              "signature; export it with experiments.export")
     signature = loaded.signatures[export.FLOAT_SIGNATURE]
     names = set(signature.structured_input_signature[1])
     keys = export.DUAL_INPUTS if names == set(export.DUAL_INPUTS) else export.SINGLE_INPUTS
